@@ -1,0 +1,649 @@
+-- depends: 0001.baseline
+-- Release 6.1: Customers, the parallel hierarchy. Every project hangs under its org
+-- and under exactly one customer. The rules of DESIGN.md section 4 live here, so they
+-- hold whoever writes: the HTTP service, a DBA in psql, a bulk load or pg_cron.
+--
+-- Rule map (where each rule lives in this file):
+--   1 system projects      config.is_system_project, assign_new_project, reconcile_orphans
+--   2 single mode          config.default_customer, reconcile_orphans
+--   3 per-project mode     config.create_customers, reconcile_orphans
+--   4 single-project names config.rename_single_project_customers, customers_guard_name
+--   5 associate on insert  trigger projects_assign_customer
+--   6 orphans, grace       trigger projects_track_orphans, config.orphan_is_due
+--   7 mode change runs job trigger tunables_mode_changed
+--   8 job touches orphans  config.reconcile_orphans only selects customer_id IS NULL
+--   9 mode switch          config.switch_customer_mode
+--  10 audit                customers_audit_* (and projects_audit_* from 0001)
+
+CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT '6.1'::text $$;
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE config.customers (
+    uuid                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name                text NOT NULL
+                        CONSTRAINT customers_name_unique UNIQUE
+                        CONSTRAINT customers_name_valid CHECK (name ~ '^[^[:space:][:cntrl:]]{1,255}$'),
+    description         text,
+    origin              text NOT NULL DEFAULT 'manual'
+                        CONSTRAINT customers_origin_known CHECK (origin IN ('system', 'default', 'project', 'manual')),
+    default_for_org     uuid CONSTRAINT customers_one_default_per_org UNIQUE
+                        REFERENCES config.orgs (uuid) ON DELETE CASCADE,
+    created_for_project uuid CONSTRAINT customers_one_per_project UNIQUE,
+    created_by          uuid DEFAULT config.current_user_id() REFERENCES config.users (uuid) ON DELETE SET NULL,
+    created             timestamptz NOT NULL DEFAULT now(),
+    modified            timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT customers_origin_links CHECK (
+        (origin = 'default') = (default_for_org IS NOT NULL)
+        AND (origin IN ('system', 'project')) = (created_for_project IS NOT NULL))
+);
+COMMENT ON TABLE config.customers IS 'Customers: global objects grouping projects (release 6.1). A later release promotes them to orgs.';
+COMMENT ON COLUMN config.customers.name IS 'Unique; spaces are stored as dashes; 1 to 255 characters, no whitespace or control characters. A customer with exactly one project carries that project''s name.';
+COMMENT ON COLUMN config.customers.origin IS 'Why it exists: system (hydro, sample_project), default (the org''s single default customer), project (created for one project in per-project mode), manual (created by an administrator).';
+COMMENT ON COLUMN config.customers.default_for_org IS 'For origin default: the org whose default customer this is.';
+COMMENT ON COLUMN config.customers.created_for_project IS 'For origins system and project: the project it was created for (no foreign key: the customer is deleted with its last project).';
+COMMENT ON COLUMN config.customers.created_by IS 'The application user who created it (NULL for the job and plain SQL); operators see the customers they created.';
+
+ALTER TABLE config.projects
+    ADD COLUMN customer_id uuid REFERENCES config.customers (uuid) ON DELETE SET NULL,
+    ADD COLUMN orphaned_at timestamptz;
+COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
+COMMENT ON COLUMN config.projects.orphaned_at IS 'When the project lost its customer (NULL for a project never associated); the job waits customer_orphan_grace_seconds after it.';
+
+CREATE INDEX projects_customer_idx ON config.projects (customer_id);
+CREATE INDEX projects_orphans_idx ON config.projects (org_id) WHERE customer_id IS NULL;
+COMMENT ON INDEX config.projects_orphans_idx IS 'Orphans only: keeps an idle job run and the orphan audit cheap whatever the number of projects.';
+
+CREATE TABLE config.job_runs (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source              text NOT NULL
+                        CONSTRAINT job_runs_source_known CHECK (source IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql')),
+    dry_run             boolean NOT NULL,
+    forced              boolean NOT NULL,
+    skipped             boolean NOT NULL DEFAULT false,
+    started             timestamptz NOT NULL,
+    finished            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    customers_created   integer NOT NULL DEFAULT 0,
+    projects_associated integer NOT NULL DEFAULT 0,
+    customers_renamed   integer NOT NULL DEFAULT 0,
+    orphans_waiting     integer NOT NULL DEFAULT 0,
+    orphans_unresolved  integer NOT NULL DEFAULT 0,
+    error               text
+);
+CREATE INDEX job_runs_started_idx ON config.job_runs (started);
+COMMENT ON TABLE config.job_runs IS 'One row per run of config.reconcile_customers; rows older than 7 days are pruned by the job.';
+COMMENT ON COLUMN config.job_runs.source IS 'Who started the run: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
+COMMENT ON COLUMN config.job_runs.skipped IS 'true when another run held the lock, so this one did nothing.';
+COMMENT ON COLUMN config.job_runs.orphans_waiting IS 'Orphans left after the run (within their grace period, or unresolved).';
+COMMENT ON COLUMN config.job_runs.orphans_unresolved IS 'Due orphans the run could not home (no free customer name); should stay 0.';
+COMMENT ON COLUMN config.job_runs.error IS 'The error that stopped the run, if any (the run''s changes were rolled back).';
+
+-- ---------------------------------------------------------------------------
+-- Naming
+-- ---------------------------------------------------------------------------
+
+-- The names a customer made for `name` may take, in order of preference: the name itself,
+-- then the name with the key's first 8 hex digits, then with the whole key. Deterministic,
+-- so a collision never fails the job and never flip-flops.
+CREATE FUNCTION config.customer_name_candidates(p_name text, p_key uuid) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY[left(n, 255), left(n, 246) || '-' || left(p_key::text, 8), left(n, 218) || '-' || p_key::text]
+    FROM (SELECT replace(p_name, ' ', '-') AS n) s
+$$;
+COMMENT ON FUNCTION config.customer_name_candidates(text, uuid) IS 'Rule 4 naming: the customer names derived from a project (or org) name, most preferred first.';
+
+-- Rule 1: the projects that always get a customer of their own.
+CREATE FUNCTION config.is_system_project(p_name text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_name IN ('hydro', 'sample_project') $$;
+COMMENT ON FUNCTION config.is_system_project(text) IS 'Rule 1: hydro and sample_project always get one customer each (origin system).';
+
+-- ---------------------------------------------------------------------------
+-- Customer guards
+-- ---------------------------------------------------------------------------
+
+-- Spaces become dashes; a single-project customer keeps its project's name (rule 4).
+CREATE FUNCTION config.customers_guard_name() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    only_project record;
+BEGIN
+    NEW.name := replace(NEW.name, ' ', '-');
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.name IS DISTINCT FROM OLD.name OR NEW.description IS DISTINCT FROM OLD.description THEN
+            NEW.modified := now();
+        END IF;
+        IF NEW.name IS DISTINCT FROM OLD.name THEN
+            SELECT min(p.name) AS name, (array_agg(p.uuid))[1] AS uuid, count(*) AS n INTO only_project
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = NEW.uuid LIMIT 2) p;
+            IF only_project.n = 1
+               AND NEW.name <> ALL (config.customer_name_candidates(only_project.name, only_project.uuid)) THEN
+                RAISE EXCEPTION 'customer % has exactly one project (%): its name follows the project; rename the project instead',
+                    OLD.name, only_project.name
+                    USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_single_project_name';
+            END IF;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customers: spaces to dashes, modified bookkeeping, rule 4 (a single-project customer is named after its project).';
+
+CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers
+    FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+
+CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
+CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers.';
+COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
+COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
+
+-- ---------------------------------------------------------------------------
+-- Creating customers
+-- ---------------------------------------------------------------------------
+
+-- Creates one customer per key (a project for origins system/project, an org for origin
+-- default) named from the matching name; a name already taken falls back to the next
+-- candidate, so this never fails on a name. Keys that already have their customer are
+-- skipped. Returns how many customers it created.
+CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    level   integer;
+    created integer;
+    total   integer := 0;
+BEGIN
+    FOR level IN 1..3 LOOP
+        INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
+        SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
+               CASE WHEN p_origin = 'default' THEN u.key END,
+               CASE WHEN p_origin <> 'default' THEN u.key END
+        FROM unnest(p_keys, p_names) AS u (key, name)
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.created_for_project = u.key)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.default_for_org = u.key)
+        ORDER BY u.key
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS created = ROW_COUNT;
+        total := total + created;
+        EXIT WHEN total >= cardinality(p_keys);
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION config.create_customers(text, uuid[], text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names.';
+
+-- Rule 2: the org's single default customer, created when missing.
+CREATE FUNCTION config.default_customer(p_org_id uuid) RETURNS uuid
+LANGUAGE plpgsql AS $$
+DECLARE
+    found uuid;
+BEGIN
+    SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id;
+    IF found IS NULL THEN
+        PERFORM config.create_customers('default', ARRAY[p_org_id],
+                                        ARRAY[(SELECT name || '-default' FROM config.orgs WHERE uuid = p_org_id)]);
+        SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id;
+    END IF;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION config.default_customer(uuid) IS 'Rule 2: the uuid of the org''s default customer (named <org>-default), created when missing.';
+
+-- ---------------------------------------------------------------------------
+-- Project triggers
+-- ---------------------------------------------------------------------------
+
+-- Rule 5: a new project gets its customer in the statement that creates it; an explicit
+-- customer_id wins. Per row, so it works for INSERT, multi-row INSERT and COPY alike.
+CREATE FUNCTION config.assign_new_project() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    origin text;
+BEGIN
+    NEW.orphaned_at := NULL;
+    IF NEW.customer_id IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    IF config.is_system_project(NEW.name) THEN
+        origin := 'system';
+    ELSIF config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb THEN
+        origin := 'project';
+    ELSE
+        NEW.customer_id := config.default_customer(NEW.org_id);
+        RETURN NEW;
+    END IF;
+    PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
+    SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3.';
+
+CREATE TRIGGER projects_assign_customer BEFORE INSERT ON config.projects
+    FOR EACH ROW EXECUTE FUNCTION config.assign_new_project();
+COMMENT ON TRIGGER projects_assign_customer ON config.projects IS 'Rule 5: associates every new project (INSERT or COPY) in the same transaction.';
+
+-- Rule 6 bookkeeping: remember when a project became an orphan.
+CREATE FUNCTION config.track_orphans() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL THEN
+        NEW.orphaned_at := now();
+    ELSIF NEW.customer_id IS NOT NULL THEN
+        NEW.orphaned_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION config.track_orphans() IS 'Rule 6: BEFORE UPDATE OF customer_id trigger setting orphaned_at (also fires for ON DELETE SET NULL).';
+
+CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects
+    FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+COMMENT ON TRIGGER projects_track_orphans ON config.projects IS 'Rule 6: records when a project lost its customer.';
+
+-- Rule 4 for a set of customers: each one with exactly one project takes that project's
+-- name (first free candidate). Returns how many it renamed.
+CREATE FUNCTION config.rename_single_project_customers(p_customers uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    level   integer;
+    renamed integer;
+    total   integer := 0;
+BEGIN
+    FOR level IN 1..3 LOOP
+        BEGIN
+            WITH single AS (
+                SELECT c.uuid, one.names[1] AS project_name, one.ids[1] AS project_id, c.name
+                FROM config.customers c
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+                    FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+                ) one
+                WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+            ), wanted AS (
+                SELECT s.uuid, (config.customer_name_candidates(s.project_name, s.project_id))[level] AS name
+                FROM single s
+                WHERE s.name <> ALL (config.customer_name_candidates(s.project_name, s.project_id))
+            )
+            UPDATE config.customers c SET name = w.name
+            FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
+            WHERE c.uuid = w.uuid
+              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name);
+            GET DIAGNOSTICS renamed = ROW_COUNT;
+            total := total + renamed;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- a concurrent transaction took a name: the next level's candidates are distinct
+        END;
+    END LOOP;
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION config.rename_single_project_customers(uuid[]) IS 'Rule 4: names each given customer that has exactly one project after that project.';
+
+-- After projects move, are renamed or deleted: auto-created customers left empty go,
+-- an auto-created customer whose own project left it (but which an administrator gave
+-- other projects) becomes manual, and single-project customers follow their project's
+-- name. The number renamed is added to the transaction's hierarchy.customers_renamed.
+CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    renamed integer;
+BEGIN
+    IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM config.customers c
+    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+    UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
+    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid);
+    renamed := config.rename_single_project_customers(p_customers);
+    IF renamed > 0 THEN
+        PERFORM set_config('hierarchy.customers_renamed',
+            (coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer + renamed)::text, true);
+    END IF;
+    RETURN renamed;
+END
+$$;
+COMMENT ON FUNCTION config.settle_customers(uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
+
+-- Statement-level: finds the customers a statement touched and settles them once.
+CREATE FUNCTION config.projects_settle() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    touched uuid[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- only customers whose name does not already carry the new project's name can need a rename
+        SELECT array_agg(DISTINCT n.customer_id) INTO touched
+        FROM new_rows n JOIN config.customers c ON c.uuid = n.customer_id
+        WHERE c.name <> ALL (config.customer_name_candidates(n.name, n.uuid));
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(DISTINCT o.customer_id) INTO touched
+        FROM old_rows o WHERE o.customer_id IS NOT NULL;
+    ELSE
+        SELECT array_agg(DISTINCT t.id) INTO touched
+        FROM (
+            SELECT unnest(ARRAY[o.customer_id, n.customer_id]) AS id
+            FROM old_rows o JOIN new_rows n USING (uuid)
+            WHERE o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name
+        ) t
+        WHERE t.id IS NOT NULL;
+    END IF;
+    PERFORM config.settle_customers(touched);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on projects: calls settle_customers for the customers the statement touched.';
+
+CREATE TRIGGER projects_settle_insert AFTER INSERT ON config.projects REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+CREATE TRIGGER projects_settle_update AFTER UPDATE ON config.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+CREATE TRIGGER projects_settle_delete AFTER DELETE ON config.projects REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+COMMENT ON TRIGGER projects_settle_insert ON config.projects IS 'Rule 4 after inserts: a customer that now has one project takes its name.';
+COMMENT ON TRIGGER projects_settle_update ON config.projects IS 'Rule 4 after moves and renames; empty auto-created customers are deleted.';
+COMMENT ON TRIGGER projects_settle_delete ON config.projects IS 'After project deletions: empty auto-created customers are deleted, rule 4 names applied.';
+
+-- ---------------------------------------------------------------------------
+-- The background job
+-- ---------------------------------------------------------------------------
+
+-- Rule 6: an orphan is due when forced, never associated, past the grace period, or
+-- orphaned no later than the last change of the mode tunable.
+CREATE FUNCTION config.orphan_is_due(p_orphaned_at timestamptz, p_force boolean, p_due_before timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before
+$$;
+COMMENT ON FUNCTION config.orphan_is_due(timestamptz, boolean, timestamptz) IS 'Rule 6: whether the job may re-home an orphan now.';
+
+-- Homes every due orphan by rules 1 to 3, set-based, touching nothing else (rule 8).
+-- Returns counts; with p_plan also the changes made (the first 1000), for dry runs.
+CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
+    due_before  timestamptz := greatest(
+        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
+        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'));
+    renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
+    created     integer := 0;
+    associated  integer := 0;
+    n           integer;
+    keys        uuid[];
+    names       text[];
+    planned_ids uuid[];
+    planned     jsonb;
+BEGIN
+    IF p_plan THEN
+        SELECT array_agg(p.uuid ORDER BY p.uuid) INTO planned_ids
+        FROM config.projects p
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+    END IF;
+
+    -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of their own
+    FOR n IN 0..1 LOOP
+        SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
+        FROM config.projects p
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND config.is_system_project(p.name) = (n = 0)
+          AND (n = 0 OR per_project);
+        IF keys IS NOT NULL THEN
+            created := created + config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
+        END IF;
+    END LOOP;
+    UPDATE config.projects p SET customer_id = c.uuid
+    FROM config.customers c
+    WHERE c.created_for_project = p.uuid
+      AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    associated := associated + n;
+
+    -- rule 2: everything else joins the org's default customer
+    IF NOT per_project THEN
+        SELECT array_agg(o.uuid), array_agg(o.name || '-default') INTO keys, names
+        FROM config.orgs o
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.default_for_org = o.uuid)
+          AND EXISTS (SELECT 1 FROM config.projects p
+                      WHERE p.org_id = o.uuid AND p.customer_id IS NULL
+                        AND config.orphan_is_due(p.orphaned_at, p_force, due_before));
+        IF keys IS NOT NULL THEN
+            created := created + config.create_customers('default', keys, names);
+        END IF;
+        UPDATE config.projects p SET customer_id = c.uuid
+        FROM config.customers c
+        WHERE c.default_for_org = p.org_id
+          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        associated := associated + n;
+    END IF;
+
+    IF p_plan THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'project', p.uuid, 'project_name', p.name, 'org', p.org_id,
+                   'customer', c.uuid, 'customer_name', c.name,
+                   'action', CASE WHEN c.created = now() THEN 'create' ELSE 'join' END,
+                   'reason', CASE c.origin
+                       WHEN 'system' THEN 'system project: a customer of its own (rule 1)'
+                       WHEN 'default' THEN 'single mode: the org''s default customer (rule 2)'
+                       ELSE 'per-project mode: a customer of its own (rule 3)' END)
+                   ORDER BY p.uuid), '[]'::jsonb)
+        INTO planned
+        FROM (SELECT * FROM config.projects WHERE uuid = ANY (planned_ids[1:1000])) p
+        JOIN config.customers c ON c.uuid = p.customer_id;
+    END IF;
+
+    SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
+    RETURN jsonb_build_object(
+        'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
+        'customers_created', created,
+        'projects_associated', associated,
+        'customers_renamed',
+            coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
+        'orphans_waiting', n,
+        'orphans_unresolved', (SELECT count(*) FROM config.projects p
+                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before))
+    ) || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
+              ELSE '{}'::jsonb END;
+END
+$$;
+COMMENT ON FUNCTION config.reconcile_orphans(boolean, boolean) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
+
+-- The background job: idempotent, set-based, one run at a time (a concurrent call returns
+-- at once, or waits when p_wait), recorded in job_runs. A dry run does the work in a
+-- sub-transaction, reads what changed, and rolls it back by raising SQLSTATE HR001
+-- (private to this schema) with the result in its DETAIL.
+CREATE FUNCTION config.reconcile_customers(
+    dry_run boolean DEFAULT false,
+    force   boolean DEFAULT false,
+    source  text    DEFAULT 'sql',
+    wait    boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    result  jsonb;
+    failure text;
+    run_id  bigint;
+BEGIN
+    IF source IS NULL OR source NOT IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql') THEN
+        RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
+        INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
+        VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
+        RETURNING id INTO run_id;
+        RETURN jsonb_build_object('run_id', run_id, 'source', source, 'skipped', true,
+                                  'detail', 'another run holds the lock; nothing done');
+    END IF;
+
+    BEGIN
+        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false));
+        IF dry_run THEN
+            RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+        END IF;
+    EXCEPTION
+        WHEN SQLSTATE 'HR001' THEN
+            GET STACKED DIAGNOSTICS failure = PG_EXCEPTION_DETAIL;
+            result := failure::jsonb;
+            failure := NULL;
+        WHEN OTHERS THEN
+            IF source IN ('upgrade', 'tunable', 'switch') THEN
+                RAISE;  -- the change that asked for this run must not commit without it
+            END IF;
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            result := '{}'::jsonb;
+    END;
+
+    INSERT INTO config.job_runs (source, dry_run, forced, started, customers_created, projects_associated,
+                                 customers_renamed, orphans_waiting, orphans_unresolved, error)
+    VALUES (source, coalesce(dry_run, false), coalesce(force, false), started,
+            coalesce((result ->> 'customers_created')::integer, 0),
+            coalesce((result ->> 'projects_associated')::integer, 0),
+            coalesce((result ->> 'customers_renamed')::integer, 0),
+            coalesce((result ->> 'orphans_waiting')::integer, 0),
+            coalesce((result ->> 'orphans_unresolved')::integer, 0),
+            failure)
+    RETURNING id INTO run_id;
+
+    IF NOT coalesce(dry_run, false) THEN
+        DELETE FROM config.job_runs WHERE job_runs.started < now() - interval '7 days';
+    END IF;
+
+    RETURN result || jsonb_build_object('run_id', run_id, 'source', source, 'dry_run', coalesce(dry_run, false),
+                                        'forced', coalesce(force, false), 'skipped', false, 'error', failure);
+END
+$$;
+COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
+
+-- ---------------------------------------------------------------------------
+-- Mode changes
+-- ---------------------------------------------------------------------------
+
+-- Rule 7: a change of the mode tunable runs the job in the same transaction.
+CREATE FUNCTION config.on_mode_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM config.reconcile_customers(source => 'tunable', wait => true);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.on_mode_changed() IS 'Rule 7: AFTER UPDATE trigger on the mode tunable running the job in the same transaction.';
+
+CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables
+    FOR EACH ROW
+    WHEN (NEW.name = 'turbine_api_feature_migrate_projects_to_orgs' AND NEW.value IS DISTINCT FROM OLD.value)
+    EXECUTE FUNCTION config.on_mode_changed();
+COMMENT ON TRIGGER tunables_mode_changed ON config.tunables IS 'Rule 7: changing turbine_api_feature_migrate_projects_to_orgs runs the job in the same transaction.';
+
+-- Rule 9's work: dissolve the other mode's auto-created customers, set the tunable,
+-- and home the freed projects, all in the caller's transaction.
+CREATE FUNCTION config.switch_mode_now(p_per_project boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    dissolved integer;
+    freed     integer;
+    job       jsonb;
+BEGIN
+    IF p_per_project THEN
+        -- every project of the default customers, then the emptied default customers
+        UPDATE config.projects p SET customer_id = NULL
+        FROM config.customers c
+        WHERE p.customer_id = c.uuid AND c.origin = 'default';
+        GET DIAGNOSTICS freed = ROW_COUNT;
+        DELETE FROM config.customers c
+        WHERE c.origin = 'default' AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        GET DIAGNOSTICS dissolved = ROW_COUNT;
+    ELSE
+        -- per-project customers still holding only their own project; emptied, they are
+        -- deleted by the projects_settle_update trigger
+        SELECT count(*) INTO dissolved FROM config.customers c
+        WHERE c.origin = 'project'
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid
+                            AND p.uuid IS DISTINCT FROM c.created_for_project);
+        UPDATE config.projects p SET customer_id = NULL
+        FROM config.customers c
+        WHERE p.customer_id = c.uuid AND c.origin = 'project' AND c.created_for_project = p.uuid
+          AND NOT EXISTS (SELECT 1 FROM config.projects o WHERE o.customer_id = c.uuid AND o.uuid <> p.uuid);
+        GET DIAGNOSTICS freed = ROW_COUNT;
+    END IF;
+
+    UPDATE config.tunables SET value = to_jsonb(p_per_project)
+    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+    job := config.reconcile_customers(force => true, source => 'switch', wait => true);
+
+    RETURN jsonb_build_object(
+        'per_project', p_per_project,
+        'customers_dissolved', dissolved,
+        'projects_freed', freed,
+        'customers_created', (SELECT coalesce(sum(customers_created), 0) FROM config.job_runs
+                              WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'projects_associated', (SELECT coalesce(sum(projects_associated), 0) FROM config.job_runs
+                                WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'orphans_waiting', job -> 'orphans_waiting');
+END
+$$;
+COMMENT ON FUNCTION config.switch_mode_now(boolean) IS 'The work of switch_customer_mode, without the lock and the dry-run wrapper.';
+
+-- Rule 9: the documented manual transitions in one atomic step, with no window for a tick.
+CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    result jsonb;
+    detail text;
+BEGIN
+    IF per_project IS NULL THEN
+        RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    IF NOT coalesce(dry_run, false) THEN
+        RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
+    END IF;
+    BEGIN
+        result := config.switch_mode_now(per_project);
+        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+    EXCEPTION WHEN SQLSTATE 'HR001' THEN
+        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    END;
+    RETURN detail::jsonb || jsonb_build_object('dry_run', true);
+END
+$$;
+COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
+
+-- ---------------------------------------------------------------------------
+-- Schedule
+-- ---------------------------------------------------------------------------
+
+-- Where pg_cron is installed in this database, run the job every minute (pg_cron 1.4
+-- ticks per minute) and prune pg_cron's own history daily. Elsewhere the service runs
+-- the job itself (service/scheduler.py).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        PERFORM cron.schedule('reconcile-customers', '* * * * *',
+                              $job$SELECT config.reconcile_customers(source => 'cron')$job$);
+        PERFORM cron.schedule('prune-cron-history', '17 3 * * *',
+                              $job$DELETE FROM cron.job_run_details WHERE end_time < now() - interval '7 days'$job$);
+    END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------------
+-- The upgrade's init job: when this migration commits, every project is associated.
+-- ---------------------------------------------------------------------------
+
+SELECT config.reconcile_customers(force => true, source => 'upgrade');
