@@ -1,0 +1,33 @@
+# Every target bootstraps itself (PostgreSQL packages when root, .venv, the package).
+.DEFAULT_GOAL := help
+VENV := .venv
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help run test bench schema bootstrap lint
+
+help:
+	@echo "make run     serve on 127.0.0.1:8080 (embedded PostgreSQL under .data/ unless DATABASE_URL)"
+	@echo "make test    the test suite against a real PostgreSQL (PYTEST_ARGS=... to pass options)"
+	@echo "make bench   benchmarks (never part of the tests)"
+	@echo "make schema  regenerate sql/schema.sql from a fully migrated database"
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	./scripts/bootstrap.sh
+
+bootstrap: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/hierarchy run
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench
+
+schema: $(STAMP)
+	$(VENV)/bin/python -m service.schema_dump
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check service tests

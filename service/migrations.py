@@ -1,0 +1,407 @@
+"""Schema releases on top of yoyo migrations.
+
+A *release* (6.0, 6.1) is the state after a given migration; ``RELEASES`` maps each release to
+its last migration, in order. Migrations live in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus
+``NNNN.slug.rollback.sql``; each one runs in a single transaction, and each one (re)defines the
+SQL function ``config.schema_release()`` returning its release.
+
+The truth about where a database stands is the database itself (``config.schema_release()``),
+not yoyo's bookkeeping: yoyo applies a migration in one transaction and records it in another,
+so a process killed between the two leaves a migration applied but unrecorded (and the reverse
+for roll-backs). ``migrate`` therefore first reconciles yoyo's records with the release the
+database reports, under yoyo's migration lock, and only then plans and applies the steps.
+
+yoyo has no "roll back to a release" command; ``migrate`` computes both directions itself and
+drives ``backend.apply_one`` / ``backend.rollback_one`` one migration at a time.
+
+Every failure is one of the ``MigrationError`` subclasses below, with a one-line message that
+says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+log = logging.getLogger(__name__)
+
+RELEASES: dict[str, str] = {"6.0": "0001.baseline", "6.1": "0002.customers"}
+LATEST = "6.1"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+CONNECT_TIMEOUT = 10
+
+
+class MigrationError(Exception):
+    """Base class: a one-line message for the operator, and the CLI's exit code."""
+
+    exit_code = 1
+
+
+class BadDatabaseUrl(MigrationError):
+    pass
+
+
+class UnknownRelease(MigrationError):
+    def __init__(self, release: str) -> None:
+        super().__init__(f"unknown release '{release}'; known: {', '.join(RELEASES)}")
+        self.release = release
+
+
+class DatabaseUnreachable(MigrationError):
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot connect to {redact(url)}: {reason}; is the server running? set DATABASE_URL"
+        )
+
+
+class MigrationLocked(MigrationError):
+    pass
+
+
+class MigrationFailed(MigrationError):
+    pass
+
+
+class SchemaStateError(MigrationError):
+    """The database or the migrations directory is in a state this program cannot handle."""
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Passed to ``migrate(on_step=...)`` before (``finished=False``) and after each step."""
+
+    direction: str  # "apply" or "rollback"
+    migration_id: str
+    index: int  # 1-based
+    total: int
+    finished: bool
+    seconds: float = 0.0
+
+
+# -- connection strings ---------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or str(exc) or type(exc).__name__
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def redact(url: str) -> str:
+    """The connection string without its password."""
+    try:
+        if "://" in url:
+            parts = urlsplit(url)
+            netloc = parts.netloc
+            if "@" in netloc:
+                userinfo, hostport = netloc.rsplit("@", 1)
+                netloc = userinfo.split(":", 1)[0] + "@" + hostport
+            query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+            return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+        params = conninfo_to_dict(url)
+        params.pop("password", None)
+        return make_conninfo(**params)
+    except Exception:
+        return "<unparseable connection string>"
+
+
+def _check_url(url: str) -> None:
+    if not url or not url.strip():
+        raise BadDatabaseUrl("the database URL is empty; set DATABASE_URL to a postgresql:// URL")
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise BadDatabaseUrl(
+                f"unsupported database URL scheme '{scheme}'; use postgresql://user:password@host:port/db"
+            )
+    try:
+        conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    except psycopg.Error as exc:
+        raise BadDatabaseUrl(f"invalid database URL {redact(url)}: {_one_line(exc)}") from None
+
+
+def yoyo_url(url: str) -> str:
+    """Convert a libpq URL or key=value string into yoyo's ``postgresql+psycopg://`` form."""
+    _check_url(url)
+    if "://" in url:
+        rest = url.split("://", 1)[1]
+        out = "postgresql+psycopg://" + rest
+    else:
+        params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+        user = params.pop("user", "")
+        password = params.pop("password", "")
+        host = params.pop("host", "")
+        port = params.pop("port", "")
+        dbname = params.pop("dbname", "")
+        auth = ""
+        if user:
+            auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "") + "@"
+        elif password:
+            params["password"] = password
+        hostpart = ""
+        if host and not host.startswith("/") and "," not in host:
+            hostpart = host + (f":{port}" if port else "")
+        else:
+            if host:
+                params["host"] = host
+            if port:
+                params["port"] = port
+        out = f"postgresql+psycopg://{auth}{hostpart}/{quote(dbname, safe='')}"
+        if params:
+            out += "?" + urlencode(params)
+    parts = urlsplit(out)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("connect_timeout", str(CONNECT_TIMEOUT))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """psycopg connection (autocommit) or DatabaseUnreachable."""
+    _check_url(url)
+    kwargs.setdefault("autocommit", True)
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
+    try:
+        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), **kwargs)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable(url, _one_line(exc)) from None
+
+
+# -- the migrations on disk -----------------------------------------------------------------------
+def check_release(release: str | None) -> str:
+    if release is None:
+        return LATEST
+    if release not in RELEASES:
+        raise UnknownRelease(release)
+    return release
+
+
+def load_migrations(migrations_dir: str | Path | None = None) -> list:
+    """The yoyo migrations in apply order; every release's migration must be present."""
+    from yoyo import read_migrations
+    from yoyo.exceptions import BadMigration, MigrationConflict
+    from yoyo.migrations import topological_sort
+
+    directory = Path(migrations_dir) if migrations_dir is not None else MIGRATIONS_DIR
+    if not directory.is_dir():
+        raise SchemaStateError(f"migrations directory {directory} does not exist")
+    try:
+        migrations = list(read_migrations(str(directory)))
+        migrations.sort(key=lambda m: m.id)
+        for m in migrations:
+            m.load()  # resolve "-- depends:" against this directory's migrations
+        ordered = list(topological_sort(migrations))
+    except (BadMigration, MigrationConflict) as exc:
+        raise SchemaStateError(f"bad migration in {directory}: {_one_line(exc)}") from None
+    ids = [m.id for m in ordered]
+    for release, mid in RELEASES.items():
+        if mid not in ids:
+            raise SchemaStateError(
+                f"release {release} needs migration {directory / (mid + '.sql')}, which is missing"
+            )
+    return ordered
+
+
+def _ids_up_to(release: str | None, migrations: list) -> list[str]:
+    if release is None:
+        return []
+    ids = [m.id for m in migrations]
+    return ids[: ids.index(RELEASES[release]) + 1]
+
+
+def _steps(current: str | None, target: str, migrations: list) -> list[tuple[str, object]]:
+    have = set(_ids_up_to(current, migrations))
+    want = set(_ids_up_to(target, migrations))
+    ups = [("apply", m) for m in migrations if m.id in want and m.id not in have]
+    downs = [("rollback", m) for m in reversed(migrations) if m.id in have and m.id not in want]
+    return downs + ups
+
+
+# -- where the database stands --------------------------------------------------------------------
+def _release_of(conn: psycopg.Connection) -> str | None:
+    has_schema, has_function = conn.execute(
+        "SELECT to_regnamespace('config') IS NOT NULL,"
+        " to_regprocedure('config.schema_release()') IS NOT NULL"
+    ).fetchone()
+    if not has_schema:
+        return None
+    if not has_function:
+        raise SchemaStateError(
+            "schema config exists but config.schema_release() does not; "
+            "this database was not created by these migrations"
+        )
+    release = conn.execute("SELECT config.schema_release()").fetchone()[0]
+    if release not in RELEASES:
+        raise SchemaStateError(
+            f"the database is at release '{release}', which this program does not know "
+            f"(known: {', '.join(RELEASES)}); use the hierarchy version that matches it"
+        )
+    return release
+
+
+def current_release(url: str) -> str | None:
+    """The release the database reports, or None when schema ``config`` does not exist."""
+    with connect(url) as conn:
+        return _release_of(conn)
+
+
+def count_customers(url: str) -> int:
+    """Number of Customers (0 when the table does not exist): what a downgrade would delete."""
+    with connect(url) as conn:
+        if conn.execute("SELECT to_regclass('config.customers') IS NULL").fetchone()[0]:
+            return 0
+        return conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
+
+
+def plan(
+    url: str, to: str | None = None, migrations_dir: str | Path | None = None
+) -> list[tuple[str, str]]:
+    """The (direction, migration id) steps ``migrate`` would run to reach release ``to``."""
+    target = check_release(to)
+    migrations = load_migrations(migrations_dir)
+    current = current_release(url)
+    return [(d, m.id) for d, m in _steps(current, target, migrations)]
+
+
+# -- yoyo -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _backend(url: str) -> Iterator:
+    from yoyo import get_backend
+
+    yurl = yoyo_url(url)
+    try:
+        backend = get_backend(yurl)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable(url, _one_line(exc)) from None
+    try:
+        yield backend
+    finally:
+        with contextlib.suppress(Exception):
+            backend.connection.close()
+
+
+def _lock_holder(backend) -> tuple[int, object] | None:
+    row = backend.connection.execute(
+        sql.SQL("SELECT pid, ctime FROM {} LIMIT 1").format(sql.Identifier(backend.lock_table))
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _describe_holder(holder: tuple[int, object] | None) -> str:
+    if holder is None:
+        return "unknown holder"
+    pid, ctime = holder
+    since = f"{ctime:%Y-%m-%d %H:%M:%S} UTC" if ctime is not None else "an unknown time"
+    return f"pid {pid} since {since}"
+
+
+@contextlib.contextmanager
+def _locked(backend, timeout: float) -> Iterator[None]:
+    from yoyo.exceptions import LockTimeout
+
+    try:
+        with backend.lock(timeout=max(timeout, 0.01)):
+            yield
+    except LockTimeout:
+        holder = _lock_holder(backend)
+        raise MigrationLocked(
+            f"another migration holds the lock ({_describe_holder(holder)}); if no migration is running, "
+            "run `hierarchy migrate --break-lock`"
+        ) from None
+
+
+def break_lock(url: str) -> str | None:
+    """Remove yoyo's migration lock; returns a description of the removed holder, if any."""
+    with _backend(url) as backend:
+        holder = _lock_holder(backend)
+        backend.break_lock()
+        if holder is not None:
+            log.warning("removed the migration lock held by %s", _describe_holder(holder))
+            return _describe_holder(holder)
+        return None
+
+
+def _reconcile(backend, migrations: list, release: str | None) -> tuple[list[str], list[str]]:
+    """Make yoyo's records agree with the release the database reports."""
+    applied = set(backend.get_applied_migration_hashes())
+    expected = set(_ids_up_to(release, migrations))
+    to_mark = [m for m in migrations if m.id in expected and m.hash not in applied]
+    to_unmark = [m for m in migrations if m.id not in expected and m.hash in applied]
+    if to_mark:
+        log.warning(
+            "database reports release %s but yoyo had not recorded %s; marking applied",
+            release, ", ".join(m.id for m in to_mark),
+        )
+        backend.mark_migrations(to_mark)
+    if to_unmark:
+        log.warning(
+            "database reports release %s but yoyo recorded %s as applied; unmarking",
+            release, ", ".join(m.id for m in to_unmark),
+        )
+        backend.unmark_migrations(to_unmark)
+    return [m.id for m in to_mark], [m.id for m in to_unmark]
+
+
+def migrate(
+    url: str,
+    to: str | None = None,
+    on_step: Callable[[StepEvent], None] | None = None,
+    *,
+    migrations_dir: str | Path | None = None,
+    lock_timeout: float = 10.0,
+) -> list[tuple[str, str]]:
+    """Bring the database to release ``to`` (None: LATEST), up or down; returns the steps run."""
+    target = check_release(to)
+    migrations = load_migrations(migrations_dir)
+    with _backend(url) as backend, _locked(backend, lock_timeout):
+        backend.ensure_internal_schema_updated()
+        release = _release_of(backend.connection)
+        _reconcile(backend, migrations, release)
+        steps = _steps(release, target, migrations)
+        done: list[tuple[str, str]] = []
+        for index, (direction, migration) in enumerate(steps, start=1):
+            if on_step:
+                on_step(StepEvent(direction, migration.id, index, len(steps), False))
+            started = time.monotonic()
+            output = io.StringIO()
+            try:
+                # yoyo prints the rows of any SELECT in a migration to stdout; keep stdout clean.
+                with contextlib.redirect_stdout(output):
+                    if direction == "apply":
+                        backend.apply_one(migration)
+                    else:
+                        backend.rollback_one(migration)
+            except backend.DatabaseError as exc:
+                with contextlib.suppress(Exception):
+                    backend.rollback()
+                now = _release_of(backend.connection)
+                verb = "applied" if direction == "apply" else "rolled back"
+                raise MigrationFailed(
+                    f"{'applying' if direction == 'apply' else 'rolling back'} migration {migration.id} "
+                    f"failed: {_one_line(exc)}; nothing of it was {verb} (each migration is one "
+                    f"transaction); the database is at release {now or 'none'}: fix the cause and run "
+                    "`hierarchy migrate` again"
+                ) from None
+            if output.getvalue().strip():
+                log.debug("output of %s:\n%s", migration.id, output.getvalue())
+            seconds = time.monotonic() - started
+            done.append((direction, migration.id))
+            log.info("%s %s (%.2f s)", direction, migration.id, seconds)
+            if on_step:
+                on_step(StepEvent(direction, migration.id, index, len(steps), True, seconds))
+        now = _release_of(backend.connection)
+        if now != target:
+            raise SchemaStateError(
+                f"after migrating, config.schema_release() reports {now or 'no release'} instead of "
+                f"{target}; a migration does not set its release"
+            )
+        return done

@@ -1,0 +1,236 @@
+"""Test fixtures: a real PostgreSQL, never a mock.
+
+The server is chosen once per session, in this order:
+
+1. ``TEST_DATABASE_URL`` (a superuser URL) when set;
+2. a Docker engine, when one answers (testcontainers ``PostgresContainer("postgres:15")``);
+3. an ephemeral embedded cluster from the local binaries (``service.embedded``, the same code
+   ``make run`` uses), with pg_cron preloaded for database ``hierarchy_cron`` where installed.
+
+The schema is migrated once into the template database ``hierarchy_template``; ``db_url`` gives
+each test its own clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from service import migrations
+from service.embedded import EmbeddedCluster, PostgresNotInstalled, find_bindir
+
+TEMPLATE_DB = "hierarchy_template"
+CRON_DB = "hierarchy_cron"
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server and credentials, another database."""
+    if "://" in url:
+        parts = urlsplit(url)
+        return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, ""))
+    params = conninfo_to_dict(url)
+    params["dbname"] = dbname
+    return make_conninfo(**params)
+
+
+@dataclass
+class PgServer:
+    kind: str  # "TEST_DATABASE_URL", "docker" or "embedded"
+    admin_url: str  # superuser, maintenance database
+    description: str
+    cron_db: str | None = None  # database where pg_cron is created, if usable
+    cron_reason: str = ""  # why pg_cron is not usable
+    _created: list[str] = field(default_factory=list)
+
+    def url_for(self, dbname: str) -> str:
+        return with_dbname(self.admin_url, dbname)
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        with self.admin() as conn:
+            if template:
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(template)
+                    )
+                )
+            else:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url_for(name)
+
+    def drop_database(self, name: str) -> None:
+        with self.admin() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+_chosen: PgServer | None = None
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _probe_cron(server: PgServer, preferred_db: str | None) -> None:
+    """Find the database where pg_cron runs on an external server, or say why there is none."""
+    with server.admin() as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron'").fetchone()
+        preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+        cron_db = conn.execute("SELECT current_setting('cron.database_name', true)").fetchone()[0]
+        if not available:
+            server.cron_reason = "the pg_cron extension is not available (package postgresql-15-cron)"
+            return
+        if "pg_cron" not in preload:
+            server.cron_reason = "pg_cron is not in shared_preload_libraries"
+            return
+        cron_db = cron_db or preferred_db or "postgres"
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (cron_db,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cron_db)))
+    with psycopg.connect(server.url_for(cron_db), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    server.cron_db = cron_db
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    global _chosen
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if url:
+        server = PgServer("TEST_DATABASE_URL", url, f"TEST_DATABASE_URL ({migrations.redact(url)})")
+        _probe_cron(server, None)
+        _chosen = server
+        yield server
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver=None) as container:
+            server = PgServer("docker", container.get_connection_url(), "Docker container postgres:15")
+            _probe_cron(server, None)
+            if not server.cron_db:
+                server.cron_reason += (
+                    " in the postgres:15 image; set TEST_DATABASE_URL to a server with pg_cron"
+                )
+            _chosen = server
+            yield server
+        return
+    try:
+        find_bindir()
+    except PostgresNotInstalled as exc:
+        pytest.exit(f"no PostgreSQL for the tests: TEST_DATABASE_URL unset, no Docker engine, and {exc}", 1)
+    cluster = EmbeddedCluster(None, ephemeral=True, dbname=CRON_DB, install_signal_handlers=False)
+    cluster.start()
+    try:
+        server = PgServer(
+            "embedded", cluster.admin_url("postgres"),
+            f"ephemeral embedded cluster ({cluster.bindir}, port {cluster.port})",
+        )
+        if cluster.has_pg_cron:
+            server.cron_db = CRON_DB
+        else:
+            server.cron_reason = (
+                f"pg_cron is not installed for {cluster.bindir} (apt-get install -y postgresql-15-cron)"
+            )
+        _chosen = server
+        yield server
+    finally:
+        cluster.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _chosen is not None:
+        if _chosen.cron_db:
+            cron = f"pg_cron in database {_chosen.cron_db}"
+        else:
+            cron = f"no pg_cron: {_chosen.cron_reason}"
+        terminalreporter.write_line(f"PostgreSQL for tests: {_chosen.description}; {cron}")
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: PgServer):
+    """A database migrated to the newest release, used only as a template."""
+    pg_server.drop_database(TEMPLATE_DB)
+    url = pg_server.create_database(TEMPLATE_DB)
+    migrations.migrate(url)
+    yield url
+    pg_server.drop_database(TEMPLATE_DB)
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer, template_url: str):
+    """A private clone of the fully migrated template."""
+    name = f"test_{uuid.uuid4().hex}"
+    url = pg_server.create_database(name, template=TEMPLATE_DB)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def empty_db_url(pg_server: PgServer):
+    """A fresh empty database (for migration tests)."""
+    name = f"test_{uuid.uuid4().hex}"
+    url = pg_server.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def cron_db_url(pg_server: PgServer):
+    """The database pg_cron runs in, emptied (no schemas but cron, no jobs), or a skip saying why.
+
+    pg_cron serves one database per server (``cron.database_name``), so it cannot be cloned per
+    test: tests using it run in it one at a time and it is reset before each.
+    """
+    if not pg_server.cron_db:
+        pytest.skip(f"pg_cron is not installed in this server: {pg_server.cron_reason}")
+    url = pg_server.url_for(pg_server.cron_db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        conn.execute("SELECT cron.unschedule(jobid) FROM cron.job")
+        conn.execute("DELETE FROM cron.job_run_details")
+        # pg_cron's extension lives in schema public: empty public, do not drop it.
+        schemas = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT IN"
+            " ('cron', 'public', 'pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\\_%'"
+        ).fetchall()
+        for (schema,) in schemas:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        relations = conn.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace"
+            " AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_depend d"
+            " WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"
+        ).fetchall()
+        for (name,) in relations:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier("public", name)))
+    yield url
+
+
+@pytest.fixture
+def pg_binaries():
+    """The local PostgreSQL bin dir, or a skip saying why (tests of the embedded cluster)."""
+    try:
+        return find_bindir()
+    except PostgresNotInstalled as exc:
+        pytest.skip(str(exc))
