@@ -179,19 +179,21 @@ END
 $$;
 COMMENT ON FUNCTION config.create_customers(text, uuid[], text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names.';
 
--- Rule 2: the org's single default customer, created when missing.
+-- Rule 2: the org's single default customer, created when missing. The row is returned
+-- locked FOR KEY SHARE: a concurrent deletion finishes first (and we create a new one) or
+-- waits for our commit, so a project is never pointed at a customer that is going away.
 CREATE FUNCTION config.default_customer(p_org_id uuid) RETURNS uuid
 LANGUAGE plpgsql AS $$
 DECLARE
     found uuid;
 BEGIN
-    SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id;
-    IF found IS NULL THEN
+    FOR attempt IN 1..5 LOOP
+        SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id FOR KEY SHARE;
+        EXIT WHEN found IS NOT NULL;
         PERFORM config.create_customers('default', ARRAY[p_org_id],
                                         ARRAY[(SELECT name || '-default' FROM config.orgs WHERE uuid = p_org_id)]);
-        SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id;
-    END IF;
-    RETURN found;
+    END LOOP;
+    RETURN found;  -- NULL only when no name could be had: the project stays an orphan for the job
 END
 $$;
 COMMENT ON FUNCTION config.default_customer(uuid) IS 'Rule 2: the uuid of the org''s default customer (named <org>-default), created when missing.';
@@ -391,6 +393,12 @@ BEGIN
         WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
     END IF;
 
+    -- Pin the leftover customers made for orphans, so a concurrent deletion either finishes
+    -- before we look (and we create a new one) or waits for us.
+    PERFORM 1 FROM config.customers c
+    WHERE c.created_for_project IN (SELECT p.uuid FROM config.projects p WHERE p.customer_id IS NULL)
+    FOR KEY SHARE OF c;
+
     -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of their own
     FOR n IN 0..1 LOOP
         SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
@@ -409,23 +417,28 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
-    -- rule 2: everything else joins the org's default customer
+    -- rule 2: everything else joins the org's default customer, found (and pinned) or created
+    -- once per org by config.default_customer before any project points at it
     IF NOT per_project THEN
-        SELECT array_agg(o.uuid), array_agg(o.name || '-default') INTO keys, names
-        FROM config.orgs o
-        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.default_for_org = o.uuid)
-          AND EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.org_id = o.uuid AND p.customer_id IS NULL
-                        AND config.orphan_is_due(p.orphaned_at, p_force, due_before));
-        IF keys IS NOT NULL THEN
-            created := created + config.create_customers('default', keys, names);
-        END IF;
-        UPDATE config.projects p SET customer_id = c.uuid
-        FROM config.customers c
-        WHERE c.default_for_org = p.org_id
-          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
+        created := created - n;
+        WITH homes AS MATERIALIZED (
+            SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
+            FROM config.orgs o
+            WHERE EXISTS (SELECT 1 FROM config.projects x
+                          WHERE x.org_id = o.uuid AND x.customer_id IS NULL
+                            AND config.orphan_is_due(x.orphaned_at, p_force, due_before)
+                            AND NOT config.is_system_project(x.name))
+        )
+        UPDATE config.projects p SET customer_id = h.customer_id
+        FROM homes h
+        WHERE p.org_id = h.org_id
+          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND NOT config.is_system_project(p.name);
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
+        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
+        created := created + n;
     END IF;
 
     IF p_plan THEN

@@ -1,0 +1,1731 @@
+-- GENERATED FILE: do not edit. Regenerate with `make schema` (python -m service.schema_dump).
+-- The schema `config` of a database migrated to release 6.1, from pg_dump --schema-only,
+-- normalised. Database logic is authored in migrations/; this file is the picture of the result.
+
+--
+-- PostgreSQL database dump
+--
+
+--
+-- Name: config; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA config;
+
+--
+-- Name: SCHEMA config; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON SCHEMA config IS 'Config API objects: orgs, projects, users, tunables, audit log (and customers from release 6.1).';
+
+--
+-- Name: assign_new_project(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.assign_new_project() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    origin text;
+BEGIN
+    NEW.orphaned_at := NULL;
+    IF NEW.customer_id IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    IF config.is_system_project(NEW.name) THEN
+        origin := 'system';
+    ELSIF config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb THEN
+        origin := 'project';
+    ELSE
+        NEW.customer_id := config.default_customer(NEW.org_id);
+        RETURN NEW;
+    END IF;
+    PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
+    SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION assign_new_project(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3.';
+
+--
+-- Name: audit_changes(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.audit_changes() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    hidden text[] := coalesce(TG_ARGV::text[], '{}');
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO config.audit_log (action, object_type, object_id, after)
+        SELECT 'insert', TG_TABLE_NAME, n.uuid, to_jsonb(n) - hidden FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO config.audit_log (action, object_type, object_id, before)
+        SELECT 'delete', TG_TABLE_NAME, o.uuid, to_jsonb(o) - hidden FROM old_rows o;
+    ELSE
+        INSERT INTO config.audit_log (action, object_type, object_id, changed, before, after)
+        SELECT 'update', TG_TABLE_NAME, d.uuid, d.keys,
+               (SELECT jsonb_object_agg(k, d.b -> k) FROM unnest(d.keys) k),
+               (SELECT jsonb_object_agg(k, d.a -> k) FROM unnest(d.keys) k)
+        FROM (
+            SELECT n.uuid, b, a,
+                   ARRAY(SELECT key FROM jsonb_each(a) WHERE a -> key IS DISTINCT FROM b -> key
+                         AND key <> ALL (hidden) ORDER BY key) AS keys
+            FROM new_rows n JOIN old_rows o USING (uuid),
+                 LATERAL (SELECT to_jsonb(o) AS b, to_jsonb(n) AS a) j
+        ) d
+        WHERE cardinality(d.keys) > 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION audit_changes(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.audit_changes() IS 'AFTER statement trigger: writes one audit_log row per inserted, changed or deleted row (arguments: columns to leave out).';
+
+--
+-- Name: audit_tunable(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.audit_tunable() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.value IS DISTINCT FROM OLD.value THEN
+        INSERT INTO config.audit_log (action, object_type, changed, before, after)
+        VALUES ('update', 'tunables', ARRAY['value'],
+                jsonb_build_object('name', OLD.name, 'value', OLD.value),
+                jsonb_build_object('name', NEW.name, 'value', NEW.value));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION audit_tunable(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables: records value changes in audit_log.';
+
+--
+-- Name: create_customers(text, uuid[], text[]); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    level   integer;
+    created integer;
+    total   integer := 0;
+BEGIN
+    FOR level IN 1..3 LOOP
+        INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
+        SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
+               CASE WHEN p_origin = 'default' THEN u.key END,
+               CASE WHEN p_origin <> 'default' THEN u.key END
+        FROM unnest(p_keys, p_names) AS u (key, name)
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.created_for_project = u.key)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.default_for_org = u.key)
+        ORDER BY u.key
+        ON CONFLICT DO NOTHING;
+        GET DIAGNOSTICS created = ROW_COUNT;
+        total := total + created;
+        EXIT WHEN total >= cardinality(p_keys);
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+--
+-- Name: FUNCTION create_customers(p_origin text, p_keys uuid[], p_names text[]); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names.';
+
+--
+-- Name: current_actor(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.current_actor() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(nullif(current_setting('hierarchy.actor', true), ''), session_user::text)
+$$;
+
+--
+-- Name: FUNCTION current_actor(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.current_actor() IS 'The acting user: setting hierarchy.actor when the service sets it, else the database role (psql, cron).';
+
+--
+-- Name: current_user_id(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.current_user_id() RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT nullif(current_setting('hierarchy.user_id', true), '')::uuid
+$$;
+
+--
+-- Name: FUNCTION current_user_id(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.current_user_id() IS 'The acting application user uuid (setting hierarchy.user_id), NULL for plain SQL sessions.';
+
+--
+-- Name: customer_name_candidates(text, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customer_name_candidates(p_name text, p_key uuid) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT ARRAY[left(n, 255), left(n, 246) || '-' || left(p_key::text, 8), left(n, 218) || '-' || p_key::text]
+    FROM (SELECT replace(p_name, ' ', '-') AS n) s
+$$;
+
+--
+-- Name: FUNCTION customer_name_candidates(p_name text, p_key uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customer_name_candidates(p_name text, p_key uuid) IS 'Rule 4 naming: the customer names derived from a project (or org) name, most preferred first.';
+
+--
+-- Name: customers_guard_name(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customers_guard_name() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    only_project record;
+BEGIN
+    NEW.name := replace(NEW.name, ' ', '-');
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW.name IS DISTINCT FROM OLD.name OR NEW.description IS DISTINCT FROM OLD.description THEN
+            NEW.modified := now();
+        END IF;
+        IF NEW.name IS DISTINCT FROM OLD.name THEN
+            SELECT min(p.name) AS name, (array_agg(p.uuid))[1] AS uuid, count(*) AS n INTO only_project
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = NEW.uuid LIMIT 2) p;
+            IF only_project.n = 1
+               AND NEW.name <> ALL (config.customer_name_candidates(only_project.name, only_project.uuid)) THEN
+                RAISE EXCEPTION 'customer % has exactly one project (%): its name follows the project; rename the project instead',
+                    OLD.name, only_project.name
+                    USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_single_project_name';
+            END IF;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION customers_guard_name(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customers: spaces to dashes, modified bookkeeping, rule 4 (a single-project customer is named after its project).';
+
+--
+-- Name: default_customer(uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.default_customer(p_org_id uuid) RETURNS uuid
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    found uuid;
+BEGIN
+    FOR attempt IN 1..5 LOOP
+        SELECT uuid INTO found FROM config.customers WHERE default_for_org = p_org_id FOR KEY SHARE;
+        EXIT WHEN found IS NOT NULL;
+        PERFORM config.create_customers('default', ARRAY[p_org_id],
+                                        ARRAY[(SELECT name || '-default' FROM config.orgs WHERE uuid = p_org_id)]);
+    END LOOP;
+    RETURN found;  -- NULL only when no name could be had: the project stays an orphan for the job
+END
+$$;
+
+--
+-- Name: FUNCTION default_customer(p_org_id uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.default_customer(p_org_id uuid) IS 'Rule 2: the uuid of the org''s default customer (named <org>-default), created when missing.';
+
+--
+-- Name: is_system_project(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.is_system_project(p_name text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT p_name IN ('hydro', 'sample_project') $$;
+
+--
+-- Name: FUNCTION is_system_project(p_name text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.is_system_project(p_name text) IS 'Rule 1: hydro and sample_project always get one customer each (origin system).';
+
+--
+-- Name: on_mode_changed(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.on_mode_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM config.reconcile_customers(source => 'tunable', wait => true);
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION on_mode_changed(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.on_mode_changed() IS 'Rule 7: AFTER UPDATE trigger on the mode tunable running the job in the same transaction.';
+
+--
+-- Name: orphan_is_due(timestamp with time zone, boolean, timestamp with time zone); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before
+$$;
+
+--
+-- Name: FUNCTION orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone) IS 'Rule 6: whether the job may re-home an orphan now.';
+
+--
+-- Name: projects_settle(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.projects_settle() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    touched uuid[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- only customers whose name does not already carry the new project's name can need a rename
+        SELECT array_agg(DISTINCT n.customer_id) INTO touched
+        FROM new_rows n JOIN config.customers c ON c.uuid = n.customer_id
+        WHERE c.name <> ALL (config.customer_name_candidates(n.name, n.uuid));
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(DISTINCT o.customer_id) INTO touched
+        FROM old_rows o WHERE o.customer_id IS NOT NULL;
+    ELSE
+        SELECT array_agg(DISTINCT t.id) INTO touched
+        FROM (
+            SELECT unnest(ARRAY[o.customer_id, n.customer_id]) AS id
+            FROM old_rows o JOIN new_rows n USING (uuid)
+            WHERE o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name
+        ) t
+        WHERE t.id IS NOT NULL;
+    END IF;
+    PERFORM config.settle_customers(touched);
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION projects_settle(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on projects: calls settle_customers for the customers the statement touched.';
+
+--
+-- Name: reconcile_customers(boolean, boolean, text, boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    result  jsonb;
+    failure text;
+    run_id  bigint;
+BEGIN
+    IF source IS NULL OR source NOT IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql') THEN
+        RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
+        INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
+        VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
+        RETURNING id INTO run_id;
+        RETURN jsonb_build_object('run_id', run_id, 'source', source, 'skipped', true,
+                                  'detail', 'another run holds the lock; nothing done');
+    END IF;
+
+    BEGIN
+        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false));
+        IF dry_run THEN
+            RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+        END IF;
+    EXCEPTION
+        WHEN SQLSTATE 'HR001' THEN
+            GET STACKED DIAGNOSTICS failure = PG_EXCEPTION_DETAIL;
+            result := failure::jsonb;
+            failure := NULL;
+        WHEN OTHERS THEN
+            IF source IN ('upgrade', 'tunable', 'switch') THEN
+                RAISE;  -- the change that asked for this run must not commit without it
+            END IF;
+            GET STACKED DIAGNOSTICS failure = MESSAGE_TEXT;
+            result := '{}'::jsonb;
+    END;
+
+    INSERT INTO config.job_runs (source, dry_run, forced, started, customers_created, projects_associated,
+                                 customers_renamed, orphans_waiting, orphans_unresolved, error)
+    VALUES (source, coalesce(dry_run, false), coalesce(force, false), started,
+            coalesce((result ->> 'customers_created')::integer, 0),
+            coalesce((result ->> 'projects_associated')::integer, 0),
+            coalesce((result ->> 'customers_renamed')::integer, 0),
+            coalesce((result ->> 'orphans_waiting')::integer, 0),
+            coalesce((result ->> 'orphans_unresolved')::integer, 0),
+            failure)
+    RETURNING id INTO run_id;
+
+    IF NOT coalesce(dry_run, false) THEN
+        DELETE FROM config.job_runs WHERE job_runs.started < now() - interval '7 days';
+    END IF;
+
+    RETURN result || jsonb_build_object('run_id', run_id, 'source', source, 'dry_run', coalesce(dry_run, false),
+                                        'forced', coalesce(force, false), 'skipped', false, 'error', failure);
+END
+$$;
+
+--
+-- Name: FUNCTION reconcile_customers(dry_run boolean, force boolean, source text, wait boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.reconcile_customers(dry_run boolean, force boolean, source text, wait boolean) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
+
+--
+-- Name: reconcile_orphans(boolean, boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
+    due_before  timestamptz := greatest(
+        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
+        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'));
+    renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
+    created     integer := 0;
+    associated  integer := 0;
+    n           integer;
+    keys        uuid[];
+    names       text[];
+    planned_ids uuid[];
+    planned     jsonb;
+BEGIN
+    IF p_plan THEN
+        SELECT array_agg(p.uuid ORDER BY p.uuid) INTO planned_ids
+        FROM config.projects p
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+    END IF;
+
+    -- Pin the leftover customers made for orphans, so a concurrent deletion either finishes
+    -- before we look (and we create a new one) or waits for us.
+    PERFORM 1 FROM config.customers c
+    WHERE c.created_for_project IN (SELECT p.uuid FROM config.projects p WHERE p.customer_id IS NULL)
+    FOR KEY SHARE OF c;
+
+    -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of their own
+    FOR n IN 0..1 LOOP
+        SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
+        FROM config.projects p
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND config.is_system_project(p.name) = (n = 0)
+          AND (n = 0 OR per_project);
+        IF keys IS NOT NULL THEN
+            created := created + config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
+        END IF;
+    END LOOP;
+    UPDATE config.projects p SET customer_id = c.uuid
+    FROM config.customers c
+    WHERE c.created_for_project = p.uuid
+      AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    associated := associated + n;
+
+    -- rule 2: everything else joins the org's default customer, found (and pinned) or created
+    -- once per org by config.default_customer before any project points at it
+    IF NOT per_project THEN
+        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
+        created := created - n;
+        WITH homes AS MATERIALIZED (
+            SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
+            FROM config.orgs o
+            WHERE EXISTS (SELECT 1 FROM config.projects x
+                          WHERE x.org_id = o.uuid AND x.customer_id IS NULL
+                            AND config.orphan_is_due(x.orphaned_at, p_force, due_before)
+                            AND NOT config.is_system_project(x.name))
+        )
+        UPDATE config.projects p SET customer_id = h.customer_id
+        FROM homes h
+        WHERE p.org_id = h.org_id
+          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND NOT config.is_system_project(p.name);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        associated := associated + n;
+        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
+        created := created + n;
+    END IF;
+
+    IF p_plan THEN
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'project', p.uuid, 'project_name', p.name, 'org', p.org_id,
+                   'customer', c.uuid, 'customer_name', c.name,
+                   'action', CASE WHEN c.created = now() THEN 'create' ELSE 'join' END,
+                   'reason', CASE c.origin
+                       WHEN 'system' THEN 'system project: a customer of its own (rule 1)'
+                       WHEN 'default' THEN 'single mode: the org''s default customer (rule 2)'
+                       ELSE 'per-project mode: a customer of its own (rule 3)' END)
+                   ORDER BY p.uuid), '[]'::jsonb)
+        INTO planned
+        FROM (SELECT * FROM config.projects WHERE uuid = ANY (planned_ids[1:1000])) p
+        JOIN config.customers c ON c.uuid = p.customer_id;
+    END IF;
+
+    SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
+    RETURN jsonb_build_object(
+        'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
+        'customers_created', created,
+        'projects_associated', associated,
+        'customers_renamed',
+            coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
+        'orphans_waiting', n,
+        'orphans_unresolved', (SELECT count(*) FROM config.projects p
+                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before))
+    ) || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
+              ELSE '{}'::jsonb END;
+END
+$$;
+
+--
+-- Name: FUNCTION reconcile_orphans(p_force boolean, p_plan boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
+
+--
+-- Name: rename_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.rename_single_project_customers(p_customers uuid[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    level   integer;
+    renamed integer;
+    total   integer := 0;
+BEGIN
+    FOR level IN 1..3 LOOP
+        BEGIN
+            WITH single AS (
+                SELECT c.uuid, one.names[1] AS project_name, one.ids[1] AS project_id, c.name
+                FROM config.customers c
+                CROSS JOIN LATERAL (
+                    SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+                    FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+                ) one
+                WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+            ), wanted AS (
+                SELECT s.uuid, (config.customer_name_candidates(s.project_name, s.project_id))[level] AS name
+                FROM single s
+                WHERE s.name <> ALL (config.customer_name_candidates(s.project_name, s.project_id))
+            )
+            UPDATE config.customers c SET name = w.name
+            FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
+            WHERE c.uuid = w.uuid
+              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name);
+            GET DIAGNOSTICS renamed = ROW_COUNT;
+            total := total + renamed;
+        EXCEPTION WHEN unique_violation THEN
+            NULL;  -- a concurrent transaction took a name: the next level's candidates are distinct
+        END;
+    END LOOP;
+    RETURN total;
+END
+$$;
+
+--
+-- Name: FUNCTION rename_single_project_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.rename_single_project_customers(p_customers uuid[]) IS 'Rule 4: names each given customer that has exactly one project after that project.';
+
+--
+-- Name: schema_release(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.schema_release() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '6.1'::text $$;
+
+--
+-- Name: FUNCTION schema_release(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.schema_release() IS 'The Config API release this schema is at (6.0 before Customers, 6.1 with them).';
+
+--
+-- Name: settle_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    renamed integer;
+BEGIN
+    IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM config.customers c
+    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+    UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
+    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid);
+    renamed := config.rename_single_project_customers(p_customers);
+    IF renamed > 0 THEN
+        PERFORM set_config('hierarchy.customers_renamed',
+            (coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer + renamed)::text, true);
+    END IF;
+    RETURN renamed;
+END
+$$;
+
+--
+-- Name: FUNCTION settle_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
+
+--
+-- Name: switch_customer_mode(boolean, boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    result jsonb;
+    detail text;
+BEGIN
+    IF per_project IS NULL THEN
+        RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    IF NOT coalesce(dry_run, false) THEN
+        RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
+    END IF;
+    BEGIN
+        result := config.switch_mode_now(per_project);
+        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+    EXCEPTION WHEN SQLSTATE 'HR001' THEN
+        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    END;
+    RETURN detail::jsonb || jsonb_build_object('dry_run', true);
+END
+$$;
+
+--
+-- Name: FUNCTION switch_customer_mode(per_project boolean, dry_run boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
+
+--
+-- Name: switch_mode_now(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.switch_mode_now(p_per_project boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    dissolved integer;
+    freed     integer;
+    job       jsonb;
+BEGIN
+    IF p_per_project THEN
+        -- every project of the default customers, then the emptied default customers
+        UPDATE config.projects p SET customer_id = NULL
+        FROM config.customers c
+        WHERE p.customer_id = c.uuid AND c.origin = 'default';
+        GET DIAGNOSTICS freed = ROW_COUNT;
+        DELETE FROM config.customers c
+        WHERE c.origin = 'default' AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        GET DIAGNOSTICS dissolved = ROW_COUNT;
+    ELSE
+        -- per-project customers still holding only their own project; emptied, they are
+        -- deleted by the projects_settle_update trigger
+        SELECT count(*) INTO dissolved FROM config.customers c
+        WHERE c.origin = 'project'
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid
+                            AND p.uuid IS DISTINCT FROM c.created_for_project);
+        UPDATE config.projects p SET customer_id = NULL
+        FROM config.customers c
+        WHERE p.customer_id = c.uuid AND c.origin = 'project' AND c.created_for_project = p.uuid
+          AND NOT EXISTS (SELECT 1 FROM config.projects o WHERE o.customer_id = c.uuid AND o.uuid <> p.uuid);
+        GET DIAGNOSTICS freed = ROW_COUNT;
+    END IF;
+
+    UPDATE config.tunables SET value = to_jsonb(p_per_project)
+    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+    job := config.reconcile_customers(force => true, source => 'switch', wait => true);
+
+    RETURN jsonb_build_object(
+        'per_project', p_per_project,
+        'customers_dissolved', dissolved,
+        'projects_freed', freed,
+        'customers_created', (SELECT coalesce(sum(customers_created), 0) FROM config.job_runs
+                              WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'projects_associated', (SELECT coalesce(sum(projects_associated), 0) FROM config.job_runs
+                                WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'orphans_waiting', job -> 'orphans_waiting');
+END
+$$;
+
+--
+-- Name: FUNCTION switch_mode_now(p_per_project boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.switch_mode_now(p_per_project boolean) IS 'The work of switch_customer_mode, without the lock and the dry-run wrapper.';
+
+--
+-- Name: touch_modified(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.touch_modified() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.modified := now();
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION touch_modified(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.touch_modified() IS 'BEFORE UPDATE trigger: sets modified = now().';
+
+--
+-- Name: track_orphans(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.track_orphans() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL THEN
+        NEW.orphaned_at := now();
+    ELSIF NEW.customer_id IS NOT NULL THEN
+        NEW.orphaned_at := NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION track_orphans(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.track_orphans() IS 'Rule 6: BEFORE UPDATE OF customer_id trigger setting orphaned_at (also fires for ON DELETE SET NULL).';
+
+--
+-- Name: tunable(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.tunable(p_name text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT value FROM config.tunables WHERE name = p_name
+$$;
+
+--
+-- Name: FUNCTION tunable(p_name text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.tunable(p_name text) IS 'The value of one tunable, as jsonb.';
+
+--
+-- Name: tunables_validate(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.tunables_validate() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    json_type text := CASE NEW.value_type WHEN 'integer' THEN 'number' ELSE NEW.value_type END;
+BEGIN
+    IF jsonb_typeof(NEW.value) IS DISTINCT FROM json_type
+       OR (NEW.value_type = 'integer' AND NEW.value::text !~ '^-?[0-9]+$') THEN
+        RAISE EXCEPTION 'tunable % must be % (got %)', NEW.name, NEW.value_type, NEW.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.value_type = 'integer' AND NEW.minimum IS NOT NULL AND NEW.value::text::numeric < NEW.minimum THEN
+        RAISE EXCEPTION 'tunable % must be at least % (got %)', NEW.name, NEW.minimum, NEW.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF TG_OP = 'UPDATE' AND NEW.value IS DISTINCT FROM OLD.value THEN
+        NEW.modified := now();
+        NEW.modified_by := config.current_actor();
+    END IF;
+    RETURN NEW;
+END
+$_$;
+
+--
+-- Name: FUNCTION tunables_validate(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.tunables_validate() IS 'BEFORE trigger on tunables: type and minimum checks, modified/modified_by bookkeeping.';
+
+--
+-- Name: audit_log; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.audit_log (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    actor text DEFAULT config.current_actor() NOT NULL,
+    action text NOT NULL,
+    object_type text NOT NULL,
+    object_id uuid,
+    changed text[],
+    before jsonb,
+    after jsonb
+);
+
+--
+-- Name: TABLE audit_log; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.audit_log IS 'Who changed what: one row per changed object, written by triggers whoever writes (API, job, psql).';
+
+--
+-- Name: COLUMN audit_log.actor; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.actor IS 'Application user (hierarchy.actor) or database role.';
+
+--
+-- Name: COLUMN audit_log.action; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.action IS 'insert, update, delete, or a named operation (e.g. downgrade).';
+
+--
+-- Name: COLUMN audit_log.object_type; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';
+
+--
+-- Name: COLUMN audit_log.changed; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.changed IS 'For updates: the columns whose value changed.';
+
+--
+-- Name: COLUMN audit_log.before; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.before IS 'For updates the changed columns only; for deletes the whole row.';
+
+--
+-- Name: COLUMN audit_log.after; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.after IS 'For updates the changed columns only; for inserts the whole row.';
+
+--
+-- Name: audit_log_id_seq; Type: SEQUENCE; Schema: config; Owner: -
+--
+
+ALTER TABLE config.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME config.audit_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: customers; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.customers (
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    description text,
+    origin text DEFAULT 'manual'::text NOT NULL,
+    default_for_org uuid,
+    created_for_project uuid,
+    created_by uuid DEFAULT config.current_user_id(),
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT customers_name_valid CHECK ((name ~ '^[^[:space:][:cntrl:]]{1,255}$'::text)),
+    CONSTRAINT customers_origin_known CHECK ((origin = ANY (ARRAY['system'::text, 'default'::text, 'project'::text, 'manual'::text]))),
+    CONSTRAINT customers_origin_links CHECK ((((origin = 'default'::text) = (default_for_org IS NOT NULL)) AND ((origin = ANY (ARRAY['system'::text, 'project'::text])) = (created_for_project IS NOT NULL))))
+);
+
+--
+-- Name: TABLE customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.customers IS 'Customers: global objects grouping projects (release 6.1). A later release promotes them to orgs.';
+
+--
+-- Name: COLUMN customers.name; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers.name IS 'Unique; spaces are stored as dashes; 1 to 255 characters, no whitespace or control characters. A customer with exactly one project carries that project''s name.';
+
+--
+-- Name: COLUMN customers.origin; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers.origin IS 'Why it exists: system (hydro, sample_project), default (the org''s single default customer), project (created for one project in per-project mode), manual (created by an administrator).';
+
+--
+-- Name: COLUMN customers.default_for_org; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers.default_for_org IS 'For origin default: the org whose default customer this is.';
+
+--
+-- Name: COLUMN customers.created_for_project; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers.created_for_project IS 'For origins system and project: the project it was created for (no foreign key: the customer is deleted with its last project).';
+
+--
+-- Name: COLUMN customers.created_by; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers.created_by IS 'The application user who created it (NULL for the job and plain SQL); operators see the customers they created.';
+
+--
+-- Name: job_runs; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.job_runs (
+    id bigint NOT NULL,
+    source text NOT NULL,
+    dry_run boolean NOT NULL,
+    forced boolean NOT NULL,
+    skipped boolean DEFAULT false NOT NULL,
+    started timestamp with time zone NOT NULL,
+    finished timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    customers_created integer DEFAULT 0 NOT NULL,
+    projects_associated integer DEFAULT 0 NOT NULL,
+    customers_renamed integer DEFAULT 0 NOT NULL,
+    orphans_waiting integer DEFAULT 0 NOT NULL,
+    orphans_unresolved integer DEFAULT 0 NOT NULL,
+    error text,
+    CONSTRAINT job_runs_source_known CHECK ((source = ANY (ARRAY['cron'::text, 'service'::text, 'api'::text, 'cli'::text, 'upgrade'::text, 'tunable'::text, 'switch'::text, 'sql'::text])))
+);
+
+--
+-- Name: TABLE job_runs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.job_runs IS 'One row per run of config.reconcile_customers; rows older than 7 days are pruned by the job.';
+
+--
+-- Name: COLUMN job_runs.source; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.source IS 'Who started the run: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
+
+--
+-- Name: COLUMN job_runs.skipped; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.skipped IS 'true when another run held the lock, so this one did nothing.';
+
+--
+-- Name: COLUMN job_runs.orphans_waiting; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.orphans_waiting IS 'Orphans left after the run (within their grace period, or unresolved).';
+
+--
+-- Name: COLUMN job_runs.orphans_unresolved; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.orphans_unresolved IS 'Due orphans the run could not home (no free customer name); should stay 0.';
+
+--
+-- Name: COLUMN job_runs.error; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.error IS 'The error that stopped the run, if any (the run''s changes were rolled back).';
+
+--
+-- Name: job_runs_id_seq; Type: SEQUENCE; Schema: config; Owner: -
+--
+
+ALTER TABLE config.job_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME config.job_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: orgs; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.orgs (
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT orgs_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$'::text))
+);
+
+--
+-- Name: TABLE orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.orgs IS 'Organisations: the top of the hierarchy. Release 6.0 has one.';
+
+--
+-- Name: COLUMN orgs.name; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.orgs.name IS '1 to 255 characters: letters, digits, _ . - ; starts with a letter or digit.';
+
+--
+-- Name: projects; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.projects (
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    org_id uuid NOT NULL,
+    name text NOT NULL,
+    description text,
+    settings jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL,
+    customer_id uuid,
+    orphaned_at timestamp with time zone,
+    CONSTRAINT projects_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$'::text)),
+    CONSTRAINT projects_settings_object CHECK ((jsonb_typeof(settings) = 'object'::text))
+);
+
+--
+-- Name: TABLE projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.projects IS 'Projects of an org. Release 6.1 also hangs each one under exactly one customer.';
+
+--
+-- Name: COLUMN projects.name; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.name IS '1 to 255 characters: letters, digits, _ and -; starts with a letter or digit; unique within the org.';
+
+--
+-- Name: COLUMN projects.settings; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.settings IS 'Free-form project settings (a JSON object).';
+
+--
+-- Name: COLUMN projects.modified; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.modified IS 'Last change of name, description or settings (association changes are in audit_log, not here).';
+
+--
+-- Name: COLUMN projects.customer_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
+
+--
+-- Name: COLUMN projects.orphaned_at; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.orphaned_at IS 'When the project lost its customer (NULL for a project never associated); the job waits customer_orphan_grace_seconds after it.';
+
+--
+-- Name: role_permissions; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.role_permissions (
+    role text NOT NULL,
+    permission text NOT NULL
+);
+
+--
+-- Name: TABLE role_permissions; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.role_permissions IS 'Permissions granted to each role (checked by the HTTP service).';
+
+--
+-- Name: COLUMN role_permissions.permission; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.role_permissions.permission IS 'One of: all_orgs, orgs.read, projects.read, projects.write, customers.read, customers.write, tunables.read, tunables.write, jobs.read, jobs.run, mode.switch, users.read, users.write, audit.read.';
+
+--
+-- Name: roles; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.roles (
+    name text NOT NULL,
+    description text NOT NULL
+);
+
+--
+-- Name: TABLE roles; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.roles IS 'Roles a user can hold; what each allows is in role_permissions.';
+
+--
+-- Name: tokens; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.tokens (
+    token_hash bytea NOT NULL,
+    user_id uuid NOT NULL,
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    expires timestamp with time zone NOT NULL,
+    revoked timestamp with time zone
+);
+
+--
+-- Name: TABLE tokens; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.tokens IS 'Opaque bearer tokens. Only the SHA-256 of a token is stored; the token itself is shown once, at login.';
+
+--
+-- Name: COLUMN tokens.token_hash; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tokens.token_hash IS 'sha256 of the bearer token as sent by the client.';
+
+--
+-- Name: COLUMN tokens.revoked; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tokens.revoked IS 'Set by logout; a revoked token is refused.';
+
+--
+-- Name: tunables; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.tunables (
+    name text NOT NULL,
+    value jsonb NOT NULL,
+    value_type text NOT NULL,
+    minimum bigint,
+    description text NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL,
+    modified_by text DEFAULT config.current_actor() NOT NULL,
+    CONSTRAINT tunables_type_known CHECK ((value_type = ANY (ARRAY['boolean'::text, 'integer'::text])))
+);
+
+--
+-- Name: TABLE tunables; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.tunables IS 'Cluster settings. Part of release 6.0 so they can be set before an upgrade and survive a downgrade.';
+
+--
+-- Name: COLUMN tunables.value_type; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.value_type IS 'JSON type the value must have: boolean or integer (checked by trigger tunables_validate).';
+
+--
+-- Name: COLUMN tunables.minimum; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.minimum IS 'Smallest allowed value for integer tunables.';
+
+--
+-- Name: COLUMN tunables.modified; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.modified IS 'When the value last changed (rule 6 compares it with when a project became an orphan).';
+
+--
+-- Name: users; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.users (
+    uuid uuid DEFAULT gen_random_uuid() NOT NULL,
+    email text NOT NULL,
+    password_hash text NOT NULL,
+    org_id uuid NOT NULL,
+    role text NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT users_email_valid CHECK (((email ~ '^[^@\s]+@[^@\s]+$'::text) AND (length(email) <= 254)))
+);
+
+--
+-- Name: TABLE users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.users IS 'People who call the API. A user belongs to one org and holds one role.';
+
+--
+-- Name: COLUMN users.password_hash; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.users.password_hash IS 'argon2id hash (PHC string) written by the service; never the password.';
+
+--
+-- Name: COLUMN users.is_active; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.users.is_active IS 'A deactivated user cannot log in and its tokens stop working.';
+
+--
+-- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
+
+--
+-- Name: customers customers_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_name_unique UNIQUE (name);
+
+--
+-- Name: customers customers_one_default_per_org; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_one_default_per_org UNIQUE (default_for_org);
+
+--
+-- Name: customers customers_one_per_project; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_one_per_project UNIQUE (created_for_project);
+
+--
+-- Name: customers customers_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: job_runs job_runs_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.job_runs
+    ADD CONSTRAINT job_runs_pkey PRIMARY KEY (id);
+
+--
+-- Name: orgs orgs_name_key; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.orgs
+    ADD CONSTRAINT orgs_name_key UNIQUE (name);
+
+--
+-- Name: orgs orgs_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.orgs
+    ADD CONSTRAINT orgs_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: projects projects_org_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.projects
+    ADD CONSTRAINT projects_org_name_unique UNIQUE (org_id, name);
+
+--
+-- Name: projects projects_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.projects
+    ADD CONSTRAINT projects_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: role_permissions role_permissions_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.role_permissions
+    ADD CONSTRAINT role_permissions_pkey PRIMARY KEY (role, permission);
+
+--
+-- Name: roles roles_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.roles
+    ADD CONSTRAINT roles_pkey PRIMARY KEY (name);
+
+--
+-- Name: tokens tokens_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.tokens
+    ADD CONSTRAINT tokens_pkey PRIMARY KEY (token_hash);
+
+--
+-- Name: tunables tunables_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.tunables
+    ADD CONSTRAINT tunables_pkey PRIMARY KEY (name);
+
+--
+-- Name: users users_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.users
+    ADD CONSTRAINT users_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: audit_log_at_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX audit_log_at_idx ON config.audit_log USING btree (at);
+
+--
+-- Name: audit_log_object_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX audit_log_object_idx ON config.audit_log USING btree (object_type, object_id, at);
+
+--
+-- Name: job_runs_started_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX job_runs_started_idx ON config.job_runs USING btree (started);
+
+--
+-- Name: projects_customer_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX projects_customer_idx ON config.projects USING btree (customer_id);
+
+--
+-- Name: projects_orphans_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX projects_orphans_idx ON config.projects USING btree (org_id) WHERE (customer_id IS NULL);
+
+--
+-- Name: INDEX projects_orphans_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.projects_orphans_idx IS 'Orphans only: keeps an idle job run and the orphan audit cheap whatever the number of projects.';
+
+--
+-- Name: tokens_expires_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX tokens_expires_idx ON config.tokens USING btree (expires);
+
+--
+-- Name: tokens_user_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX tokens_user_idx ON config.tokens USING btree (user_id);
+
+--
+-- Name: users_email_unique; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE UNIQUE INDEX users_email_unique ON config.users USING btree (lower(email));
+
+--
+-- Name: customers customers_audit_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER customers_audit_delete ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
+
+--
+-- Name: customers customers_audit_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER customers_audit_insert ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers.';
+
+--
+-- Name: customers customers_audit_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
+
+--
+-- Name: TRIGGER customers_audit_update ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
+
+--
+-- Name: customers customers_guard_name; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+
+--
+-- Name: TRIGGER customers_guard_name ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+
+--
+-- Name: orgs orgs_audit_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_audit_delete AFTER DELETE ON config.orgs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER orgs_audit_delete ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_audit_delete ON config.orgs IS 'audit_log rows for deleted orgs.';
+
+--
+-- Name: orgs orgs_audit_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_audit_insert AFTER INSERT ON config.orgs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER orgs_audit_insert ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_audit_insert ON config.orgs IS 'audit_log rows for new orgs.';
+
+--
+-- Name: orgs orgs_audit_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_audit_update AFTER UPDATE ON config.orgs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
+
+--
+-- Name: TRIGGER orgs_audit_update ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_audit_update ON config.orgs IS 'audit_log rows for changed orgs.';
+
+--
+-- Name: orgs orgs_touch; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_touch BEFORE UPDATE OF name ON config.orgs FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
+
+--
+-- Name: TRIGGER orgs_touch ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_touch ON config.orgs IS 'Bumps modified when the name changes.';
+
+--
+-- Name: projects projects_assign_customer; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_assign_customer BEFORE INSERT ON config.projects FOR EACH ROW EXECUTE FUNCTION config.assign_new_project();
+
+--
+-- Name: TRIGGER projects_assign_customer ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_assign_customer ON config.projects IS 'Rule 5: associates every new project (INSERT or COPY) in the same transaction.';
+
+--
+-- Name: projects projects_audit_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_audit_delete AFTER DELETE ON config.projects REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER projects_audit_delete ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_audit_delete ON config.projects IS 'audit_log rows for deleted projects.';
+
+--
+-- Name: projects projects_audit_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_audit_insert AFTER INSERT ON config.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+
+--
+-- Name: TRIGGER projects_audit_insert ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_audit_insert ON config.projects IS 'audit_log rows for new projects (including the customer they were given).';
+
+--
+-- Name: projects projects_audit_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_audit_update AFTER UPDATE ON config.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
+
+--
+-- Name: TRIGGER projects_audit_update ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_audit_update ON config.projects IS 'audit_log rows for changed projects, including association changes (changed contains customer_id).';
+
+--
+-- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_settle_delete AFTER DELETE ON config.projects REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+
+--
+-- Name: TRIGGER projects_settle_delete ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_settle_delete ON config.projects IS 'After project deletions: empty auto-created customers are deleted, rule 4 names applied.';
+
+--
+-- Name: projects projects_settle_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_settle_insert AFTER INSERT ON config.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+
+--
+-- Name: TRIGGER projects_settle_insert ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_settle_insert ON config.projects IS 'Rule 4 after inserts: a customer that now has one project takes its name.';
+
+--
+-- Name: projects projects_settle_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_settle_update AFTER UPDATE ON config.projects REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.projects_settle();
+
+--
+-- Name: TRIGGER projects_settle_update ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_settle_update ON config.projects IS 'Rule 4 after moves and renames; empty auto-created customers are deleted.';
+
+--
+-- Name: projects projects_touch; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_touch BEFORE UPDATE OF name, description, settings ON config.projects FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
+
+--
+-- Name: TRIGGER projects_touch ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_touch ON config.projects IS 'Bumps modified when name, description or settings change (not on association changes).';
+
+--
+-- Name: projects projects_track_orphans; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+
+--
+-- Name: TRIGGER projects_track_orphans ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_track_orphans ON config.projects IS 'Rule 6: records when a project lost its customer.';
+
+--
+-- Name: tunables tunables_audit; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER tunables_audit AFTER UPDATE ON config.tunables FOR EACH ROW EXECUTE FUNCTION config.audit_tunable();
+
+--
+-- Name: TRIGGER tunables_audit ON tunables; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER tunables_audit ON config.tunables IS 'Writes tunable value changes to audit_log.';
+
+--
+-- Name: tunables tunables_mode_changed; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables FOR EACH ROW WHEN (((new.name = 'turbine_api_feature_migrate_projects_to_orgs'::text) AND (new.value IS DISTINCT FROM old.value))) EXECUTE FUNCTION config.on_mode_changed();
+
+--
+-- Name: TRIGGER tunables_mode_changed ON tunables; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER tunables_mode_changed ON config.tunables IS 'Rule 7: changing turbine_api_feature_migrate_projects_to_orgs runs the job in the same transaction.';
+
+--
+-- Name: tunables tunables_validate; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER tunables_validate BEFORE INSERT OR UPDATE ON config.tunables FOR EACH ROW EXECUTE FUNCTION config.tunables_validate();
+
+--
+-- Name: TRIGGER tunables_validate ON tunables; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER tunables_validate ON config.tunables IS 'Type and minimum checks; modified/modified_by bookkeeping.';
+
+--
+-- Name: users users_audit_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER users_audit_delete AFTER DELETE ON config.users REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('password_hash');
+
+--
+-- Name: TRIGGER users_audit_delete ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_audit_delete ON config.users IS 'audit_log rows for deleted users (never the password hash).';
+
+--
+-- Name: users users_audit_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER users_audit_insert AFTER INSERT ON config.users REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('password_hash');
+
+--
+-- Name: TRIGGER users_audit_insert ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_audit_insert ON config.users IS 'audit_log rows for new users (never the password hash).';
+
+--
+-- Name: users users_audit_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER users_audit_update AFTER UPDATE ON config.users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('password_hash', 'modified');
+
+--
+-- Name: TRIGGER users_audit_update ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_audit_update ON config.users IS 'audit_log rows for changed users (never the password hash).';
+
+--
+-- Name: users users_touch; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER users_touch BEFORE UPDATE OF email, password_hash, org_id, role, is_active ON config.users FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
+
+--
+-- Name: TRIGGER users_touch ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_touch ON config.users IS 'Bumps modified when a user changes.';
+
+--
+-- Name: customers customers_created_by_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_created_by_fkey FOREIGN KEY (created_by) REFERENCES config.users(uuid) ON DELETE SET NULL;
+
+--
+-- Name: customers customers_default_for_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers
+    ADD CONSTRAINT customers_default_for_org_fkey FOREIGN KEY (default_for_org) REFERENCES config.orgs(uuid) ON DELETE CASCADE;
+
+--
+-- Name: projects projects_customer_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.projects
+    ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE SET NULL;
+
+--
+-- Name: projects projects_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.projects
+    ADD CONSTRAINT projects_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: role_permissions role_permissions_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.role_permissions
+    ADD CONSTRAINT role_permissions_role_fkey FOREIGN KEY (role) REFERENCES config.roles(name) ON DELETE CASCADE;
+
+--
+-- Name: tokens tokens_user_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.tokens
+    ADD CONSTRAINT tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
+
+--
+-- Name: users users_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.users
+    ADD CONSTRAINT users_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: users users_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.users
+    ADD CONSTRAINT users_role_fkey FOREIGN KEY (role) REFERENCES config.roles(name);
+
+--
+-- PostgreSQL database dump complete
+--
