@@ -162,6 +162,7 @@ CREATE TABLE config.tunables (
     value       jsonb NOT NULL,
     value_type  text NOT NULL CONSTRAINT tunables_type_known CHECK (value_type IN ('boolean', 'integer')),
     minimum     bigint,
+    maximum     bigint,
     description text NOT NULL,
     modified    timestamptz NOT NULL DEFAULT now(),
     modified_by text NOT NULL DEFAULT config.current_actor()
@@ -169,6 +170,7 @@ CREATE TABLE config.tunables (
 COMMENT ON TABLE config.tunables IS 'Cluster settings. Part of release 6.0 so they can be set before an upgrade and survive a downgrade.';
 COMMENT ON COLUMN config.tunables.value_type IS 'JSON type the value must have: boolean or integer (checked by trigger tunables_validate).';
 COMMENT ON COLUMN config.tunables.minimum IS 'Smallest allowed value for integer tunables.';
+COMMENT ON COLUMN config.tunables.maximum IS 'Largest allowed value for integer tunables (never above 2147483647, what the job can use).';
 COMMENT ON COLUMN config.tunables.modified IS 'When the value last changed (rule 6 compares it with when a project became an orphan).';
 
 -- Refuses a value of the wrong type or below the minimum, with a message that names the tunable.
@@ -186,6 +188,12 @@ BEGIN
         RAISE EXCEPTION 'tunable % must be at least % (got %)', NEW.name, NEW.minimum, NEW.value
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF NEW.value_type = 'integer'
+       AND NEW.value::text::numeric > least(coalesce(NEW.maximum, 2147483647), 2147483647) THEN
+        RAISE EXCEPTION 'tunable % must be at most % (got %)',
+            NEW.name, least(coalesce(NEW.maximum, 2147483647), 2147483647), NEW.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF TG_OP = 'UPDATE' AND NEW.value IS DISTINCT FROM OLD.value THEN
         NEW.modified := now();
         NEW.modified_by := config.current_actor();
@@ -198,10 +206,10 @@ COMMENT ON FUNCTION config.tunables_validate() IS 'BEFORE trigger on tunables: t
 CREATE TRIGGER tunables_validate BEFORE INSERT OR UPDATE ON config.tunables
     FOR EACH ROW EXECUTE FUNCTION config.tunables_validate();
 
-INSERT INTO config.tunables (name, value, value_type, minimum, description) VALUES
-    ('turbine_api_feature_migrate_projects_to_orgs', 'false', 'boolean', NULL,
+INSERT INTO config.tunables (name, value, value_type, minimum, maximum, description) VALUES
+    ('turbine_api_feature_migrate_projects_to_orgs', 'false', 'boolean', NULL, NULL,
      'false: projects without a customer join their org''s single default customer; true: each gets a customer of its own.'),
-    ('customer_orphan_grace_seconds', '120', 'integer', 0,
+    ('customer_orphan_grace_seconds', '120', 'integer', 0, 86400,
      'Seconds an orphaned project waits before the periodic job re-homes it (a forced run or a mode change skips the wait).');
 
 -- Reads a tunable's value (NULL when it does not exist).

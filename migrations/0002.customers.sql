@@ -361,17 +361,21 @@ COMMENT ON TRIGGER projects_settle_delete ON config.projects IS 'After project d
 -- ---------------------------------------------------------------------------
 
 -- Rule 6: an orphan is due when forced, never associated, past the grace period, or
--- orphaned no later than the last change of the mode tunable.
-CREATE FUNCTION config.orphan_is_due(p_orphaned_at timestamptz, p_force boolean, p_due_before timestamptz)
+-- orphaned no later than the last change of the mode tunable. A batched run also stops
+-- at the batch's last uuid.
+CREATE FUNCTION config.orphan_is_due(p_uuid uuid, p_orphaned_at timestamptz, p_force boolean,
+                                     p_due_before timestamptz, p_batch_last uuid)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before
+    SELECT (p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before)
+       AND (p_batch_last IS NULL OR p_uuid <= p_batch_last)
 $$;
-COMMENT ON FUNCTION config.orphan_is_due(timestamptz, boolean, timestamptz) IS 'Rule 6: whether the job may re-home an orphan now.';
+COMMENT ON FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid) IS 'Rule 6: whether the job may re-home an orphan now (and, for batched runs, whether it is in this batch).';
 
--- Homes every due orphan by rules 1 to 3, set-based, touching nothing else (rule 8).
+-- Homes every due orphan by rules 1 to 3, set-based, touching nothing else (rule 8); with
+-- p_batch_size only the first that many (by uuid), so a caller can show progress.
 -- Returns counts; with p_plan also the changes made (the first 1000), for dry runs.
-CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) RETURNS jsonb
+CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
@@ -386,11 +390,19 @@ DECLARE
     names       text[];
     planned_ids uuid[];
     planned     jsonb;
+    batch_last  uuid;
 BEGIN
+    IF p_batch_size IS NOT NULL THEN
+        SELECT b.uuid INTO batch_last FROM (
+            SELECT p.uuid FROM config.projects p
+            WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL)
+            ORDER BY p.uuid LIMIT p_batch_size) b
+        ORDER BY b.uuid DESC LIMIT 1;
+    END IF;
     IF p_plan THEN
         SELECT array_agg(p.uuid ORDER BY p.uuid) INTO planned_ids
         FROM config.projects p
-        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
     END IF;
 
     -- Pin the leftover customers made for orphans, so a concurrent deletion either finishes
@@ -403,7 +415,7 @@ BEGIN
     FOR n IN 0..1 LOOP
         SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
         FROM config.projects p
-        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
           AND config.is_system_project(p.name) = (n = 0)
           AND (n = 0 OR per_project);
         IF keys IS NOT NULL THEN
@@ -413,7 +425,7 @@ BEGIN
     UPDATE config.projects p SET customer_id = c.uuid
     FROM config.customers c
     WHERE c.created_for_project = p.uuid
-      AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+      AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
@@ -427,13 +439,13 @@ BEGIN
             FROM config.orgs o
             WHERE EXISTS (SELECT 1 FROM config.projects x
                           WHERE x.org_id = o.uuid AND x.customer_id IS NULL
-                            AND config.orphan_is_due(x.orphaned_at, p_force, due_before)
+                            AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                             AND NOT config.is_system_project(x.name))
         )
         UPDATE config.projects p SET customer_id = h.customer_id
         FROM homes h
         WHERE p.org_id = h.org_id
-          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
           AND NOT config.is_system_project(p.name);
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
@@ -465,12 +477,14 @@ BEGIN
             coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
         'orphans_waiting', n,
         'orphans_unresolved', (SELECT count(*) FROM config.projects p
-                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before))
+                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)),
+        'orphans_due_remaining', (SELECT count(*) FROM config.projects p
+                                  WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL))
     ) || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
               ELSE '{}'::jsonb END;
 END
 $$;
-COMMENT ON FUNCTION config.reconcile_orphans(boolean, boolean) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
+COMMENT ON FUNCTION config.reconcile_orphans(boolean, boolean, integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
 
 -- The background job: idempotent, set-based, one run at a time (a concurrent call returns
 -- at once, or waits when p_wait), recorded in job_runs. A dry run does the work in a
@@ -480,7 +494,8 @@ CREATE FUNCTION config.reconcile_customers(
     dry_run boolean DEFAULT false,
     force   boolean DEFAULT false,
     source  text    DEFAULT 'sql',
-    wait    boolean DEFAULT false)
+    wait    boolean DEFAULT false,
+    batch_size integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -493,6 +508,9 @@ BEGIN
         RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1 (got %)', batch_size USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF wait THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
     ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
@@ -504,7 +522,7 @@ BEGIN
     END IF;
 
     BEGIN
-        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false));
+        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false), batch_size);
         IF dry_run THEN
             RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
         END IF;
@@ -540,7 +558,7 @@ BEGIN
                                         'forced', coalesce(force, false), 'skipped', false, 'error', failure);
 END
 $$;
-COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
+COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; wait waits for a running job instead of returning; batch_size homes at most that many orphans (call again until projects_associated is 0); records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
 
 -- ---------------------------------------------------------------------------
 -- Mode changes

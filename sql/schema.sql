@@ -297,20 +297,21 @@ $$;
 COMMENT ON FUNCTION config.on_mode_changed() IS 'Rule 7: AFTER UPDATE trigger on the mode tunable running the job in the same transaction.';
 
 --
--- Name: orphan_is_due(timestamp with time zone, boolean, timestamp with time zone); Type: FUNCTION; Schema: config; Owner: -
+-- Name: orphan_is_due(uuid, timestamp with time zone, boolean, timestamp with time zone, uuid); Type: FUNCTION; Schema: config; Owner: -
 --
 
-CREATE FUNCTION config.orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone) RETURNS boolean
+CREATE FUNCTION config.orphan_is_due(p_uuid uuid, p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone, p_batch_last uuid) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before
+    SELECT (p_force OR p_orphaned_at IS NULL OR p_orphaned_at <= p_due_before)
+       AND (p_batch_last IS NULL OR p_uuid <= p_batch_last)
 $$;
 
 --
--- Name: FUNCTION orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone); Type: COMMENT; Schema: config; Owner: -
+-- Name: FUNCTION orphan_is_due(p_uuid uuid, p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone, p_batch_last uuid); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.orphan_is_due(p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone) IS 'Rule 6: whether the job may re-home an orphan now.';
+COMMENT ON FUNCTION config.orphan_is_due(p_uuid uuid, p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone, p_batch_last uuid) IS 'Rule 6: whether the job may re-home an orphan now (and, for batched runs, whether it is in this batch).';
 
 --
 -- Name: projects_settle(); Type: FUNCTION; Schema: config; Owner: -
@@ -351,10 +352,10 @@ $$;
 COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on projects: calls settle_customers for the customers the statement touched.';
 
 --
--- Name: reconcile_customers(boolean, boolean, text, boolean); Type: FUNCTION; Schema: config; Owner: -
+-- Name: reconcile_customers(boolean, boolean, text, boolean, integer); Type: FUNCTION; Schema: config; Owner: -
 --
 
-CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false) RETURNS jsonb
+CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false, batch_size integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -367,6 +368,9 @@ BEGIN
         RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1 (got %)', batch_size USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF wait THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
     ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
@@ -378,7 +382,7 @@ BEGIN
     END IF;
 
     BEGIN
-        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false));
+        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false), batch_size);
         IF dry_run THEN
             RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
         END IF;
@@ -416,16 +420,16 @@ END
 $$;
 
 --
--- Name: FUNCTION reconcile_customers(dry_run boolean, force boolean, source text, wait boolean); Type: COMMENT; Schema: config; Owner: -
+-- Name: FUNCTION reconcile_customers(dry_run boolean, force boolean, source text, wait boolean, batch_size integer); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.reconcile_customers(dry_run boolean, force boolean, source text, wait boolean) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
+COMMENT ON FUNCTION config.reconcile_customers(dry_run boolean, force boolean, source text, wait boolean, batch_size integer) IS 'The background job (rules 1-4, 6, 8): homes due orphans; force ignores the grace period; dry_run returns the planned changes and changes nothing; wait waits for a running job instead of returning; batch_size homes at most that many orphans (call again until projects_associated is 0); records a job_runs row. Run it: SELECT config.reconcile_customers(force => true);';
 
 --
--- Name: reconcile_orphans(boolean, boolean); Type: FUNCTION; Schema: config; Owner: -
+-- Name: reconcile_orphans(boolean, boolean, integer); Type: FUNCTION; Schema: config; Owner: -
 --
 
-CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) RETURNS jsonb
+CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) RETURNS jsonb
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -441,11 +445,19 @@ DECLARE
     names       text[];
     planned_ids uuid[];
     planned     jsonb;
+    batch_last  uuid;
 BEGIN
+    IF p_batch_size IS NOT NULL THEN
+        SELECT b.uuid INTO batch_last FROM (
+            SELECT p.uuid FROM config.projects p
+            WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL)
+            ORDER BY p.uuid LIMIT p_batch_size) b
+        ORDER BY b.uuid DESC LIMIT 1;
+    END IF;
     IF p_plan THEN
         SELECT array_agg(p.uuid ORDER BY p.uuid) INTO planned_ids
         FROM config.projects p
-        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
     END IF;
 
     -- Pin the leftover customers made for orphans, so a concurrent deletion either finishes
@@ -458,7 +470,7 @@ BEGIN
     FOR n IN 0..1 LOOP
         SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
         FROM config.projects p
-        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
           AND config.is_system_project(p.name) = (n = 0)
           AND (n = 0 OR per_project);
         IF keys IS NOT NULL THEN
@@ -468,7 +480,7 @@ BEGIN
     UPDATE config.projects p SET customer_id = c.uuid
     FROM config.customers c
     WHERE c.created_for_project = p.uuid
-      AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before);
+      AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
@@ -482,13 +494,13 @@ BEGIN
             FROM config.orgs o
             WHERE EXISTS (SELECT 1 FROM config.projects x
                           WHERE x.org_id = o.uuid AND x.customer_id IS NULL
-                            AND config.orphan_is_due(x.orphaned_at, p_force, due_before)
+                            AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                             AND NOT config.is_system_project(x.name))
         )
         UPDATE config.projects p SET customer_id = h.customer_id
         FROM homes h
         WHERE p.org_id = h.org_id
-          AND p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before)
+          AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
           AND NOT config.is_system_project(p.name);
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
@@ -520,17 +532,19 @@ BEGIN
             coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
         'orphans_waiting', n,
         'orphans_unresolved', (SELECT count(*) FROM config.projects p
-                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.orphaned_at, p_force, due_before))
+                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)),
+        'orphans_due_remaining', (SELECT count(*) FROM config.projects p
+                                  WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL))
     ) || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
               ELSE '{}'::jsonb END;
 END
 $$;
 
 --
--- Name: FUNCTION reconcile_orphans(p_force boolean, p_plan boolean); Type: COMMENT; Schema: config; Owner: -
+-- Name: FUNCTION reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
+COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
 
 --
 -- Name: rename_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
@@ -794,6 +808,12 @@ BEGIN
     END IF;
     IF NEW.value_type = 'integer' AND NEW.minimum IS NOT NULL AND NEW.value::text::numeric < NEW.minimum THEN
         RAISE EXCEPTION 'tunable % must be at least % (got %)', NEW.name, NEW.minimum, NEW.value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NEW.value_type = 'integer'
+       AND NEW.value::text::numeric > least(coalesce(NEW.maximum, 2147483647), 2147483647) THEN
+        RAISE EXCEPTION 'tunable % must be at most % (got %)',
+            NEW.name, least(coalesce(NEW.maximum, 2147483647), 2147483647), NEW.value
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF TG_OP = 'UPDATE' AND NEW.value IS DISTINCT FROM OLD.value THEN
@@ -1159,6 +1179,7 @@ CREATE TABLE config.tunables (
     value jsonb NOT NULL,
     value_type text NOT NULL,
     minimum bigint,
+    maximum bigint,
     description text NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
     modified_by text DEFAULT config.current_actor() NOT NULL,
@@ -1182,6 +1203,12 @@ COMMENT ON COLUMN config.tunables.value_type IS 'JSON type the value must have: 
 --
 
 COMMENT ON COLUMN config.tunables.minimum IS 'Smallest allowed value for integer tunables.';
+
+--
+-- Name: COLUMN tunables.maximum; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.maximum IS 'Largest allowed value for integer tunables (never above 2147483647, what the job can use).';
 
 --
 -- Name: COLUMN tunables.modified; Type: COMMENT; Schema: config; Owner: -

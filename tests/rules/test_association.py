@@ -126,6 +126,8 @@ def test_deleting_a_project_removes_its_empty_auto_customer_but_never_a_manual_o
          psycopg.errors.InvalidParameterValue, "must be at least 0"),
         ("UPDATE config.tunables SET value = '1.5' WHERE name = 'customer_orphan_grace_seconds'", None,
          psycopg.errors.InvalidParameterValue, "must be integer"),
+        ("UPDATE config.tunables SET value = '1e30' WHERE name = 'customer_orphan_grace_seconds'", None,
+         psycopg.errors.InvalidParameterValue, "must be at most 86400"),
         ("UPDATE config.projects SET customer_id = '00000000-0000-0000-0000-000000000000' WHERE name = 'hydro'",
          None, psycopg.errors.ForeignKeyViolation, "not present in table \"customers\""),
         ("INSERT INTO config.projects (org_id, name) SELECT uuid, 'bad name' FROM config.orgs", None,

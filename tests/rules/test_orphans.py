@@ -109,3 +109,24 @@ def test_every_customer_and_association_change_is_audited_with_its_actor(db):
     db.execute("SELECT set_config('hierarchy.actor', '', false)")
     db.execute("UPDATE config.customers SET description = 'by hand' WHERE name = 'hydro'")
     assert scalar(db, "SELECT actor FROM config.audit_log ORDER BY id DESC LIMIT 1") == scalar(db, "SELECT session_user")
+
+
+def test_batched_runs_home_orphans_a_batch_at_a_time(db):
+    set_mode(db, True)
+    add_projects(db, [f"b{i}" for i in range(25)])
+    db.execute("DELETE FROM config.customers WHERE origin = 'project'")
+    sizes = []
+    while True:
+        result = scalar(db, "SELECT config.reconcile_customers(force => true, batch_size => %s::integer)", (10,))
+        if result["projects_associated"] == 0:
+            break
+        sizes.append((result["projects_associated"], result["orphans_due_remaining"]))
+    assert sizes == [(10, 15), (10, 5), (5, 0)]
+    assert orphans(db) == []
+
+
+def test_a_batch_size_below_one_is_refused(db):
+    import psycopg
+
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="batch_size must be at least 1"):
+        db.execute("SELECT config.reconcile_customers(batch_size => 0)")
