@@ -1,0 +1,103 @@
+"""The HTTP API (DESIGN 6): a table of contents of the routes, and the app factory.
+
+``hierarchy run`` serves ``create_app()`` with uvicorn (``factory=True``); the database URL comes
+from ``HIERARCHY_DATABASE_URL`` or ``DATABASE_URL``. Conventions (service.api, service.errors):
+paths answer with and without the trailing slash (Litestar matches both, no redirect); lists
+are plain unless paginated; errors are DRF-style; OpenAPI at ``/schema`` (JSON at
+``/schema/openapi.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.enums import HttpMethod
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
+
+from service import auth, scheduler
+from service.api import provide_paging
+from service.db import Database, database_url
+from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
+from service.routes import audit, customers, health, jobs, orgs, projects, tunables, users
+
+log = logging.getLogger(__name__)
+
+ROUTES = [
+    # POST /config/v1/login, POST /config/v1/logout
+    auth.login, auth.logout,
+    # GET|OPTIONS /config/v1/orgs/, GET /config/v1/orgs/{org_id}/
+    *orgs.HANDLERS,
+    # GET|POST|OPTIONS /config/v1/orgs/{org_id}/projects/, GET|PUT|PATCH|DELETE .../projects/{project_id}/
+    *projects.HANDLERS,
+    # GET|POST|OPTIONS /config/v1/customers/, GET|PUT|PATCH|DELETE /config/v1/customers/{uuid}/,
+    # POST /config/v1/customers/{uuid}/add_projects/ and /remove_projects/
+    *customers.HANDLERS,
+    # GET|POST|OPTIONS /config/v1/customers/reconcile/, POST /config/v1/customers/switch_mode/
+    *jobs.HANDLERS,
+    # GET|OPTIONS /config/v1/tunables/, GET|PUT /config/v1/tunables/{name}/
+    *tunables.HANDLERS,
+    # GET|OPTIONS /config/v1/audit/
+    *audit.HANDLERS,
+    # GET|POST|OPTIONS /config/v1/users/
+    *users.HANDLERS,
+    # GET /health, GET /metrics
+    *health.HANDLERS,
+]
+
+
+def _options_first(handlers: list) -> list:
+    # Litestar adds an automatic OPTIONS handler (204, no body) to a path when its first
+    # handler is registered; our DRF-style OPTIONS handler must be registered before the
+    # path's other handlers to take its place.
+    return sorted(handlers, key=lambda h: HttpMethod.OPTIONS not in h.http_methods)
+
+
+def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> Litestar:
+    url = url or database_url()
+    if not url:
+        raise RuntimeError("no database configured: set DATABASE_URL (hierarchy run does)")
+    run_scheduler = scheduler.enabled() if run_scheduler is None else run_scheduler
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        database = Database(url)
+        await database.open()
+        app.state.database = database
+        app.state.scheduler_enabled = run_scheduler
+        job = scheduler.Scheduler(database) if run_scheduler else None
+        if job:
+            job.start()
+        try:
+            yield
+        finally:
+            if job:
+                await job.stop()
+            await database.close()
+
+    prometheus = PrometheusConfig(app_name="hierarchy", prefix="hierarchy", group_path=True,
+                                  exclude_unhandled_paths=True, exclude=["^/metrics$", "^/schema"])
+    return Litestar(
+        route_handlers=_options_first(ROUTES),
+        lifespan=[lifespan],
+        dependencies={"paging": Provide(provide_paging)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        middleware=[prometheus.middleware],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="Config API: Customer parallel hierarchy",
+            version="6.1",
+            description="Orgs, projects and customers (release 6.1). Authenticate with "
+                        "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
+            path="/schema",
+            security=[{"BearerToken": []}],
+            components=Components(security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer",
+                                              description="access_token from POST /config/v1/login")}),
+        ),
+    )

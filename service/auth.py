@@ -1,0 +1,229 @@
+"""Login, logout, bearer tokens, permissions, and the per-request transaction (:func:`run`).
+
+Tokens are ``secrets.token_urlsafe(32)``, shown once at login; the database stores only their
+SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and ``revoked`` set by logout.
+A request's token is checked inside the request's own transaction, together with the user's
+``is_active`` and the permissions of its role (``config.role_permissions``).
+
+Failed logins are throttled in process: after 5 failures for one email within 60 s, login for
+that email answers 429 with ``Retry-After`` until the oldest of them is 60 s old. The counter
+is a bounded dict (10 000 emails, least recently failed evicted first), so it is per process
+and lost on restart; a table would make it cluster-wide (see the report / README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.params import JSONBody
+
+from service import users
+from service.api import responses
+from service.db import Database, Db, User, transaction
+from service.queries import query
+
+T = TypeVar("T")
+
+TOKEN_TTL_SECONDS = 86400
+FAILURE_LIMIT = 5
+FAILURE_WINDOW_SECONDS = 60.0
+THROTTLE_MAX_EMAILS = 10_000
+
+SQL = {name: query(f"auth.{name}") for name in (
+    "user_for_login", "update_password_hash", "login_details", "create_token", "user_for_token",
+    "revoke_token", "set_actor", "prune_tokens")}
+
+_REFUSED = {
+    "revoked": "Token has been revoked (logged out); log in again.",
+    "expired": "Token has expired; log in again.",
+    "inactive": "User account is disabled.",
+}
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _unauthorized(detail: str) -> NotAuthorizedException:
+    return NotAuthorizedException(detail, headers={"WWW-Authenticate": 'Bearer realm="config"'})
+
+
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer <token>``; 401 when missing or malformed."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise _unauthorized("Authentication credentials were not provided.")
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token or not token.isascii():
+        raise _unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
+    return token
+
+
+async def authenticate(conn: Any, token: str) -> User:
+    row = await Db(conn).one(SQL["user_for_token"], token_hash=hash_token(token))
+    if row is None:
+        raise _unauthorized("Invalid token.")
+    if row["state"] != "ok":
+        raise _unauthorized(_REFUSED[row["state"]])
+    return User(uuid=row["uuid"], email=row["email"], org_id=row["org_id"], role=row["role"],
+                permissions=frozenset(row["permissions"]))
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+async def run(request: Request, permission: str | None, work: Callable[[Db], Awaitable[T]], *,
+              default_field: str = "non_field_errors") -> T:
+    """Authenticate, authorise and run ``work`` in the request's one transaction.
+
+    ``permission`` is a ``config.role_permissions`` name (None: any authenticated user). The
+    actor settings are set first, so every audit row the work causes names the user.
+    """
+    token = bearer_token(request)
+
+    async def in_transaction(conn: Any) -> T:
+        user = await authenticate(conn, token)
+        if permission is not None and permission not in user.permissions:
+            raise PermissionDeniedException(
+                f"You do not have permission to perform this action (role {user.role} lacks {permission}).")
+        await conn.execute(SQL["set_actor"], {"actor": user.email, "user_id": str(user.uuid)})
+        request.state.user = user
+        return await work(Db(conn, user))
+
+    return await transaction(database(request), in_transaction, default_field=default_field)
+
+
+# -- failed-login throttle -----------------------------------------------------------------------
+class LoginThrottle:
+    """Recent failed logins per email, bounded in size."""
+
+    def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW_SECONDS,
+                 max_emails: int = THROTTLE_MAX_EMAILS) -> None:
+        self.limit, self.window, self.max_emails = limit, window, max_emails
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after(self, email: str) -> int | None:
+        """Seconds to wait when ``email`` is throttled, else None."""
+        failures = self._recent(email.lower())
+        if len(failures) < self.limit:
+            return None
+        return max(1, math.ceil(failures[-self.limit] + self.window - time.monotonic()))
+
+    def failed(self, email: str) -> None:
+        key = email.lower()
+        failures = self._recent(key)
+        failures.append(time.monotonic())
+        self._failures[key] = failures
+        self._failures.move_to_end(key)
+        while len(self._failures) > self.max_emails:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, email: str) -> None:
+        self._failures.pop(email.lower(), None)
+
+    def _recent(self, key: str) -> deque[float]:
+        failures = self._failures.get(key, deque(maxlen=self.limit))
+        horizon = time.monotonic() - self.window
+        while failures and failures[0] < horizon:
+            failures.popleft()
+        return failures
+
+
+# -- endpoints -----------------------------------------------------------------------------------
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class OrgRef(msgspec.Struct):
+    uuid: UUID
+    name: str
+
+
+class AuthToken(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class LoginResponse(msgspec.Struct):
+    uuid: UUID
+    email: str
+    orgs: list[OrgRef]
+    roles: list[str]
+    auth_token: AuthToken
+
+
+def _throttle(state: State) -> LoginThrottle:
+    if not hasattr(state, "login_throttle"):
+        state.login_throttle = LoginThrottle()
+    return state.login_throttle
+
+
+@post(["/config/v1/login"], status_code=200, security=[], tags=["auth"],
+      summary="Log in with email and password; returns a 24 h bearer token",
+      responses={**responses(400, 401, 413, 429)})
+async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
+    throttle = _throttle(request.app.state)
+    if (wait := throttle.retry_after(data.email)) is not None:
+        raise HTTPException(status_code=429, detail=f"Too many failed logins; retry in {wait} s.",
+                            headers={"Retry-After": str(wait)})
+
+    async def find(conn: Any) -> dict[str, Any] | None:
+        return await Db(conn).one(SQL["user_for_login"], email=data.email)
+
+    row = await transaction(database(request), find)
+    # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
+    ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
+    if not ok:
+        throttle.failed(data.email)
+        raise _unauthorized("Invalid email or password.")
+    assert row is not None
+    if not row["is_active"]:
+        raise _unauthorized(_REFUSED["inactive"])
+    throttle.succeeded(data.email)
+    token = secrets.token_urlsafe(32)
+    rehash = await asyncio.to_thread(users.hash_password, data.password) if users.needs_rehash(
+        row["password_hash"]) else None
+
+    async def issue(conn: Any) -> dict[str, Any] | None:
+        db = Db(conn)
+        await db.execute(SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"],
+                         ttl=TOKEN_TTL_SECONDS)
+        if rehash:
+            await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
+        await db.execute(SQL["prune_tokens"])
+        return await db.one(SQL["login_details"], org_id=row["org_id"])
+
+    org = await transaction(database(request), issue)
+    return LoginResponse(
+        uuid=row["uuid"], email=row["email"], orgs=[OrgRef(**org)] if org else [], roles=[row["role"]],
+        auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS))
+
+
+@post(["/config/v1/logout"], status_code=204, tags=["auth"], summary="Revoke the token of this request",
+      responses=responses(401), response_description="Token revoked")
+async def logout(request: Request) -> Response[None]:
+    token = bearer_token(request)
+
+    async def revoke(db: Db) -> None:
+        await db.execute(SQL["revoke_token"], token_hash=hash_token(token))
+
+    await run(request, None, revoke)
+    return Response(None, status_code=204)
+
+

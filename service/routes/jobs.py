@@ -1,0 +1,101 @@
+"""The background job over HTTP: run it now, list recent runs, switch the customer mode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Request, get, post, route
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
+from service.auth import run
+from service.db import Db
+from service.queries import query
+
+SQL = {name: query(f"jobs.{name}") for name in ("reconcile", "list_runs", "switch_mode")}
+RECENT_RUNS = 100  # the plain list (no page/page_size) shows this many, newest first
+
+
+class ReconcileRequest(msgspec.Struct, forbid_unknown_fields=True):
+    dry_run: bool = False
+    force: bool = False
+
+
+class SwitchModeRequest(msgspec.Struct, forbid_unknown_fields=True):
+    per_project: bool
+    dry_run: bool = False
+
+
+class JobRun(msgspec.Struct):
+    id: int
+    source: str
+    dry_run: bool
+    forced: bool
+    skipped: bool
+    started: datetime
+    finished: datetime
+    customers_created: int
+    projects_associated: int
+    customers_renamed: int
+    orphans_waiting: int
+    orphans_unresolved: int
+    error: str | None
+
+
+JobRunPage = page_of(JobRun, "JobRunPage")
+
+# The job's own summary (config.reconcile_customers / config.switch_customer_mode): documented
+# as an open object because its keys are the database's to extend.
+Summary = dict[str, Any]
+
+RECONCILE_FIELDS = {
+    "dry_run": field("boolean", "Dry run", help_text="Report the planned changes; change nothing."),
+    "force": field("boolean", "Force", help_text="Ignore the orphans' grace period."),
+}
+
+
+@post("/config/v1/customers/reconcile", tags=["jobs"], status_code=200, responses=WRITE,
+      summary="Run the background job now; returns its summary (a dry run lists the planned changes)")
+async def reconcile(request: Request, data: JSONBody[ReconcileRequest | None] = None) -> Summary:
+    options = data or ReconcileRequest()
+
+    async def work(db: Db) -> Any:
+        row = await db.one(SQL["reconcile"], dry_run=options.dry_run, force=options.force)
+        return row["result"]  # type: ignore[index]
+
+    return await run(request, "jobs.run", work)
+
+
+@get("/config/v1/customers/reconcile", tags=["jobs"], responses=READ,
+     summary=f"Recent runs of the job, newest first (the plain list shows the last {RECENT_RUNS})")
+async def list_runs(request: Request, paging: NamedDependency[Paging]) -> list[JobRun] | JobRunPage:  # type: ignore[valid-type]
+    async def work(db: Db) -> Any:
+        return listing(request, paging, await db.all(SQL["list_runs"], **paging.sql(RECENT_RUNS)))
+
+    return await run(request, "jobs.read", work)
+
+
+@route("/config/v1/customers/reconcile", http_method="OPTIONS", tags=["jobs"], responses=READ,
+       summary="Describe the job runs list and the options of a run")
+async def describe_runs(request: Request) -> Metadata:
+    async def work(db: Db) -> Metadata:
+        return metadata("Reconcile", "Runs of the background job that homes orphaned projects.",
+                        RECONCILE_FIELDS, "jobs.run" in db.user.permissions)  # type: ignore[union-attr]
+
+    return await run(request, "jobs.read", work)
+
+
+@post("/config/v1/customers/switch_mode", tags=["jobs"], status_code=200, responses=WRITE,
+      summary="Switch between per-project customers and one default customer per org, atomically (rule 9)")
+async def switch_mode(request: Request, data: JSONBody[SwitchModeRequest]) -> Summary:
+    async def work(db: Db) -> Any:
+        row = await db.one(SQL["switch_mode"], per_project=data.per_project, dry_run=data.dry_run)
+        return row["result"]  # type: ignore[index]
+
+    return await run(request, "mode.switch", work, default_field="per_project")
+
+
+HANDLERS = [describe_runs, reconcile, list_runs, switch_mode]

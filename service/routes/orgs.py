@@ -1,0 +1,62 @@
+"""Orgs: list and get (read-only through the API)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, get, route
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+
+from service.api import READ, Metadata, OrgId, Paging, listing, metadata, page_of
+from service.auth import run
+from service.db import Db
+from service.queries import query
+
+SQL = {name: query(f"orgs.{name}") for name in ("list", "get")}
+
+
+class Org(msgspec.Struct):
+    uuid: UUID
+    name: str
+    created: datetime
+    modified: datetime
+
+
+OrgPage = page_of(Org, "OrgPage")
+
+
+async def visible_org(db: Db, org_id: UUID) -> dict[str, Any]:
+    """The org if the user may see it; 404 otherwise (another org's id looks like no id)."""
+    org = await db.one(SQL["get"], org_id=org_id)
+    if org is None:
+        raise NotFoundException(f"Org {org_id} not found.")
+    return org
+
+
+@get("/config/v1/orgs", tags=["orgs"], summary="List the orgs the user can see", responses=READ)
+async def list_orgs(request: Request, paging: NamedDependency[Paging]) -> list[Org] | OrgPage:  # type: ignore[valid-type]
+    async def work(db: Db) -> Any:
+        return listing(request, paging, await db.all(SQL["list"], **paging.sql()))
+
+    return await run(request, "orgs.read", work)
+
+
+@route("/config/v1/orgs", http_method="OPTIONS", tags=["orgs"], summary="Describe the orgs list",
+       responses=READ)
+async def describe_orgs(request: Request) -> Metadata:
+    async def work(db: Db) -> Metadata:
+        return metadata("Org List", "Organisations (read-only through this API).", None, False)
+
+    return await run(request, "orgs.read", work)
+
+
+@get("/config/v1/orgs/{org_id:str}", tags=["orgs"], summary="Get one org", responses=READ)
+async def get_org(request: Request, org_id: OrgId) -> Org:
+    return await run(request, "orgs.read", lambda db: visible_org(db, org_id))
+
+
+HANDLERS = [describe_orgs, list_orgs, get_org]

@@ -1,0 +1,201 @@
+"""Projects of an org, with their customer (DESIGN 6); the orphan audit is
+``GET /config/v1/orgs/{org_id}/projects/?customer_id__isnull=True``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, delete, get, patch, post, put, route
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import JSONBody, QueryParameter
+from msgspec import UNSET, UnsetType
+
+from service.api import (
+    COMMON_READ_ONLY,
+    READ,
+    WRITE,
+    Metadata,
+    OrgId,
+    Paging,
+    ProjectId,
+    field,
+    listing,
+    metadata,
+    page_of,
+)
+from service.auth import run
+from service.db import Db
+from service.errors import FieldErrors
+from service.queries import query
+from service.routes.orgs import visible_org
+
+SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
+VISIBLE_CUSTOMER = query("customers.get")
+
+Name = Annotated[str, msgspec.Meta(description="1 to 255 characters: letters, digits, _ and -; "
+                                               "starts with a letter or digit; unique in the org.")]
+Settings = Annotated[dict[str, Any], msgspec.Meta(description="Free-form settings (a JSON object).")]
+CustomerRef = Annotated[UUID | None, msgspec.Meta(
+    description="The customer's uuid. Omitted on create: the server assigns one (rule 5).")]
+
+
+class Project(msgspec.Struct):
+    uuid: UUID
+    name: str
+    org: UUID
+    description: str | None
+    settings: dict[str, Any]
+    customer: UUID | None
+    created: datetime
+    modified: datetime
+
+
+ProjectPage = page_of(Project, "ProjectPage")
+
+
+class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    description: str | None = None
+    settings: Settings = msgspec.field(default_factory=dict)
+    customer: CustomerRef = None
+
+
+class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """PUT: name required; other fields absent are left as they are."""
+
+    name: Name
+    description: str | None | UnsetType = UNSET
+    settings: Settings | UnsetType = UNSET
+    customer: CustomerRef | UnsetType = UNSET
+
+
+class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name | UnsetType = UNSET
+    description: str | None | UnsetType = UNSET
+    settings: Settings | UnsetType = UNSET
+    customer: CustomerRef | UnsetType = UNSET
+
+
+POST_FIELDS = {
+    **COMMON_READ_ONLY,
+    "name": field("string", "Name", required=True, max_length=255,
+                  help_text="Letters, digits, _ and -; starts with a letter or digit; unique in the org."),
+    "org": field("uuid", "Org", read_only=True),
+    "description": field("string", "Description"),
+    "settings": field("json", "Settings", help_text="A JSON object."),
+    "customer": field("uuid", "Customer", help_text="Omit to let the server assign one."),
+}
+
+
+async def _check_customer(db: Db, customer: Any) -> None:
+    """A customer given in a body must be one the user can see (else it is 'not found')."""
+    if customer not in (None, UNSET) and await db.one(VISIBLE_CUSTOMER, customer_id=customer) is None:
+        raise FieldErrors({"customer": [f"customer {customer} does not exist."]})
+
+
+async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]:
+    if row is None:
+        raise NotFoundException(f"Project {project_id} not found.")
+    return row
+
+
+@get("/config/v1/orgs/{org_id:str}/projects", tags=["projects"], responses=READ,
+     summary="List an org's projects (customer_id__isnull=True is the orphan audit)")
+async def list_projects(
+    request: Request, org_id: OrgId, paging: NamedDependency[Paging],
+    customer_id__isnull: Annotated[bool | None, QueryParameter(
+        description="True: only projects without a customer (orphans); False: only with one.")] = None,
+    customer: Annotated[UUID | None, QueryParameter(description="Only the projects of this customer.")] = None,
+    name: Annotated[str | None, QueryParameter(description="Only the project with this exact name.")] = None,
+) -> list[Project] | ProjectPage:  # type: ignore[valid-type]
+    async def work(db: Db) -> Any:
+        await visible_org(db, org_id)
+        rows = await db.all(SQL["list"], org_id=org_id, isnull=customer_id__isnull, customer=customer,
+                            name=name, **paging.sql())
+        return listing(request, paging, rows)
+
+    return await run(request, "projects.read", work)
+
+
+@route("/config/v1/orgs/{org_id:str}/projects", http_method="OPTIONS", tags=["projects"],
+       summary="Describe the projects list and the fields of a new project", responses=READ)
+async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
+    async def work(db: Db) -> Metadata:
+        await visible_org(db, org_id)
+        return metadata("Project List", "Projects of an org; each belongs to one customer.", POST_FIELDS,
+                        "projects.write" in db.user.permissions)  # type: ignore[union-attr]
+
+    return await run(request, "projects.read", work)
+
+
+@post("/config/v1/orgs/{org_id:str}/projects", tags=["projects"], responses=WRITE,
+      summary="Create a project (it gets a customer in the same transaction)")
+async def create_project(request: Request, org_id: OrgId, data: JSONBody[ProjectCreate]) -> Project:
+    async def work(db: Db) -> dict[str, Any]:
+        await visible_org(db, org_id)
+        await _check_customer(db, data.customer)
+        return await db.one(SQL["create"], org_id=org_id, name=data.name, description=data.description,
+                            settings=msgspec.json.encode(data.settings).decode(), customer=data.customer)
+
+    return await run(request, "projects.write", work)
+
+
+@get("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=READ,
+     summary="Get a project")
+async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) -> Project:
+    async def work(db: Db) -> dict[str, Any]:
+        await visible_org(db, org_id)
+        return await _found(await db.one(SQL["get"], org_id=org_id, project_id=project_id), project_id)
+
+    return await run(request, "projects.read", work)
+
+
+async def _update(request: Request, org_id: UUID, project_id: UUID,
+                  data: ProjectUpdate | ProjectPatch) -> dict[str, Any]:
+    def given(name: str) -> bool:
+        return getattr(data, name) is not UNSET
+
+    async def work(db: Db) -> dict[str, Any]:
+        await visible_org(db, org_id)
+        await _check_customer(db, data.customer)
+        settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
+        row = await db.one(
+            SQL["update"], org_id=org_id, project_id=project_id,
+            set_name=given("name"), name=data.name if given("name") else None,
+            set_description=given("description"), description=data.description if given("description") else None,
+            set_settings=given("settings"), settings=settings,
+            set_customer=given("customer"), customer=data.customer if given("customer") else None)
+        return await _found(row, project_id)
+
+    return await run(request, "projects.write", work)
+
+
+@put("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=WRITE,
+     summary="Replace a project's name (and any other field given)")
+async def update_project(request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectUpdate]) -> Project:
+    return await _update(request, org_id, project_id, data)
+
+
+@patch("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=WRITE,
+       summary="Change some fields of a project; `customer` moves it to another customer")
+async def patch_project(request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectPatch]) -> Project:
+    return await _update(request, org_id, project_id, data)
+
+
+@delete("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"],
+        responses=READ, summary="Delete a project")
+async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId) -> Response[None]:
+    async def work(db: Db) -> None:
+        await visible_org(db, org_id)
+        await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
+
+    await run(request, "projects.write", work)
+    return Response(None, status_code=204)
+
+
+HANDLERS = [describe_projects, list_projects, create_project, get_project, update_project, patch_project,
+            delete_project]

@@ -1,0 +1,108 @@
+"""Users: password hashing, creation, and the administrator ensured at start.
+
+Passwords are hashed with argon2id (argon2-cffi's default parameters); the hash is a PHC
+string in ``config.users.password_hash``. ``ensure_admin`` is what ``hierarchy run`` calls:
+it creates a ``super_admin`` in the first org when no active super_admin exists, with
+``HIERARCHY_ADMIN_EMAIL`` / ``HIERARCHY_ADMIN_PASSWORD`` or a generated password that it
+returns so the caller can print it once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from psycopg.rows import dict_row
+
+from service.queries import query
+
+HASHER = PasswordHasher()
+DEFAULT_ADMIN_EMAIL = "admin@localhost"
+ROLES = ("super_admin", "operator", "read_only")
+
+CREATE = query("users.create")
+LOCK = query("users.lock_admin_bootstrap")
+ANY_SUPER_ADMIN = query("users.any_super_admin")
+FIRST_ORG = query("users.first_org")
+SET_ACTOR = query("auth.set_actor")
+
+# A real hash of a random password: verifying against it when the email is unknown makes a
+# failed login take as long whether or not the user exists.
+_DUMMY_HASH: str | None = None
+
+
+def hash_password(password: str) -> str:
+    return HASHER.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; never raises for a bad or missing hash."""
+    global _DUMMY_HASH
+    if password_hash is None:
+        _DUMMY_HASH = _DUMMY_HASH or HASHER.hash(secrets.token_urlsafe(16))
+        password_hash = _DUMMY_HASH
+    try:
+        return HASHER.verify(password_hash, password) and password_hash is not _DUMMY_HASH
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    try:
+        return HASHER.check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return False
+
+
+def _params(email: str, password: str, org_id: Any, role: str) -> dict[str, Any]:
+    return {"email": email, "password_hash": hash_password(password), "org_id": org_id, "role": role}
+
+
+def create_user(conn: psycopg.Connection, email: str, password: str, org_id: Any, role: str) -> dict[str, Any]:
+    """Insert a user (synchronous connection, e.g. the CLI); returns its row without the hash.
+
+    Database errors (duplicate email: UniqueViolation on users_email_unique; unknown org or
+    role: ForeignKeyViolation) propagate to the caller.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(CREATE, _params(email, password, org_id, role))  # type: ignore[arg-type]
+        row = cur.fetchone()
+    assert row is not None
+    return row
+
+
+async def create_user_async(conn: psycopg.AsyncConnection, email: str, password: str, org_id: Any,
+                            role: str) -> dict[str, Any]:
+    """:func:`create_user` for the API's async connections."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(CREATE, _params(email, password, org_id, role))  # type: ignore[arg-type]
+        row = await cur.fetchone()
+    assert row is not None
+    return row
+
+
+def ensure_admin(url: str, email: str | None = None, password: str | None = None) -> tuple[str, str | None]:
+    """Create a super_admin in the first org unless an active one exists.
+
+    Returns ``(email, generated_password)``; the password is None when it was given (argument or
+    ``HIERARCHY_ADMIN_PASSWORD``) or when nothing was created. An advisory lock makes two
+    processes starting at once create one admin, not two.
+    """
+    email = email or os.environ.get("HIERARCHY_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    given = password or os.environ.get("HIERARCHY_ADMIN_PASSWORD")
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn, conn.transaction():
+        conn.execute(SET_ACTOR, {"actor": "ensure_admin", "user_id": ""})  # type: ignore[arg-type]
+        conn.execute(LOCK)  # type: ignore[arg-type]
+        present = conn.execute(ANY_SUPER_ADMIN).fetchone()  # type: ignore[arg-type]
+        if present and present["present"]:
+            return email, None
+        org = conn.execute(FIRST_ORG).fetchone()  # type: ignore[arg-type]
+        if org is None:
+            raise RuntimeError("no org exists: migrate the database first (`hierarchy migrate`)")
+        generated = None if given else secrets.token_urlsafe(18)
+        create_user(conn, email, given or generated, org["uuid"], "super_admin")  # type: ignore[arg-type]
+    return email, generated

@@ -1,0 +1,63 @@
+-- Customers are global. A user with all_orgs sees every customer; any other user sees the
+-- customers holding a project of its org and the customers it created (created_by), and
+-- only its org's projects in `projects`. The predicate is repeated in each statement so
+-- every statement stands alone for a reviewer.
+
+-- name: list
+SELECT c.uuid, c.name, c.description, c.origin,
+       ARRAY(SELECT p.uuid FROM config.projects p
+             WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid)
+             ORDER BY p.name, p.uuid) AS projects,
+       c.created, c.modified, count(*) OVER () AS total
+FROM config.customers c
+WHERE (%(all_orgs)s::boolean
+       OR c.created_by = %(user_id)s::uuid
+       OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
+  AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
+  AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
+ORDER BY c.name, c.uuid
+LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
+
+-- name: get
+-- `mine` says whether the user may change or delete it (all_orgs, or it created it).
+SELECT c.uuid, c.name, c.description, c.origin,
+       ARRAY(SELECT p.uuid FROM config.projects p
+             WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid)
+             ORDER BY p.name, p.uuid) AS projects,
+       c.created, c.modified,
+       (%(all_orgs)s::boolean OR c.created_by IS NOT DISTINCT FROM %(user_id)s::uuid) AS mine
+FROM config.customers c
+WHERE c.uuid = %(customer_id)s::uuid
+  AND (%(all_orgs)s::boolean
+       OR c.created_by = %(user_id)s::uuid
+       OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid));
+
+-- name: create
+-- created_by defaults to config.current_user_id() (the request's hierarchy.user_id).
+INSERT INTO config.customers (name, description, origin)
+VALUES (%(name)s::text, %(description)s::text, 'manual')
+RETURNING uuid;
+
+-- name: update
+UPDATE config.customers c SET
+    name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE c.name END,
+    description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE c.description END
+WHERE c.uuid = %(customer_id)s::uuid
+RETURNING c.uuid;
+
+-- name: delete
+-- ON DELETE SET NULL orphans its projects; the job re-homes them (rule 6).
+DELETE FROM config.customers c WHERE c.uuid = %(customer_id)s::uuid RETURNING c.uuid;
+
+-- name: add_projects
+-- Moves the given projects (already checked visible) to the customer; returns those moved.
+UPDATE config.projects p SET customer_id = %(customer_id)s::uuid
+WHERE p.uuid = ANY (%(projects)s::uuid[])
+  AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+RETURNING p.uuid;
+
+-- name: remove_projects
+-- Orphans the given projects if they belong to the customer; returns those removed.
+UPDATE config.projects p SET customer_id = NULL
+WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+RETURNING p.uuid;

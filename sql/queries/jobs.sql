@@ -1,0 +1,30 @@
+-- The background job (config.reconcile_customers) and the mode switch (rule 9).
+
+-- name: reconcile
+SELECT config.reconcile_customers(dry_run => %(dry_run)s::boolean, force => %(force)s::boolean,
+                                  source => 'api') AS result;
+
+-- name: reconcile_from_scheduler
+-- The service's fallback scheduler (where pg_cron does not schedule the job).
+SELECT config.reconcile_customers(source => 'service') AS result;
+
+-- name: list_runs
+-- Newest first.
+SELECT r.id, r.source, r.dry_run, r.forced, r.skipped, r.started, r.finished,
+       r.customers_created, r.projects_associated, r.customers_renamed,
+       r.orphans_waiting, r.orphans_unresolved, r.error, count(*) OVER () AS total
+FROM config.job_runs r
+ORDER BY r.id DESC
+LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
+
+-- name: switch_mode
+SELECT config.switch_customer_mode(per_project => %(per_project)s::boolean,
+                                   dry_run => %(dry_run)s::boolean) AS result;
+
+-- name: cron_table_exists
+-- pg_cron's table, if the extension is installed in this database.
+SELECT to_regclass('cron.job') IS NOT NULL AS present;
+
+-- name: cron_scheduled
+-- Only run when cron_table_exists said yes (the statement does not parse otherwise).
+SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'reconcile-customers') AS scheduled;

@@ -1,0 +1,50 @@
+-- Projects of an org. The handler first checks the org is visible (orgs.get), so these
+-- statements only scope by the org in the path; `customer` is the customer's uuid.
+
+-- name: list
+SELECT p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+       p.created, p.modified, count(*) OVER () AS total
+FROM config.projects p
+WHERE p.org_id = %(org_id)s::uuid
+  AND (%(isnull)s::boolean IS NULL OR (p.customer_id IS NULL) = %(isnull)s::boolean)
+  AND (%(customer)s::uuid IS NULL OR p.customer_id = %(customer)s::uuid)
+  AND (%(name)s::text IS NULL OR p.name = %(name)s::text)
+ORDER BY p.name, p.uuid
+LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
+
+-- name: get
+SELECT p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+       p.created, p.modified
+FROM config.projects p
+WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid;
+
+-- name: create
+-- A NULL customer lets the projects_assign_customer trigger choose one (rule 5).
+INSERT INTO config.projects (org_id, name, description, settings, customer_id)
+VALUES (%(org_id)s::uuid, %(name)s::text, %(description)s::text,
+        coalesce(%(settings)s::jsonb, '{}'::jsonb), %(customer)s::uuid)
+RETURNING uuid, name, org_id AS org, description, settings, customer_id AS customer, created, modified;
+
+-- name: update
+-- Each field changes only when its set_* flag is true (PATCH leaves absent fields alone;
+-- an explicit null clears description or orphans the project).
+UPDATE config.projects p SET
+    name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE p.name END,
+    description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE p.description END,
+    settings    = CASE WHEN %(set_settings)s::boolean THEN %(settings)s::jsonb ELSE p.settings END,
+    customer_id = CASE WHEN %(set_customer)s::boolean THEN %(customer)s::uuid ELSE p.customer_id END
+WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
+RETURNING p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+          p.created, p.modified;
+
+-- name: delete
+DELETE FROM config.projects p
+WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
+RETURNING p.uuid;
+
+-- name: visible_among
+-- Which of the given project uuids the user may associate (its org's, or any with all_orgs).
+SELECT p.uuid, p.customer_id AS customer
+FROM config.projects p
+WHERE p.uuid = ANY (%(projects)s::uuid[])
+  AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid);

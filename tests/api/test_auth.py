@@ -1,0 +1,105 @@
+"""Login, logout, tokens, the failed-login throttle."""
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from service import auth
+from tests.api.conftest import PASSWORD
+
+
+def test_login_response_shape(api):
+    email = api.make_user("operator")
+    r = api.client.post("/config/v1/login/", json={"email": email.upper(), "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(body) == {"uuid", "email", "orgs", "roles", "auth_token"}
+    assert body["email"] == email and body["roles"] == ["operator"]
+    assert body["orgs"] == [{"uuid": api.org, "name": "hydrolix"}]
+    token = body["auth_token"]
+    assert token["token_type"] == "Bearer" and token["expires_in"] == 86400 and len(token["access_token"]) >= 40
+    stored = api.one("SELECT token_hash, expires - created AS ttl FROM config.tokens WHERE user_id = %s",
+                     (body["uuid"],))
+    assert bytes(stored["token_hash"]) == hashlib.sha256(token["access_token"].encode()).digest()
+    assert stored["ttl"] == timedelta(hours=24)
+
+
+@pytest.mark.parametrize("body", [
+    {"email": "nobody@example.com", "password": PASSWORD},
+    {"email": "__USER__", "password": "wrong password"},
+])
+def test_wrong_credentials_401(api, body):
+    email = api.make_user("read_only")
+    body = {**body, "email": body["email"].replace("__USER__", email)}
+    r = api.client.post("/config/v1/login", json=body)
+    assert r.status_code == 401 and r.json() == {"detail": "Invalid email or password."}
+
+
+def test_inactive_user_cannot_log_in_and_its_tokens_stop(api):
+    email = api.make_user("read_only")
+    token = api.login(email)
+    api.sql("UPDATE config.users SET is_active = false WHERE email = %s", (email,))
+    r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 401 and "disabled" in r.json()["detail"]
+    r = api.client.get("/config/v1/orgs/", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "disabled" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"email": "a@b"}', b'{"email": 1, "password": "x"}',
+                                  b'{"email": "a@b", "password": "x", "extra": 1}', b""])
+def test_login_bad_input_400(api, body):
+    r = api.client.post("/config/v1/login", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert all(isinstance(v, list) and v for v in r.json().values())
+
+
+def test_throttle_after_five_failures(api):
+    email = api.make_user("read_only")
+    for _ in range(auth.FAILURE_LIMIT):
+        assert api.client.post("/config/v1/login", json={"email": email, "password": "bad"}).status_code == 401
+    r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 429
+    assert 1 <= int(r.headers["Retry-After"]) <= 60 and "retry" in r.json()["detail"].lower()
+    # other emails are not affected
+    assert api.client.post("/config/v1/login", json={"email": api.make_user("read_only"),
+                                                     "password": PASSWORD}).status_code == 200
+
+
+def test_throttle_window_and_bound():
+    throttle = auth.LoginThrottle(limit=2, window=60, max_emails=3)
+    throttle.failed("A@x")
+    assert throttle.retry_after("a@x") is None
+    throttle.failed("a@x")
+    assert throttle.retry_after("a@X") == 60
+    throttle.succeeded("a@x")
+    assert throttle.retry_after("a@x") is None
+    for i in range(10):
+        throttle.failed(f"{i}@x")
+    assert len(throttle._failures) == 3
+
+
+def test_logout_revokes(api):
+    token = api.login(api.make_user("read_only"))
+    headers = {"Authorization": f"Bearer {token}"}
+    r = api.client.post("/config/v1/logout/", headers=headers)
+    assert r.status_code == 204 and r.content == b""
+    r = api.client.get("/config/v1/orgs", headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    assert api.client.post("/config/v1/logout", headers=headers).status_code == 401
+
+
+def test_expired_token(api):
+    token = api.login(api.make_user("super_admin"))
+    api.sql("UPDATE config.tokens SET expires = now() - interval '1 second'")
+    r = api.client.get("/config/v1/orgs", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "Token abc",
+                                    "Bearer nonexistenttoken"])
+def test_missing_or_malformed_token(api, header):
+    headers = {} if header is None else {"Authorization": header}
+    r = api.client.get("/config/v1/orgs/", headers=headers)
+    assert r.status_code == 401 and set(r.json()) == {"detail"}
