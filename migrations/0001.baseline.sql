@@ -78,6 +78,7 @@ CREATE TABLE config.projects (
     CONSTRAINT projects_org_name_unique UNIQUE (org_id, name)
 );
 COMMENT ON TABLE config.projects IS 'Projects of an org. Release 6.1 also hangs each one under exactly one customer.';
+COMMENT ON COLUMN config.projects.org_id IS 'The org the project belongs to; projects of another org are invisible to its users.';
 COMMENT ON COLUMN config.projects.name IS '1 to 255 characters: letters, digits, _ and -; starts with a letter or digit; unique within the org.';
 COMMENT ON COLUMN config.projects.settings IS 'Free-form project settings (a JSON object).';
 COMMENT ON COLUMN config.projects.modified IS 'Last change of name, description or settings (association changes are in audit_log, not here).';
@@ -100,6 +101,7 @@ CREATE TABLE config.role_permissions (
     permission text NOT NULL,
     PRIMARY KEY (role, permission)
 );
+COMMENT ON COLUMN config.role_permissions.role IS 'The role granted the permission.';
 COMMENT ON TABLE config.role_permissions IS 'Permissions granted to each role (checked by the HTTP service).';
 COMMENT ON COLUMN config.role_permissions.permission IS 'One of: all_orgs, orgs.read, projects.read, projects.write, customers.read, customers.write, tunables.read, tunables.write, jobs.read, jobs.run, mode.switch, users.read, users.write, audit.read.';
 
@@ -134,6 +136,9 @@ CREATE TABLE config.users (
 );
 CREATE UNIQUE INDEX users_email_unique ON config.users (lower(email));
 COMMENT ON TABLE config.users IS 'People who call the API. A user belongs to one org and holds one role.';
+COMMENT ON COLUMN config.users.email IS 'Login name; unique regardless of case.';
+COMMENT ON COLUMN config.users.org_id IS 'The org whose objects the user sees (super_admin: every org).';
+COMMENT ON COLUMN config.users.role IS 'super_admin, operator or read_only (see role_permissions).';
 COMMENT ON COLUMN config.users.password_hash IS 'argon2id hash (PHC string) written by the service; never the password.';
 COMMENT ON COLUMN config.users.is_active IS 'A deactivated user cannot log in and its tokens stop working.';
 
@@ -150,6 +155,8 @@ CREATE TABLE config.tokens (
 CREATE INDEX tokens_user_idx ON config.tokens (user_id);
 CREATE INDEX tokens_expires_idx ON config.tokens (expires);
 COMMENT ON TABLE config.tokens IS 'Opaque bearer tokens. Only the SHA-256 of a token is stored; the token itself is shown once, at login.';
+COMMENT ON COLUMN config.tokens.user_id IS 'The user the token authenticates.';
+COMMENT ON COLUMN config.tokens.expires IS 'After this instant the token is refused (24 h after login).';
 COMMENT ON COLUMN config.tokens.token_hash IS 'sha256 of the bearer token as sent by the client.';
 COMMENT ON COLUMN config.tokens.revoked IS 'Set by logout; a revoked token is refused.';
 
@@ -168,6 +175,8 @@ CREATE TABLE config.tunables (
     modified_by text NOT NULL DEFAULT config.current_actor()
 );
 COMMENT ON TABLE config.tunables IS 'Cluster settings. Part of release 6.0 so they can be set before an upgrade and survive a downgrade.';
+COMMENT ON COLUMN config.tunables.value IS 'The current value, as JSON (true/false, or an integer).';
+COMMENT ON COLUMN config.tunables.modified_by IS 'Who last changed the value (application user or database role).';
 COMMENT ON COLUMN config.tunables.value_type IS 'JSON type the value must have: boolean or integer (checked by trigger tunables_validate).';
 COMMENT ON COLUMN config.tunables.minimum IS 'Smallest allowed value for integer tunables.';
 COMMENT ON COLUMN config.tunables.maximum IS 'Largest allowed value for integer tunables (never above 2147483647, what the job can use).';
@@ -237,6 +246,8 @@ CREATE TABLE config.audit_log (
 CREATE INDEX audit_log_object_idx ON config.audit_log (object_type, object_id, at);
 CREATE INDEX audit_log_at_idx ON config.audit_log (at);
 COMMENT ON TABLE config.audit_log IS 'Who changed what: one row per changed object, written by triggers whoever writes (API, job, psql).';
+COMMENT ON COLUMN config.audit_log.at IS 'When the change was made (transaction start).';
+COMMENT ON COLUMN config.audit_log.object_id IS 'uuid of the changed object (NULL for tunables and summary rows such as a downgrade).';
 COMMENT ON COLUMN config.audit_log.actor IS 'Application user (hierarchy.actor) or database role.';
 COMMENT ON COLUMN config.audit_log.action IS 'insert, update, delete, or a named operation (e.g. downgrade).';
 COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';

@@ -76,6 +76,13 @@ CREATE TABLE config.job_runs (
 CREATE INDEX job_runs_started_idx ON config.job_runs (started);
 COMMENT ON TABLE config.job_runs IS 'One row per run of config.reconcile_customers; rows older than 7 days are pruned by the job.';
 COMMENT ON COLUMN config.job_runs.source IS 'Who started the run: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
+COMMENT ON COLUMN config.job_runs.dry_run IS 'true for a dry run: the counts are what it would have done; nothing changed.';
+COMMENT ON COLUMN config.job_runs.forced IS 'true when the run ignored the orphan grace period.';
+COMMENT ON COLUMN config.job_runs.started IS 'When the run started (clock time, not transaction start).';
+COMMENT ON COLUMN config.job_runs.finished IS 'When the run finished.';
+COMMENT ON COLUMN config.job_runs.customers_created IS 'Customers the run created.';
+COMMENT ON COLUMN config.job_runs.projects_associated IS 'Orphans the run gave a customer.';
+COMMENT ON COLUMN config.job_runs.customers_renamed IS 'Customers renamed after their single project (rule 4) during the run.';
 COMMENT ON COLUMN config.job_runs.skipped IS 'true when another run held the lock, so this one did nothing.';
 COMMENT ON COLUMN config.job_runs.orphans_waiting IS 'Orphans left after the run (within their grace period, or unresolved).';
 COMMENT ON COLUMN config.job_runs.orphans_unresolved IS 'Due orphans the run could not home (no free customer name); should stay 0.';

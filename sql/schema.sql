@@ -853,6 +853,12 @@ CREATE TABLE config.audit_log (
 COMMENT ON TABLE config.audit_log IS 'Who changed what: one row per changed object, written by triggers whoever writes (API, job, psql).';
 
 --
+-- Name: COLUMN audit_log.at; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.at IS 'When the change was made (transaction start).';
+
+--
 -- Name: COLUMN audit_log.actor; Type: COMMENT; Schema: config; Owner: -
 --
 
@@ -869,6 +875,12 @@ COMMENT ON COLUMN config.audit_log.action IS 'insert, update, delete, or a named
 --
 
 COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';
+
+--
+-- Name: COLUMN audit_log.object_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.audit_log.object_id IS 'uuid of the changed object (NULL for tunables and summary rows such as a downgrade).';
 
 --
 -- Name: COLUMN audit_log.changed; Type: COMMENT; Schema: config; Owner: -
@@ -990,10 +1002,52 @@ COMMENT ON TABLE config.job_runs IS 'One row per run of config.reconcile_custome
 COMMENT ON COLUMN config.job_runs.source IS 'Who started the run: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
 
 --
+-- Name: COLUMN job_runs.dry_run; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.dry_run IS 'true for a dry run: the counts are what it would have done; nothing changed.';
+
+--
+-- Name: COLUMN job_runs.forced; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.forced IS 'true when the run ignored the orphan grace period.';
+
+--
 -- Name: COLUMN job_runs.skipped; Type: COMMENT; Schema: config; Owner: -
 --
 
 COMMENT ON COLUMN config.job_runs.skipped IS 'true when another run held the lock, so this one did nothing.';
+
+--
+-- Name: COLUMN job_runs.started; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.started IS 'When the run started (clock time, not transaction start).';
+
+--
+-- Name: COLUMN job_runs.finished; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.finished IS 'When the run finished.';
+
+--
+-- Name: COLUMN job_runs.customers_created; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.customers_created IS 'Customers the run created.';
+
+--
+-- Name: COLUMN job_runs.projects_associated; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.projects_associated IS 'Orphans the run gave a customer.';
+
+--
+-- Name: COLUMN job_runs.customers_renamed; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.job_runs.customers_renamed IS 'Customers renamed after their single project (rule 4) during the run.';
 
 --
 -- Name: COLUMN job_runs.orphans_waiting; Type: COMMENT; Schema: config; Owner: -
@@ -1075,6 +1129,12 @@ CREATE TABLE config.projects (
 COMMENT ON TABLE config.projects IS 'Projects of an org. Release 6.1 also hangs each one under exactly one customer.';
 
 --
+-- Name: COLUMN projects.org_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.projects.org_id IS 'The org the project belongs to; projects of another org are invisible to its users.';
+
+--
 -- Name: COLUMN projects.name; Type: COMMENT; Schema: config; Owner: -
 --
 
@@ -1118,6 +1178,12 @@ CREATE TABLE config.role_permissions (
 --
 
 COMMENT ON TABLE config.role_permissions IS 'Permissions granted to each role (checked by the HTTP service).';
+
+--
+-- Name: COLUMN role_permissions.role; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.role_permissions.role IS 'The role granted the permission.';
 
 --
 -- Name: COLUMN role_permissions.permission; Type: COMMENT; Schema: config; Owner: -
@@ -1165,6 +1231,18 @@ COMMENT ON TABLE config.tokens IS 'Opaque bearer tokens. Only the SHA-256 of a t
 COMMENT ON COLUMN config.tokens.token_hash IS 'sha256 of the bearer token as sent by the client.';
 
 --
+-- Name: COLUMN tokens.user_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tokens.user_id IS 'The user the token authenticates.';
+
+--
+-- Name: COLUMN tokens.expires; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tokens.expires IS 'After this instant the token is refused (24 h after login).';
+
+--
 -- Name: COLUMN tokens.revoked; Type: COMMENT; Schema: config; Owner: -
 --
 
@@ -1193,6 +1271,12 @@ CREATE TABLE config.tunables (
 COMMENT ON TABLE config.tunables IS 'Cluster settings. Part of release 6.0 so they can be set before an upgrade and survive a downgrade.';
 
 --
+-- Name: COLUMN tunables.value; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.value IS 'The current value, as JSON (true/false, or an integer).';
+
+--
 -- Name: COLUMN tunables.value_type; Type: COMMENT; Schema: config; Owner: -
 --
 
@@ -1217,6 +1301,12 @@ COMMENT ON COLUMN config.tunables.maximum IS 'Largest allowed value for integer 
 COMMENT ON COLUMN config.tunables.modified IS 'When the value last changed (rule 6 compares it with when a project became an orphan).';
 
 --
+-- Name: COLUMN tunables.modified_by; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.tunables.modified_by IS 'Who last changed the value (application user or database role).';
+
+--
 -- Name: users; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1239,10 +1329,28 @@ CREATE TABLE config.users (
 COMMENT ON TABLE config.users IS 'People who call the API. A user belongs to one org and holds one role.';
 
 --
+-- Name: COLUMN users.email; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.users.email IS 'Login name; unique regardless of case.';
+
+--
 -- Name: COLUMN users.password_hash; Type: COMMENT; Schema: config; Owner: -
 --
 
 COMMENT ON COLUMN config.users.password_hash IS 'argon2id hash (PHC string) written by the service; never the password.';
+
+--
+-- Name: COLUMN users.org_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.users.org_id IS 'The org whose objects the user sees (super_admin: every org).';
+
+--
+-- Name: COLUMN users.role; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.users.role IS 'super_admin, operator or read_only (see role_permissions).';
 
 --
 -- Name: COLUMN users.is_active; Type: COMMENT; Schema: config; Owner: -
