@@ -1,0 +1,51 @@
+-- Statements only the command line (service/cli.py) runs. Everything else the CLI needs
+-- comes from the API's files (auth.set_actor, tunables.*, jobs.*, users.*, orgs.*, health.*).
+
+-- name: reconcile
+-- `hierarchy reconcile --dry-run`: the whole plan in one call (the first 1000 changes listed).
+-- wait: a person asked for this run, so it waits for a concurrent run (a pg_cron tick)
+-- instead of returning "skipped".
+SELECT config.reconcile_customers(dry_run => %(dry_run)s::boolean, force => %(force)s::boolean,
+                                  source => 'cli', wait => true) AS result;
+
+-- name: reconcile_batch
+-- One batch of `hierarchy reconcile`: homes at most batch_size due orphans in this transaction;
+-- the result's orphans_due_remaining sizes the progress bar.
+SELECT config.reconcile_customers(dry_run => false, force => %(force)s::boolean, source => 'cli',
+                                  wait => true, batch_size => %(batch_size)s::integer) AS result;
+
+-- name: orphan_counts
+-- Orphans in three groups, for `hierarchy status`: all of them, those still in their grace
+-- period (the periodic job leaves them alone for now), and the overdue ones: orphaned longer
+-- than the grace period plus one pg_cron tick (60 s), or never associated. Overdue orphans
+-- mean the job is not doing its work (not scheduled, or failing).
+-- count(p.uuid), not count(*): the LEFT JOIN gives one all-NULL row when there is no orphan.
+SELECT count(p.uuid) AS total,
+       count(p.uuid) FILTER (WHERE p.orphaned_at > g.cutoff) AS in_grace,
+       count(p.uuid) FILTER (WHERE p.orphaned_at IS NULL OR p.orphaned_at <= g.cutoff - interval '60 seconds')
+           AS overdue,
+       max(g.grace_seconds) AS grace_seconds
+FROM (SELECT config.tunable('customer_orphan_grace_seconds')::text::integer AS grace_seconds,
+             now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer)
+                 AS cutoff) g
+LEFT JOIN config.projects p ON p.customer_id IS NULL
+GROUP BY g.cutoff;
+
+-- name: orphans
+-- The orphan audit across orgs (the API's is per org: projects?customer_id__isnull=True).
+-- %(org)s NULL means every org.
+SELECT o.uuid AS org, o.name AS org_name, p.uuid, p.name, p.orphaned_at,
+       (p.orphaned_at IS NULL
+        OR p.orphaned_at <= now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer)
+       ) AS past_grace
+FROM config.projects p
+JOIN config.orgs o ON o.uuid = p.org_id
+WHERE p.customer_id IS NULL
+  AND (%(org)s::text IS NULL OR o.name = %(org)s::text)
+ORDER BY o.name, p.name, p.uuid;
+
+-- name: org_by_name
+SELECT o.uuid, o.name FROM config.orgs o WHERE o.name = %(name)s::text;
+
+-- name: mode
+SELECT config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb AS per_project;
