@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+
 @pytest.fixture
 def db(db_url):
     """An autocommit connection to a fresh database at release 6.1."""

@@ -24,13 +24,16 @@ def add_projects(conn, names, org=None):
 
 
 def set_mode(conn, per_project: bool):
-    conn.execute("UPDATE config.tunables SET value = to_jsonb(%s::boolean) WHERE name = %s", (per_project, MODE))
+    conn.execute(
+        "UPDATE config.tunables SET value = to_jsonb(%s::boolean) WHERE name = %s", (per_project, MODE)
+    )
 
 
 def customers(conn):
     """{customer name: (origin, sorted project names)} for the whole database."""
     rows = conn.execute(
-        """SELECT c.name, c.origin, coalesce(array_agg(p.name ORDER BY p.name) FILTER (WHERE p.uuid IS NOT NULL), '{}')
+        """SELECT c.name, c.origin,
+                  coalesce(array_agg(p.name ORDER BY p.name) FILTER (WHERE p.uuid IS NOT NULL), '{}')
            FROM config.customers c LEFT JOIN config.projects p ON p.customer_id = c.uuid
            GROUP BY c.uuid, c.name, c.origin"""
     ).fetchall()
@@ -38,8 +41,12 @@ def customers(conn):
 
 
 def orphans(conn):
-    return [r[0] for r in conn.execute(
-        "SELECT name FROM config.projects WHERE customer_id IS NULL ORDER BY name").fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM config.projects WHERE customer_id IS NULL ORDER BY name"
+        ).fetchall()
+    ]
 
 
 def snapshot(conn):
@@ -52,9 +59,12 @@ def snapshot(conn):
 
 def projects_checksum(conn):
     """md5 over the project columns that exist at both releases."""
-    return scalar(conn, """SELECT md5(string_agg(concat_ws('|', uuid, org_id, name, description, settings,
+    return scalar(
+        conn,
+        """SELECT md5(string_agg(concat_ws('|', uuid, org_id, name, description, settings,
                                                          created, modified), ',' ORDER BY uuid))
-                           FROM config.projects""")
+                           FROM config.projects""",
+    )
 
 
 def run_job(conn, *, dry_run=False, force=False, source="sql"):
@@ -67,5 +77,6 @@ def run_job(conn, *, dry_run=False, force=False, source="sql"):
 
 def pass_grace(conn):
     """Lets the grace period elapse for the current orphans, as waiting would."""
-    conn.execute("UPDATE config.projects SET orphaned_at = orphaned_at - interval '1 day' WHERE customer_id IS NULL")
-
+    conn.execute(
+        "UPDATE config.projects SET orphaned_at = orphaned_at - interval '1 day' WHERE customer_id IS NULL"
+    )

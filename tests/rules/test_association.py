@@ -9,7 +9,9 @@ from tests.rules.helpers import MODE, add_projects, customers, org_id, orphans, 
 def customer_of(conn, project):
     return conn.execute(
         """SELECT c.name, c.origin FROM config.projects p JOIN config.customers c ON c.uuid = p.customer_id
-           WHERE p.name = %s""", (project,)).fetchone()
+           WHERE p.name = %s""",
+        (project,),
+    ).fetchone()
 
 
 @pytest.mark.parametrize("per_project", [False, True])
@@ -40,8 +42,10 @@ def test_orphan_audit_query_never_sees_a_new_project_even_inside_its_transaction
 def test_an_explicit_customer_wins(db):
     set_mode(db, True)
     manual = scalar(db, "INSERT INTO config.customers (name) VALUES ('big client') RETURNING uuid")
-    db.execute("INSERT INTO config.projects (org_id, name, customer_id) SELECT uuid, 'chosen', %s FROM config.orgs",
-               (manual,))
+    db.execute(
+        "INSERT INTO config.projects (org_id, name, customer_id) SELECT uuid, 'chosen', %s FROM config.orgs",
+        (manual,),
+    )
     assert customer_of(db, "chosen") == ("chosen", "manual")  # rule 4: one project, its name
     assert scalar(db, "SELECT count(*) FROM config.customers WHERE origin = 'project'") == 0
 
@@ -60,7 +64,9 @@ def test_system_projects_get_a_system_customer_in_any_mode(db):
 def customer_of_org(conn, org, project):
     return conn.execute(
         """SELECT c.name, c.origin FROM config.projects p JOIN config.customers c ON c.uuid = p.customer_id
-           WHERE p.org_id = %s AND p.name = %s""", (org, project)).fetchone()
+           WHERE p.org_id = %s AND p.name = %s""",
+        (org, project),
+    ).fetchone()
 
 
 def test_same_project_name_in_two_orgs_gets_deterministic_distinct_customer_names(db):
@@ -120,24 +126,56 @@ def test_deleting_a_project_removes_its_empty_auto_customer_but_never_a_manual_o
 @pytest.mark.parametrize(
     ("statement", "params", "error", "message"),
     [
-        ("UPDATE config.tunables SET value = '\"yes\"' WHERE name = %s", (MODE,),
-         psycopg.errors.InvalidParameterValue, "must be boolean"),
-        ("UPDATE config.tunables SET value = '-1' WHERE name = 'customer_orphan_grace_seconds'", None,
-         psycopg.errors.InvalidParameterValue, "must be at least 0"),
-        ("UPDATE config.tunables SET value = '1.5' WHERE name = 'customer_orphan_grace_seconds'", None,
-         psycopg.errors.InvalidParameterValue, "must be integer"),
-        ("UPDATE config.tunables SET value = '1e30' WHERE name = 'customer_orphan_grace_seconds'", None,
-         psycopg.errors.InvalidParameterValue, "must be at most 86400"),
-        ("UPDATE config.projects SET customer_id = '00000000-0000-0000-0000-000000000000' WHERE name = 'hydro'",
-         None, psycopg.errors.ForeignKeyViolation, "not present in table \"customers\""),
-        ("INSERT INTO config.projects (org_id, name) SELECT uuid, 'bad name' FROM config.orgs", None,
-         psycopg.errors.CheckViolation, "projects_name_valid"),
-        ("INSERT INTO config.customers (name) VALUES ('hydro')", None,
-         psycopg.errors.UniqueViolation, "customers_name_unique"),
+        (
+            "UPDATE config.tunables SET value = '\"yes\"' WHERE name = %s",
+            (MODE,),
+            psycopg.errors.InvalidParameterValue,
+            "must be boolean",
+        ),
+        (
+            "UPDATE config.tunables SET value = '-1' WHERE name = 'customer_orphan_grace_seconds'",
+            None,
+            psycopg.errors.InvalidParameterValue,
+            "must be at least 0",
+        ),
+        (
+            "UPDATE config.tunables SET value = '1.5' WHERE name = 'customer_orphan_grace_seconds'",
+            None,
+            psycopg.errors.InvalidParameterValue,
+            "must be integer",
+        ),
+        (
+            "UPDATE config.tunables SET value = '1e30' WHERE name = 'customer_orphan_grace_seconds'",
+            None,
+            psycopg.errors.InvalidParameterValue,
+            "must be at most 86400",
+        ),
+        (
+            "UPDATE config.projects SET customer_id = '00000000-0000-0000-0000-000000000000'"
+            " WHERE name = 'hydro'",
+            None,
+            psycopg.errors.ForeignKeyViolation,
+            'not present in table "customers"',
+        ),
+        (
+            "INSERT INTO config.projects (org_id, name) SELECT uuid, 'bad name' FROM config.orgs",
+            None,
+            psycopg.errors.CheckViolation,
+            "projects_name_valid",
+        ),
+        (
+            "INSERT INTO config.customers (name) VALUES ('hydro')",
+            None,
+            psycopg.errors.UniqueViolation,
+            "customers_name_unique",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(db, statement, params, error, message):
     before = (customers(db), db.execute("SELECT name, value FROM config.tunables ORDER BY name").fetchall())
     with pytest.raises(error, match=message):
         db.execute(statement, params)
-    assert (customers(db), db.execute("SELECT name, value FROM config.tunables ORDER BY name").fetchall()) == before
+    assert (
+        customers(db),
+        db.execute("SELECT name, value FROM config.tunables ORDER BY name").fetchall(),
+    ) == before

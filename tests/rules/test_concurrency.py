@@ -26,7 +26,9 @@ def _insert_loop(url, worker, inserted, errors, stop):
                 names = [f"w{worker}_{i}_{k}" for k in range(random.choice((1, 1, 5)))]
                 rows = conn.execute(
                     "INSERT INTO config.projects (org_id, name) SELECT %s::uuid, unnest(%s::text[]) "
-                    "RETURNING uuid::text, name", (org, names)).fetchall()
+                    "RETURNING uuid::text, name",
+                    (org, names),
+                ).fetchall()
                 inserted.extend(rows)
                 i += 1
     except Exception as exc:  # noqa: BLE001 - every failure is reported by the test
@@ -61,10 +63,14 @@ def test_writers_deleters_and_the_job_together(db_url, per_project):
     with psycopg.connect(db_url, autocommit=True) as conn:
         set_mode(conn, per_project)
     inserted, errors, stop = [], [], threading.Event()
-    threads = [threading.Thread(target=_insert_loop, args=(db_url, w, inserted, errors, stop))
-               for w in range(INSERTERS)]
-    threads += [threading.Thread(target=_delete_loop, args=(db_url, errors, stop)),
-                threading.Thread(target=_job_loop, args=(db_url, errors, stop))]
+    threads = [
+        threading.Thread(target=_insert_loop, args=(db_url, w, inserted, errors, stop))
+        for w in range(INSERTERS)
+    ]
+    threads += [
+        threading.Thread(target=_delete_loop, args=(db_url, errors, stop)),
+        threading.Thread(target=_job_loop, args=(db_url, errors, stop)),
+    ]
     for t in threads:
         t.start()
     time.sleep(DURATION)
@@ -78,13 +84,26 @@ def test_writers_deleters_and_the_job_together(db_url, per_project):
         run_job(conn, force=True)
         assert orphans(conn) == []
         rows = conn.execute(
-            "SELECT uuid::text, name FROM config.projects WHERE name NOT IN ('hydro', 'sample_project')").fetchall()
+            "SELECT uuid::text, name FROM config.projects WHERE name NOT IN ('hydro', 'sample_project')"
+        ).fetchall()
         assert sorted(rows) == sorted(inserted)  # count and content: no project lost or added
-        assert scalar(conn, """SELECT count(*) FROM (SELECT created_for_project FROM config.customers
-                                WHERE created_for_project IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d""") == 0
+        assert (
+            scalar(
+                conn,
+                """SELECT count(*) FROM (SELECT created_for_project FROM config.customers
+                                WHERE created_for_project IS NOT NULL GROUP BY 1 HAVING count(*) > 1) d""",
+            )
+            == 0
+        )
         if per_project:
-            assert scalar(conn, """SELECT count(*) FROM config.projects p JOIN config.customers c
-                                   ON c.uuid = p.customer_id WHERE c.origin = 'default'""") == 0
+            assert (
+                scalar(
+                    conn,
+                    """SELECT count(*) FROM config.projects p JOIN config.customers c
+                                   ON c.uuid = p.customer_id WHERE c.origin = 'default'""",
+                )
+                == 0
+            )
         else:
             assert scalar(conn, "SELECT count(*) FROM config.customers WHERE origin = 'default'") == 1
         assert scalar(conn, "SELECT count(*) FROM config.job_runs WHERE error IS NOT NULL") == 0

@@ -10,8 +10,13 @@ from tests.rules.helpers import scalar
 
 
 def scheduled(conn):
-    return [r[0] for r in conn.execute(
-        "SELECT jobname FROM cron.job WHERE jobname IN ('reconcile-customers', 'prune-cron-history') ORDER BY 1")]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT jobname FROM cron.job"
+            " WHERE jobname IN ('reconcile-customers', 'prune-cron-history') ORDER BY 1"
+        )
+    ]
 
 
 def test_upgrade_schedules_and_downgrade_unschedules(cron_db_url):
@@ -21,7 +26,9 @@ def test_upgrade_schedules_and_downgrade_unschedules(cron_db_url):
     migrate(cron_db_url, to="6.1")
     with psycopg.connect(cron_db_url, autocommit=True) as conn:
         assert scheduled(conn) == ["prune-cron-history", "reconcile-customers"]
-        assert scalar(conn, "SELECT schedule FROM cron.job WHERE jobname = 'reconcile-customers'") == "* * * * *"
+        assert (
+            scalar(conn, "SELECT schedule FROM cron.job WHERE jobname = 'reconcile-customers'") == "* * * * *"
+        )
     migrate(cron_db_url, to="6.0")
     with psycopg.connect(cron_db_url, autocommit=True) as conn:
         assert scheduled(conn) == []
@@ -36,12 +43,14 @@ def test_a_real_tick_runs_the_job(cron_db_url):
         last = scalar(conn, "SELECT coalesce(max(id), 0) FROM config.job_runs")
         deadline = time.monotonic() + 75
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT source, error FROM config.job_runs WHERE id > %s AND source = 'cron'",
-                               (last,)).fetchone()
+            row = conn.execute(
+                "SELECT source, error FROM config.job_runs WHERE id > %s AND source = 'cron'", (last,)
+            ).fetchone()
             if row:
                 assert row == ("cron", None)
                 return
             time.sleep(1)
         details = conn.execute(
-            "SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3").fetchall()
+            "SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3"
+        ).fetchall()
         pytest.fail(f"no cron run within 75 s; cron.job_run_details: {details}")

@@ -10,7 +10,9 @@ def test_deleted_customer_orphans_wait_the_grace_period_then_are_rehomed(db):
     default = scalar(db, "SELECT uuid FROM config.customers WHERE origin = 'default'")
     db.execute("DELETE FROM config.customers WHERE uuid = %s", (default,))
     assert orphans(db) == ["a1", "a2", "a3"]
-    assert scalar(db, "SELECT bool_and(orphaned_at IS NOT NULL) FROM config.projects WHERE customer_id IS NULL")
+    assert scalar(
+        db, "SELECT bool_and(orphaned_at IS NOT NULL) FROM config.projects WHERE customer_id IS NULL"
+    )
 
     waiting = run_job(db)
     assert (waiting["projects_associated"], waiting["orphans_waiting"]) == (0, 3)
@@ -69,7 +71,9 @@ def test_dry_run_lists_the_plan_and_changes_nothing(db):
     assert customers(db) == before and orphans(db) == ["d1", "d2"]
     assert plan["planned_total"] == 2 and plan["dry_run"] is True
     assert sorted((p["project_name"], p["customer_name"], p["action"]) for p in plan["planned"]) == [
-        ("d1", "d1", "create"), ("d2", "d2", "create")]
+        ("d1", "d1", "create"),
+        ("d2", "d2", "create"),
+    ]
     assert all("rule 3" in p["reason"] for p in plan["planned"])
     assert scalar(db, "SELECT dry_run FROM config.job_runs WHERE id = %s", (plan["run_id"],)) is True
 
@@ -108,7 +112,9 @@ def test_every_customer_and_association_change_is_audited_with_its_actor(db):
     # a DBA's plain SQL is audited under the database role
     db.execute("SELECT set_config('hierarchy.actor', '', false)")
     db.execute("UPDATE config.customers SET description = 'by hand' WHERE name = 'hydro'")
-    assert scalar(db, "SELECT actor FROM config.audit_log ORDER BY id DESC LIMIT 1") == scalar(db, "SELECT session_user")
+    assert scalar(db, "SELECT actor FROM config.audit_log ORDER BY id DESC LIMIT 1") == scalar(
+        db, "SELECT session_user"
+    )
 
 
 def test_batched_runs_home_orphans_a_batch_at_a_time(db):
@@ -117,7 +123,9 @@ def test_batched_runs_home_orphans_a_batch_at_a_time(db):
     db.execute("DELETE FROM config.customers WHERE origin = 'project'")
     sizes = []
     while True:
-        result = scalar(db, "SELECT config.reconcile_customers(force => true, batch_size => %s::integer)", (10,))
+        result = scalar(
+            db, "SELECT config.reconcile_customers(force => true, batch_size => %s::integer)", (10,)
+        )
         if result["projects_associated"] == 0:
             break
         sizes.append((result["projects_associated"], result["orphans_due_remaining"]))

@@ -3,7 +3,16 @@
 import pytest
 
 from tests.rules.helpers import (
-    MODE, add_projects, customers, orphans, pass_grace, run_job, scalar, set_mode, snapshot)
+    MODE,
+    add_projects,
+    customers,
+    orphans,
+    pass_grace,
+    run_job,
+    scalar,
+    set_mode,
+    snapshot,
+)
 
 USER = ["t1", "t2", "t3", "t4"]
 
@@ -62,7 +71,8 @@ def test_switch_customer_mode_both_ways(db, start_per_project):
 
     result = scalar(db, "SELECT config.switch_customer_mode(%s)", (target,))
     assert {k: v for k, v in result.items() if k != "dry_run"} == {
-        k: v for k, v in preview.items() if k != "dry_run"}
+        k: v for k, v in preview.items() if k != "dry_run"
+    }
     assert scalar(db, "SELECT value FROM config.tunables WHERE name = %s", (MODE,)) is target
     got = customers(db)
     assert got.pop("manual-group") == ("manual", ["g1", "g2", "g3"])

@@ -46,7 +46,9 @@ def test_downgrade_deletes_customers_keeps_projects_and_reupgrade_follows_new_tu
     migrate(empty_db_url, to="6.1")
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         manual = scalar(conn, "INSERT INTO config.customers (name) VALUES ('acme corp') RETURNING uuid")
-        conn.execute("UPDATE config.projects SET customer_id = %s WHERE name IN ('proj_000', 'proj_001')", (manual,))
+        conn.execute(
+            "UPDATE config.projects SET customer_id = %s WHERE name IN ('proj_000', 'proj_001')", (manual,)
+        )
     migrate(empty_db_url, to="6.0")
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         assert scalar(conn, "SELECT to_regclass('config.customers')") is None
