@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.openapi import OpenAPIConfig
@@ -21,12 +21,16 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service import auth, scheduler
-from service.api import provide_paging
+from service.api import StrictStructSchemaPlugin, provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
 from service.routes import audit, customers, health, jobs, orgs, projects, tunables, users
 
 log = logging.getLogger(__name__)
+
+# Callable without a token (documented with security [{}]); every other route is behind the
+# auth.require_bearer guard: no or a malformed Authorization header is 401 before any parsing.
+PUBLIC = [auth.login, *health.HANDLERS]
 
 ROUTES = [
     # POST /config/v1/login, POST /config/v1/logout
@@ -82,8 +86,11 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
 
     prometheus = PrometheusConfig(app_name="hierarchy", prefix="hierarchy", group_path=True,
                                   exclude_unhandled_paths=True, exclude=["^/metrics$", "^/schema"])
+    protected = Router("/", route_handlers=_options_first([h for h in ROUTES if h not in PUBLIC]),
+                       guards=[auth.require_bearer])
     return Litestar(
-        route_handlers=_options_first(ROUTES),
+        route_handlers=[protected, *PUBLIC],
+        plugins=[StrictStructSchemaPlugin()],
         lifespan=[lifespan],
         dependencies={"paging": Provide(provide_paging)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

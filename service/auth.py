@@ -24,9 +24,11 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 
 from service import users
@@ -60,7 +62,7 @@ def _unauthorized(detail: str) -> NotAuthorizedException:
     return NotAuthorizedException(detail, headers={"WWW-Authenticate": 'Bearer realm="config"'})
 
 
-def bearer_token(request: Request) -> str:
+def bearer_token(request: Request | ASGIConnection) -> str:
     """The token of ``Authorization: Bearer <token>``; 401 when missing or malformed."""
     header = request.headers.get("authorization")
     if not header:
@@ -70,6 +72,13 @@ def bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token or " " in token or not token.isascii():
         raise _unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
     return token
+
+
+def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+    """Guard of every protected route: a missing or malformed ``Authorization`` header is 401
+    before the path, query and body are parsed, so a caller without a token learns nothing
+    from validation errors. The token itself is checked in the request's transaction."""
+    bearer_token(connection)
 
 
 async def authenticate(conn: Any, token: str) -> User:
@@ -174,7 +183,9 @@ def _throttle(state: State) -> LoginThrottle:
     return state.login_throttle
 
 
-@post(["/config/v1/login"], status_code=200, security=[], tags=["auth"],
+# security=[{}]: no token needed (Litestar drops an empty list and the document-wide bearer
+# requirement would apply)
+@post(["/config/v1/login"], status_code=200, security=[{}], tags=["auth"],
       summary="Log in with email and password; returns a 24 h bearer token",
       responses={**responses(400, 401, 413, 429)})
 async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
@@ -217,13 +228,13 @@ async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
 
 @post(["/config/v1/logout"], status_code=204, tags=["auth"], summary="Revoke the token of this request",
       responses=responses(401), response_description="Token revoked")
-async def logout(request: Request) -> Response[None]:
+async def logout(request: Request) -> None:
+    # returns None (not Response[None]): the document shows the 204 without a body
     token = bearer_token(request)
 
     async def revoke(db: Db) -> None:
         await db.execute(SQL["revoke_token"], token_hash=hash_token(token))
 
     await run(request, None, revoke)
-    return Response(None, status_code=204)
 
 

@@ -85,7 +85,7 @@ async def _probe(request: Request) -> dict[str, Any]:
     return report
 
 
-@get("/health", tags=["health"], security=[], summary="Database, schema release, schedule and last job run",
+@get("/health", tags=["health"], security=[{}], summary="Database, schema release, schedule and last job run",
      responses={503: ResponseSpec(
          data_container=Health, description="Database unreachable or schema not at the required release",
          generate_examples=False),
@@ -95,7 +95,7 @@ async def health(request: Request) -> Response[Health]:
     return Response(report, status_code=200 if report["status"] == "ok" else 503)  # type: ignore[arg-type]
 
 
-@get("/metrics", tags=["health"], security=[], media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics",
+@get("/metrics", tags=["health"], security=[{}], media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics",
      responses={405: ResponseSpec(data_container=dict[str, str], description="Method not allowed",
                                   generate_examples=False)})
 async def metrics(request: Request) -> Response[bytes]:
