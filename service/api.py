@@ -58,8 +58,9 @@ _DESCRIPTIONS = {
 def responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI response specs for these error status codes (405 and 503 are always added)."""
     return {
-        code: ResponseSpec(data_container=_DESCRIPTIONS[code][1], description=_DESCRIPTIONS[code][0],
-                           generate_examples=False)
+        code: ResponseSpec(
+            data_container=_DESCRIPTIONS[code][1], description=_DESCRIPTIONS[code][0], generate_examples=False
+        )
         for code in sorted({*codes, 405, 503})
     }
 
@@ -75,8 +76,10 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
 
     def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
         schema = super().to_openapi_schema(field_definition, schema_creator)
-        if getattr(field_definition.type_, "__struct_config__", None) is not None and \
-                field_definition.type_.__struct_config__.forbid_unknown_fields:
+        if (
+            getattr(field_definition.type_, "__struct_config__", None) is not None
+            and field_definition.type_.__struct_config__.forbid_unknown_fields
+        ):
             schema.additional_properties = False
         return schema
 
@@ -108,13 +111,22 @@ class Paging:
 
 
 async def provide_paging(
-    page: Annotated[int | None, QueryParameter(
-        ge=1, le=MAX_PAGE, description="Page number (from 1). Giving it paginates the list.")] = None,
-    page_size: Annotated[int | None, QueryParameter(
-        ge=1, le=MAX_PAGE_SIZE, description="Results per page (default 100, at most 1000). "
-                                            "Giving it paginates the list.")] = None,
-    pagination: Annotated[bool | None, QueryParameter(
-        description="False forces a plain list even when page or page_size is given.")] = None,
+    page: Annotated[
+        int | None,
+        QueryParameter(ge=1, le=MAX_PAGE, description="Page number (from 1). Giving it paginates the list."),
+    ] = None,
+    page_size: Annotated[
+        int | None,
+        QueryParameter(
+            ge=1,
+            le=MAX_PAGE_SIZE,
+            description="Results per page (default 100, at most 1000). Giving it paginates the list.",
+        ),
+    ] = None,
+    pagination: Annotated[
+        bool | None,
+        QueryParameter(description="False forces a plain list even when page or page_size is given."),
+    ] = None,
 ) -> Paging:
     paginate = (page is not None or page_size is not None) and pagination is not False
     return Paging(paginate=paginate, page=page or 1, page_size=page_size or DEFAULT_PAGE_SIZE)
@@ -137,16 +149,29 @@ def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any
         query = [(k, v) for k, v in parse_qsl(request.url.query, keep_blank_values=True) if k != "page"]
         return str(request.url.with_replacements(query=urlencode([*query, ("page", str(page))])))
 
-    return {"count": total, "current": paging.page, "num_pages": num_pages,
-            "next": link(paging.page + 1), "previous": link(paging.page - 1), "results": rows}
+    return {
+        "count": total,
+        "current": paging.page,
+        "num_pages": num_pages,
+        "next": link(paging.page + 1),
+        "previous": link(paging.page - 1),
+        "results": rows,
+    }
 
 
 def page_of(item: type, name: str) -> type:
     """The paginated envelope of ``item`` for the OpenAPI document."""
-    return msgspec.defstruct(name, [
-        ("count", int), ("current", int), ("num_pages", int),
-        ("next", str | None), ("previous", str | None), ("results", list[item]),
-    ])
+    return msgspec.defstruct(
+        name,
+        [
+            ("count", int),
+            ("current", int),
+            ("num_pages", int),
+            ("next", str | None),
+            ("previous", str | None),
+            ("results", list[item]),
+        ],
+    )
 
 
 # -- OPTIONS metadata ----------------------------------------------------------------------------
@@ -168,19 +193,39 @@ class Metadata(msgspec.Struct):
     actions: dict[str, dict[str, FieldInfo]]
 
 
-def field(type_: str, label: str, *, required: bool = False, read_only: bool = False,
-          help_text: str | None = None, max_length: int | None = None,
-          choices: Iterable[str] | None = None) -> FieldInfo:
-    return FieldInfo(type=type_, required=required, read_only=read_only, label=label, help_text=help_text,
-                     max_length=max_length,
-                     choices=[{"value": c, "display_name": c} for c in choices] if choices else None)
+def field(
+    type_: str,
+    label: str,
+    *,
+    required: bool = False,
+    read_only: bool = False,
+    help_text: str | None = None,
+    max_length: int | None = None,
+    choices: Iterable[str] | None = None,
+) -> FieldInfo:
+    return FieldInfo(
+        type=type_,
+        required=required,
+        read_only=read_only,
+        label=label,
+        help_text=help_text,
+        max_length=max_length,
+        choices=[{"value": c, "display_name": c} for c in choices] if choices else None,
+    )
 
 
-def metadata(name: str, description: str, post_fields: dict[str, FieldInfo] | None, can_post: bool) -> Metadata:
+def metadata(
+    name: str, description: str, post_fields: dict[str, FieldInfo] | None, can_post: bool
+) -> Metadata:
     """DRF's OPTIONS answer; ``actions.POST`` only for a user allowed to create (as DRF does)."""
     actions = {"POST": post_fields} if post_fields and can_post else {}
-    return Metadata(name=name, description=description, renders=["application/json"],
-                    parses=["application/json"], actions=actions)
+    return Metadata(
+        name=name,
+        description=description,
+        renders=["application/json"],
+        parses=["application/json"],
+        actions=actions,
+    )
 
 
 COMMON_READ_ONLY = {

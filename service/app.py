@@ -34,7 +34,8 @@ PUBLIC = [auth.login, *health.HANDLERS]
 
 ROUTES = [
     # POST /config/v1/login, POST /config/v1/logout
-    auth.login, auth.logout,
+    auth.login,
+    auth.logout,
     # GET|OPTIONS /config/v1/orgs/, GET /config/v1/orgs/{org_id}/
     *orgs.HANDLERS,
     # GET|POST|OPTIONS /config/v1/orgs/{org_id}/projects/, GET|PUT|PATCH|DELETE .../projects/{project_id}/
@@ -84,10 +85,18 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
                 await job.stop()
             await database.close()
 
-    prometheus = PrometheusConfig(app_name="hierarchy", prefix="hierarchy", group_path=True,
-                                  exclude_unhandled_paths=True, exclude=["^/metrics$", "^/schema"])
-    protected = Router("/", route_handlers=_options_first([h for h in ROUTES if h not in PUBLIC]),
-                       guards=[auth.require_bearer])
+    prometheus = PrometheusConfig(
+        app_name="hierarchy",
+        prefix="hierarchy",
+        group_path=True,
+        exclude_unhandled_paths=True,
+        exclude=["^/metrics$", "^/schema"],
+    )
+    protected = Router(
+        "/",
+        route_handlers=_options_first([h for h in ROUTES if h not in PUBLIC]),
+        guards=[auth.require_bearer],
+    )
     return Litestar(
         route_handlers=[protected, *PUBLIC],
         plugins=[StrictStructSchemaPlugin()],
@@ -100,11 +109,15 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
             title="Config API: Customer parallel hierarchy",
             version="6.1",
             description="Orgs, projects and customers (release 6.1). Authenticate with "
-                        "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
+            "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
             path="/schema",
             security=[{"BearerToken": []}],
-            components=Components(security_schemes={
-                "BearerToken": SecurityScheme(type="http", scheme="bearer",
-                                              description="access_token from POST /config/v1/login")}),
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http", scheme="bearer", description="access_token from POST /config/v1/login"
+                    )
+                }
+            ),
         ),
     )

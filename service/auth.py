@@ -43,9 +43,19 @@ FAILURE_LIMIT = 5
 FAILURE_WINDOW_SECONDS = 60.0
 THROTTLE_MAX_EMAILS = 10_000
 
-SQL = {name: query(f"auth.{name}") for name in (
-    "user_for_login", "update_password_hash", "login_details", "create_token", "user_for_token",
-    "revoke_token", "set_actor", "prune_tokens")}
+SQL = {
+    name: query(f"auth.{name}")
+    for name in (
+        "user_for_login",
+        "update_password_hash",
+        "login_details",
+        "create_token",
+        "user_for_token",
+        "revoke_token",
+        "set_actor",
+        "prune_tokens",
+    )
+}
 
 _REFUSED = {
     "revoked": "Token has been revoked (logged out); log in again.",
@@ -87,16 +97,26 @@ async def authenticate(conn: Any, token: str) -> User:
         raise _unauthorized("Invalid token.")
     if row["state"] != "ok":
         raise _unauthorized(_REFUSED[row["state"]])
-    return User(uuid=row["uuid"], email=row["email"], org_id=row["org_id"], role=row["role"],
-                permissions=frozenset(row["permissions"]))
+    return User(
+        uuid=row["uuid"],
+        email=row["email"],
+        org_id=row["org_id"],
+        role=row["role"],
+        permissions=frozenset(row["permissions"]),
+    )
 
 
 def database(request: Request) -> Database:
     return request.app.state.database
 
 
-async def run(request: Request, permission: str | None, work: Callable[[Db], Awaitable[T]], *,
-              default_field: str = "non_field_errors") -> T:
+async def run(
+    request: Request,
+    permission: str | None,
+    work: Callable[[Db], Awaitable[T]],
+    *,
+    default_field: str = "non_field_errors",
+) -> T:
     """Authenticate, authorise and run ``work`` in the request's one transaction.
 
     ``permission`` is a ``config.role_permissions`` name (None: any authenticated user). The
@@ -108,7 +128,8 @@ async def run(request: Request, permission: str | None, work: Callable[[Db], Awa
         user = await authenticate(conn, token)
         if permission is not None and permission not in user.permissions:
             raise PermissionDeniedException(
-                f"You do not have permission to perform this action (role {user.role} lacks {permission}).")
+                f"You do not have permission to perform this action (role {user.role} lacks {permission})."
+            )
         await conn.execute(SQL["set_actor"], {"actor": user.email, "user_id": str(user.uuid)})
         request.state.user = user
         return await work(Db(conn, user))
@@ -120,8 +141,12 @@ async def run(request: Request, permission: str | None, work: Callable[[Db], Awa
 class LoginThrottle:
     """Recent failed logins per email, bounded in size."""
 
-    def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW_SECONDS,
-                 max_emails: int = THROTTLE_MAX_EMAILS) -> None:
+    def __init__(
+        self,
+        limit: int = FAILURE_LIMIT,
+        window: float = FAILURE_WINDOW_SECONDS,
+        max_emails: int = THROTTLE_MAX_EMAILS,
+    ) -> None:
         self.limit, self.window, self.max_emails = limit, window, max_emails
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
@@ -185,14 +210,22 @@ def _throttle(state: State) -> LoginThrottle:
 
 # security=[{}]: no token needed (Litestar drops an empty list and the document-wide bearer
 # requirement would apply)
-@post(["/config/v1/login"], status_code=200, security=[{}], tags=["auth"],
-      summary="Log in with email and password; returns a 24 h bearer token",
-      responses={**responses(400, 401, 413, 429)})
+@post(
+    ["/config/v1/login"],
+    status_code=200,
+    security=[{}],
+    tags=["auth"],
+    summary="Log in with email and password; returns a 24 h bearer token",
+    responses={**responses(400, 401, 413, 429)},
+)
 async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
     throttle = _throttle(request.app.state)
     if (wait := throttle.retry_after(data.email)) is not None:
-        raise HTTPException(status_code=429, detail=f"Too many failed logins; retry in {wait} s.",
-                            headers={"Retry-After": str(wait)})
+        raise HTTPException(
+            status_code=429,
+            detail=f"Too many failed logins; retry in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
 
     async def find(conn: Any) -> dict[str, Any] | None:
         return await Db(conn).one(SQL["user_for_login"], email=data.email)
@@ -208,13 +241,17 @@ async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
         raise _unauthorized(_REFUSED["inactive"])
     throttle.succeeded(data.email)
     token = secrets.token_urlsafe(32)
-    rehash = await asyncio.to_thread(users.hash_password, data.password) if users.needs_rehash(
-        row["password_hash"]) else None
+    rehash = (
+        await asyncio.to_thread(users.hash_password, data.password)
+        if users.needs_rehash(row["password_hash"])
+        else None
+    )
 
     async def issue(conn: Any) -> dict[str, Any] | None:
         db = Db(conn)
-        await db.execute(SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"],
-                         ttl=TOKEN_TTL_SECONDS)
+        await db.execute(
+            SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"], ttl=TOKEN_TTL_SECONDS
+        )
         if rehash:
             await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
         await db.execute(SQL["prune_tokens"])
@@ -222,12 +259,22 @@ async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
 
     org = await transaction(database(request), issue)
     return LoginResponse(
-        uuid=row["uuid"], email=row["email"], orgs=[OrgRef(**org)] if org else [], roles=[row["role"]],
-        auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS))
+        uuid=row["uuid"],
+        email=row["email"],
+        orgs=[OrgRef(**org)] if org else [],
+        roles=[row["role"]],
+        auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS),
+    )
 
 
-@post(["/config/v1/logout"], status_code=204, tags=["auth"], summary="Revoke the token of this request",
-      responses=responses(401), response_description="Token revoked")
+@post(
+    ["/config/v1/logout"],
+    status_code=204,
+    tags=["auth"],
+    summary="Revoke the token of this request",
+    responses=responses(401),
+    response_description="Token revoked",
+)
 async def logout(request: Request) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     token = bearer_token(request)
@@ -236,5 +283,3 @@ async def logout(request: Request) -> None:
         await db.execute(SQL["revoke_token"], token_hash=hash_token(token))
 
     await run(request, None, revoke)
-
-

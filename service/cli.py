@@ -122,8 +122,9 @@ def need_release(url: str, minimum: str) -> str:
         raise CliError("the database has no schema yet: run `hierarchy migrate`")
     order = list(migrations.RELEASES)
     if order.index(release) < order.index(minimum):
-        raise CliError(f"the database is at release {release}; this needs {minimum} (customers): "
-                       f"run `hierarchy migrate`")
+        raise CliError(
+            f"the database is at release {release}; this needs {minimum} (customers): run `hierarchy migrate`"
+        )
     return release
 
 
@@ -243,14 +244,20 @@ def progress(description: str) -> Iterator[_NoBar | _Bar]:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    ) as bar:
         yield _Bar(bar, bar.add_task(description, total=None))
 
 
 def _progress_migrate(url: str, to: str | None, lock_timeout: float = 10.0) -> list:
     """migrate() with a rich progress bar on a terminal, one line per step otherwise."""
     if not _stderr_is_tty():
+
         def on_step(ev: migrations.StepEvent) -> None:
             if ev.finished:
                 note(f"{ev.direction} {ev.migration_id}: done in {ev.seconds:.2f} s")
@@ -261,8 +268,12 @@ def _progress_migrate(url: str, to: str | None, lock_timeout: float = 10.0) -> l
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
     ) as bar:
         task = None
 
@@ -289,9 +300,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     steps = _progress_migrate(url, None)
     email, password = users.ensure_admin(url, settings.admin_email, settings.admin_password)
     host, port = args.host or settings.host, args.port or settings.port
-    info = {"release": migrations.current_release(url), "migration_steps": len(steps),
-            "url": f"http://{host}:{port}", "admin_email": email if password else None,
-            "admin_password": password}
+    info = {
+        "release": migrations.current_release(url),
+        "migration_steps": len(steps),
+        "url": f"http://{host}:{port}",
+        "admin_email": email if password else None,
+        "admin_password": password,
+    }
     emit(args, info, _print_run, indent=None)  # one line: the server's lifetime follows
     sys.stdout.flush()
     # The app reads its database from here (see service.app); same process, no reload.
@@ -304,8 +319,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _print_run(info: dict) -> None:
     print(f"database at release {info['release']}; serving on {info['url']}")
     if info["admin_password"]:
-        print(f"created administrator {info['admin_email']} with password {info['admin_password']} "
-              "(shown once: store it now)")
+        print(
+            f"created administrator {info['admin_email']} with password {info['admin_password']} "
+            "(shown once: store it now)"
+        )
 
 
 # -- migrate --------------------------------------------------------------------------------------
@@ -392,19 +409,41 @@ def _print_status(report: dict) -> None:
     items = [("database", report["database"]), ("url", report.get("url")), ("release", release)]
     if "mode" in report:
         orphans = report["orphans"]
-        schedule = ("pg_cron job reconcile-customers, every minute" if report["pg_cron_scheduled"] else
-                    "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds")
-        items += [("mode", report["mode"]), ("schedule", schedule),
-                  ("grace period", f"{report['grace_seconds']} s"),
-                  ("orphans", f"{orphans['total']} ({orphans['in_grace']} in their grace period, "
-                              f"{orphans['overdue']} overdue)")]
+        schedule = (
+            "pg_cron job reconcile-customers, every minute"
+            if report["pg_cron_scheduled"]
+            else "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds"
+        )
+        items += [
+            ("mode", report["mode"]),
+            ("schedule", schedule),
+            ("grace period", f"{report['grace_seconds']} s"),
+            (
+                "orphans",
+                f"{orphans['total']} ({orphans['in_grace']} in their grace period, "
+                f"{orphans['overdue']} overdue)",
+            ),
+        ]
     if report["error"]:
         items.append(("error", report["error"]))
     pairs(None, [(k, v) for k, v in items if v is not None])
     if report.get("last_runs"):
-        table("last job runs", ["id", "source", "started", "created", "associated", "waiting", "outcome"],
-              [[r["id"], r["source"], f"{r['started']:%Y-%m-%d %H:%M:%S}", r["customers_created"],
-                r["projects_associated"], r["orphans_waiting"], _outcome(r)] for r in report["last_runs"]])
+        table(
+            "last job runs",
+            ["id", "source", "started", "created", "associated", "waiting", "outcome"],
+            [
+                [
+                    r["id"],
+                    r["source"],
+                    f"{r['started']:%Y-%m-%d %H:%M:%S}",
+                    r["customers_created"],
+                    r["projects_associated"],
+                    r["orphans_waiting"],
+                    _outcome(r),
+                ]
+                for r in report["last_runs"]
+            ],
+        )
 
 
 def _outcome(run: dict) -> str:
@@ -428,8 +467,10 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     if result.get("error"):
         raise CliError(f"the job failed and changed nothing: {result['error']}")
     if result.get("orphans_unresolved"):
-        note(f"hierarchy: {result['orphans_unresolved']} due orphan(s) could not be homed; "
-             "see `hierarchy audit orphans`")
+        note(
+            f"hierarchy: {result['orphans_unresolved']} due orphan(s) could not be homed; "
+            "see `hierarchy audit orphans`"
+        )
         return EXIT_PROBLEM
     return EXIT_OK
 
@@ -459,13 +500,18 @@ def _sum_runs(runs: list[dict]) -> dict:
 
 
 def _print_summary(result: dict) -> None:
-    pairs("reconcile", [
-        ("mode", result.get("mode")), ("customers created", result.get("customers_created")),
-        ("projects associated", result.get("projects_associated")),
-        ("customers renamed", result.get("customers_renamed")),
-        ("orphans waiting", result.get("orphans_waiting")),
-        ("orphans unresolved", result.get("orphans_unresolved")), ("job runs", result.get("runs")),
-    ])
+    pairs(
+        "reconcile",
+        [
+            ("mode", result.get("mode")),
+            ("customers created", result.get("customers_created")),
+            ("projects associated", result.get("projects_associated")),
+            ("customers renamed", result.get("customers_renamed")),
+            ("orphans waiting", result.get("orphans_waiting")),
+            ("orphans unresolved", result.get("orphans_unresolved")),
+            ("job runs", result.get("runs")),
+        ],
+    )
 
 
 def _print_plan(result: dict) -> None:
@@ -473,12 +519,17 @@ def _print_plan(result: dict) -> None:
     if not planned:
         print("dry run: nothing to do (no due orphans)")
         return
-    table("planned changes (dry run: nothing changed)", ["project", "customer", "action", "reason"],
-          [[p["project_name"], p["customer_name"], p["action"], p["reason"]] for p in planned])
+    table(
+        "planned changes (dry run: nothing changed)",
+        ["project", "customer", "action", "reason"],
+        [[p["project_name"], p["customer_name"], p["action"], p["reason"]] for p in planned],
+    )
     if result.get("planned_total", 0) > len(planned):
         print(f"showing the first {len(planned)} of {result['planned_total']} planned changes")
-    print(f"would create {result['customers_created']} customer(s) and associate "
-          f"{result['projects_associated']} project(s)")
+    print(
+        f"would create {result['customers_created']} customer(s) and associate "
+        f"{result['projects_associated']} project(s)"
+    )
 
 
 # -- tunable --------------------------------------------------------------------------------------
@@ -501,8 +552,10 @@ def cmd_tunable_set(args: argparse.Namespace, settings: Settings) -> int:
         row = one(conn, "tunable_set", name=args.name, value=value)
     emit(args, row, lambda r: _print_tunables([r]))
     if args.name == MODE_TUNABLE:
-        note("the job ran in the same transaction; associations already made are kept "
-             "(`hierarchy switch-mode` also moves the projects of auto-created customers)")
+        note(
+            "the job ran in the same transaction; associations already made are kept "
+            "(`hierarchy switch-mode` also moves the projects of auto-created customers)"
+        )
     return EXIT_OK
 
 
@@ -524,9 +577,22 @@ def _tunable(conn: psycopg.Connection, name: str) -> dict:
 
 
 def _print_tunables(found: list[dict]) -> None:
-    table(None, ["name", "value", "type", "range", "modified", "by", "description"],
-          [[t["name"], json.dumps(t["value"]), t["value_type"], _range(t),
-            f"{t['modified']:%Y-%m-%d %H:%M:%S}", t["modified_by"], t["description"]] for t in found])
+    table(
+        None,
+        ["name", "value", "type", "range", "modified", "by", "description"],
+        [
+            [
+                t["name"],
+                json.dumps(t["value"]),
+                t["value_type"],
+                _range(t),
+                f"{t['modified']:%Y-%m-%d %H:%M:%S}",
+                t["modified_by"],
+                t["description"],
+            ]
+            for t in found
+        ],
+    )
 
 
 def _range(tunable: dict) -> str:
@@ -555,11 +621,20 @@ def _print_orphans(found: list[dict]) -> None:
     if not found:
         print("no orphaned projects: every project has a customer")
         return
-    table("orphaned projects (no customer)", ["org", "project", "uuid", "orphaned at", "state"],
-          [[o["org_name"], o["name"], o["uuid"],
-            f"{o['orphaned_at']:%Y-%m-%d %H:%M:%S}" if o["orphaned_at"] else "never associated",
-            "due: the next job run homes it" if o["past_grace"] else "in its grace period"]
-           for o in found])
+    table(
+        "orphaned projects (no customer)",
+        ["org", "project", "uuid", "orphaned at", "state"],
+        [
+            [
+                o["org_name"],
+                o["name"],
+                o["uuid"],
+                f"{o['orphaned_at']:%Y-%m-%d %H:%M:%S}" if o["orphaned_at"] else "never associated",
+                "due: the next job run homes it" if o["past_grace"] else "in its grace period",
+            ]
+            for o in found
+        ],
+    )
 
 
 # -- switch-mode ----------------------------------------------------------------------------------
@@ -575,11 +650,16 @@ def cmd_switch_mode(args: argparse.Namespace, settings: Settings) -> int:
 def _print_switch(result: dict) -> None:
     mode = "a customer per project" if result["per_project"] else "one default customer per org"
     title = f"switch to {mode}" + (" (dry run: nothing changed)" if result["dry_run"] else "")
-    pairs(title, [("customers dissolved", result["customers_dissolved"]),
-                  ("projects freed", result["projects_freed"]),
-                  ("customers created", result["customers_created"]),
-                  ("projects associated", result["projects_associated"]),
-                  ("orphans waiting", result["orphans_waiting"])])
+    pairs(
+        title,
+        [
+            ("customers dissolved", result["customers_dissolved"]),
+            ("projects freed", result["projects_freed"]),
+            ("customers created", result["customers_created"]),
+            ("projects associated", result["projects_associated"]),
+            ("orphans waiting", result["orphans_waiting"]),
+        ],
+    )
 
 
 # -- user -----------------------------------------------------------------------------------------
@@ -596,8 +676,9 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
         except errors.UniqueViolation:
             raise CliError(f"a user with email {args.email} already exists") from None
         except errors.CheckViolation:
-            raise CliError(f"'{args.email}' is not an email address (name@domain, at most 254 characters)") \
-                from None
+            raise CliError(
+                f"'{args.email}' is not an email address (name@domain, at most 254 characters)"
+            ) from None
     row["org_name"] = org["name"]
     emit(args, row, lambda r: print(f"created {r['role']} {r['email']} in org {r['org_name']} ({r['uuid']})"))
     return EXIT_OK
@@ -624,8 +705,11 @@ def _org(conn: psycopg.Connection, name: str | None) -> dict:
         first = one(conn, "first_org")
         if first is None:
             raise CliError("no org exists: run `hierarchy migrate`")
-        return next(o for o in rows(conn, "orgs", all_orgs=True, user_org=None, limit=None, offset=0)
-                    if o["uuid"] == first["uuid"])
+        return next(
+            o
+            for o in rows(conn, "orgs", all_orgs=True, user_org=None, limit=None, offset=0)
+            if o["uuid"] == first["uuid"]
+        )
     org = one(conn, "org_by_name", name=name)
     if org is None:
         raise CliError(f"no org named '{name}'")
@@ -636,13 +720,31 @@ def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
     need_release(url, "6.0")
     with database(url) as conn, transaction(conn):
-        names = {o["uuid"]: o["name"] for o in rows(conn, "orgs", all_orgs=True, user_org=None,
-                                                     limit=None, offset=0)}
+        names = {
+            o["uuid"]: o["name"]
+            for o in rows(conn, "orgs", all_orgs=True, user_org=None, limit=None, offset=0)
+        }
         found = rows(conn, "users", limit=None, offset=0)
     found = [{**{k: v for k, v in u.items() if k != "total"}, "org_name": names.get(u["org"])} for u in found]
-    emit(args, found, lambda us: table(None, ["email", "role", "org", "active", "created", "uuid"], [
-        [u["email"], u["role"], u["org_name"], "yes" if u["is_active"] else "no",
-         f"{u['created']:%Y-%m-%d %H:%M:%S}", u["uuid"]] for u in us]))
+    emit(
+        args,
+        found,
+        lambda us: table(
+            None,
+            ["email", "role", "org", "active", "created", "uuid"],
+            [
+                [
+                    u["email"],
+                    u["role"],
+                    u["org_name"],
+                    "yes" if u["is_active"] else "no",
+                    f"{u['created']:%Y-%m-%d %H:%M:%S}",
+                    u["uuid"],
+                ]
+                for u in us
+            ],
+        ),
+    )
     return EXIT_OK
 
 
@@ -657,9 +759,15 @@ class Parser(argparse.ArgumentParser):
 def _command(sub, name: str, func: Callable, help: str, example: str, **kwargs) -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     common.add_argument("--json", action="store_true", help="print one JSON document on stdout, for scripts")
-    p = sub.add_parser(name, help=help, description=help, parents=[common],
-                       epilog=_example(example), formatter_class=argparse.RawDescriptionHelpFormatter,
-                       **kwargs)
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        parents=[common],
+        epilog=_example(example),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
     p.set_defaults(func=func)
     return p
 
@@ -669,80 +777,153 @@ def _example(text: str) -> str:
 
 
 def _group(sub, name: str, help: str, example: str) -> argparse._SubParsersAction:
-    p = sub.add_parser(name, help=help, description=help, epilog=_example(example),
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog=_example(example),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return p.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="hierarchy",
-                    description="Customer parallel hierarchy service: run, migrate, inspect.",
-                    epilog="exit codes: 0 done, 1 failed, 2 bad usage, 3 found a problem\n"
-                           "example:\n  DATABASE_URL=postgresql://u:p@db/config hierarchy status",
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="hierarchy",
+        description="Customer parallel hierarchy service: run, migrate, inspect.",
+        epilog="exit codes: 0 done, 1 failed, 2 bad usage, 3 found a problem\n"
+        "example:\n  DATABASE_URL=postgresql://u:p@db/config hierarchy status",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "run", cmd_run, "migrate to the newest release, ensure the admin user, serve the API",
-                 "hierarchy run --host 0.0.0.0 --port 8080")
+    p = _command(
+        sub,
+        "run",
+        cmd_run,
+        "migrate to the newest release, ensure the admin user, serve the API",
+        "hierarchy run --host 0.0.0.0 --port 8080",
+    )
     p.add_argument("--host", help="listen address (default HIERARCHY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=_port, help="listen port (default HIERARCHY_PORT or 8080)")
 
-    p = _command(sub, "migrate", cmd_migrate, "upgrade or downgrade the schema to a release",
-                 "hierarchy migrate                  # to the newest release\n"
-                 "hierarchy migrate --to 6.0 --yes   # downgrade: deletes every Customer")
-    p.add_argument("--to", metavar="RELEASE", help=f"target release ({', '.join(migrations.RELEASES)}; "
-                   f"default {migrations.LATEST})")
+    p = _command(
+        sub,
+        "migrate",
+        cmd_migrate,
+        "upgrade or downgrade the schema to a release",
+        "hierarchy migrate                  # to the newest release\n"
+        "hierarchy migrate --to 6.0 --yes   # downgrade: deletes every Customer",
+    )
+    p.add_argument(
+        "--to",
+        metavar="RELEASE",
+        help=f"target release ({', '.join(migrations.RELEASES)}; default {migrations.LATEST})",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask before a downgrade")
-    p.add_argument("--break-lock", action="store_true",
-                   help="remove a stale migration lock left by a killed migration, then migrate")
-    p.add_argument("--lock-timeout", type=float, default=10.0, metavar="SECONDS",
-                   help="how long to wait for another migration's lock (default 10)")
+    p.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="remove a stale migration lock left by a killed migration, then migrate",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for another migration's lock (default 10)",
+    )
 
-    _command(sub, "status", cmd_status,
-             "release, schedule, last job runs, orphans (exit 3: no usable database or overdue orphans)",
-             "hierarchy status --json | jq .orphans")
+    _command(
+        sub,
+        "status",
+        cmd_status,
+        "release, schedule, last job runs, orphans (exit 3: no usable database or overdue orphans)",
+        "hierarchy status --json | jq .orphans",
+    )
 
-    p = _command(sub, "reconcile", cmd_reconcile,
-                 "run the background job now (exit 3: orphans it could not home)",
-                 "hierarchy reconcile --dry-run          # the planned changes, nothing changed\n"
-                 "hierarchy reconcile --force            # also orphans within their grace period")
+    p = _command(
+        sub,
+        "reconcile",
+        cmd_reconcile,
+        "run the background job now (exit 3: orphans it could not home)",
+        "hierarchy reconcile --dry-run          # the planned changes, nothing changed\n"
+        "hierarchy reconcile --force            # also orphans within their grace period",
+    )
     p.add_argument("--dry-run", action="store_true", help="show the planned changes; change nothing")
     p.add_argument("--force", action="store_true", help="ignore the orphans' grace period")
-    p.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, metavar="N",
-                   help=f"home at most N orphans per transaction (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"home at most N orphans per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
 
-    tunable = _group(sub, "tunable", "read or change a tunable",
-                     f"hierarchy tunable set {MODE_TUNABLE} true")
-    p = _command(tunable, "get", cmd_tunable_get, "show one tunable, or all of them",
-                 "hierarchy tunable get customer_orphan_grace_seconds")
+    tunable = _group(sub, "tunable", "read or change a tunable", f"hierarchy tunable set {MODE_TUNABLE} true")
+    p = _command(
+        tunable,
+        "get",
+        cmd_tunable_get,
+        "show one tunable, or all of them",
+        "hierarchy tunable get customer_orphan_grace_seconds",
+    )
     p.add_argument("name", nargs="?", metavar="NAME", help="the tunable (default: all)")
-    p = _command(tunable, "set", cmd_tunable_set, "change a tunable; VALUE is JSON (true, false, 120)",
-                 "hierarchy tunable set customer_orphan_grace_seconds 300")
+    p = _command(
+        tunable,
+        "set",
+        cmd_tunable_set,
+        "change a tunable; VALUE is JSON (true, false, 120)",
+        "hierarchy tunable set customer_orphan_grace_seconds 300",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("value", metavar="VALUE")
 
     audit = _group(sub, "audit", "audits before a later upgrade", "hierarchy audit orphans")
-    p = _command(audit, "orphans", cmd_audit_orphans,
-                 "projects without a customer, per org (exit 3 when there is any)",
-                 "hierarchy audit orphans --org hydrolix || hierarchy reconcile --force")
+    p = _command(
+        audit,
+        "orphans",
+        cmd_audit_orphans,
+        "projects without a customer, per org (exit 3 when there is any)",
+        "hierarchy audit orphans --org hydrolix || hierarchy reconcile --force",
+    )
     p.add_argument("--org", metavar="NAME", help="only this org")
 
-    p = _command(sub, "switch-mode", cmd_switch_mode,
-                 "switch customer mode in one atomic step (both documented manual transitions)",
-                 "hierarchy switch-mode --per-project --dry-run\nhierarchy switch-mode --single")
+    p = _command(
+        sub,
+        "switch-mode",
+        cmd_switch_mode,
+        "switch customer mode in one atomic step (both documented manual transitions)",
+        "hierarchy switch-mode --per-project --dry-run\nhierarchy switch-mode --single",
+    )
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--per-project", dest="per_project", action="store_const", const=True,
-                      help="a customer of its own for every project (tunable true)")
-    mode.add_argument("--single", dest="per_project", action="store_const", const=False,
-                      help="one default customer per org (tunable false)")
+    mode.add_argument(
+        "--per-project",
+        dest="per_project",
+        action="store_const",
+        const=True,
+        help="a customer of its own for every project (tunable true)",
+    )
+    mode.add_argument(
+        "--single",
+        dest="per_project",
+        action="store_const",
+        const=False,
+        help="one default customer per org (tunable false)",
+    )
     p.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
 
     user = _group(sub, "user", "users of the API", "hierarchy user list")
-    p = _command(user, "create", cmd_user_create, "create a user (asks for the password on a terminal)",
-                 "hierarchy user create --email ops@example.com --role operator   # asks twice\n"
-                 "printf '%s\\n' \"$PW\" | hierarchy user create --email ci@example.com --role read_only "
-                 "--password-stdin")
+    p = _command(
+        user,
+        "create",
+        cmd_user_create,
+        "create a user (asks for the password on a terminal)",
+        "hierarchy user create --email ops@example.com --role operator   # asks twice\n"
+        "printf '%s\\n' \"$PW\" | hierarchy user create --email ci@example.com --role read_only "
+        "--password-stdin",
+    )
     p.add_argument("--email", required=True)
     p.add_argument("--role", required=True, choices=("super_admin", "operator", "read_only"))
     p.add_argument("--org", metavar="NAME", help="the user's org (default: the first org)")
@@ -803,8 +984,10 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, EmbeddedError):
             _fail(debug, _one_line(exc))
         else:
-            _fail(debug, f"unexpected {type(exc).__name__}: {_one_line(exc)} "
-                         "(set HIERARCHY_DEBUG=1 for a traceback)")
+            _fail(
+                debug,
+                f"unexpected {type(exc).__name__}: {_one_line(exc)} (set HIERARCHY_DEBUG=1 for a traceback)",
+            )
         return EXIT_FAILED
 
 

@@ -95,8 +95,12 @@ class Database:
             # A connection is checked when handed out: a restart's dead connections never
             # reach a handler.
             check=self._check,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT, "row_factory": dict_row,
-                    "application_name": "hierarchy-api"},
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": CONNECT_TIMEOUT,
+                "row_factory": dict_row,
+                "application_name": "hierarchy-api",
+            },
             open=False,
             name="hierarchy",
         )
@@ -237,8 +241,10 @@ async def transaction(
 # constraint -> (field, message). Messages say what is allowed, from the column comments.
 CONSTRAINTS: dict[str, tuple[str, str]] = {
     "projects_org_name_unique": ("name", "project with this name already exists in this org."),
-    "projects_name_valid": ("name", "1 to 255 characters: letters, digits, _ and -; "
-                                    "starts with a letter or digit."),
+    "projects_name_valid": (
+        "name",
+        "1 to 255 characters: letters, digits, _ and -; starts with a letter or digit.",
+    ),
     "projects_settings_object": ("settings", "must be a JSON object."),
     "projects_customer_id_fkey": ("customer", "customer does not exist."),
     "customers_name_unique": ("name", "customer with this name already exists."),
@@ -247,7 +253,10 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
     "users_org_id_fkey": ("org", "org does not exist."),
     "users_role_fkey": ("role", "unknown role: use super_admin, operator or read_only."),
-    "orgs_name_valid": ("name", "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit."),
+    "orgs_name_valid": (
+        "name",
+        "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit.",
+    ),
 }
 
 

@@ -246,7 +246,12 @@ class EmbeddedCluster:
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
             env.update(HOME=user.pw_dir or "/", USER=user.pw_name, LOGNAME=user.pw_name)
         return subprocess.run(
-            [str(a) for a in args], capture_output=True, text=True, cwd="/", env=env, timeout=timeout,
+            [str(a) for a in args],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            env=env,
+            timeout=timeout,
             **kwargs,
         )
 
@@ -298,8 +303,15 @@ class EmbeddedCluster:
     def _initdb(self) -> None:
         auth_host = "trust" if self.ephemeral else "scram-sha-256"
         args = [
-            self.bindir / "initdb", "-D", self.pgdata, "-U", SUPERUSER, "--encoding=UTF8", "--locale=C",
-            "--auth-local=trust", f"--auth-host={auth_host}",
+            self.bindir / "initdb",
+            "-D",
+            self.pgdata,
+            "-U",
+            SUPERUSER,
+            "--encoding=UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            f"--auth-host={auth_host}",
         ]
         if self.ephemeral:
             args.append("--no-sync")
@@ -388,8 +400,12 @@ class EmbeddedCluster:
         import psycopg
 
         return psycopg.connect(
-            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname,
-            autocommit=True, connect_timeout=10,
+            host=str(self.socket_dir),
+            port=self.port,
+            user=SUPERUSER,
+            dbname=dbname,
+            autocommit=True,
+            connect_timeout=10,
         )
 
     def _after_start(self) -> None:

@@ -82,8 +82,9 @@ def http_exception_handler(request: Request, exc: HTTPException) -> Response:
 
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return Response({"detail": "Internal server error; it has been logged."},
-                    status_code=HTTP_500_INTERNAL_SERVER_ERROR)
+    return Response(
+        {"detail": "Internal server error; it has been logged."}, status_code=HTTP_500_INTERNAL_SERVER_ERROR
+    )
 
 
 EXCEPTION_HANDLERS = {HTTPException: http_exception_handler, Exception: internal_error_handler}

@@ -229,8 +229,7 @@ def _steps(current: str | None, target: str, migrations: list) -> list[tuple[str
 # -- where the database stands --------------------------------------------------------------------
 def _release_of(conn: psycopg.Connection) -> str | None:
     has_schema, has_function = conn.execute(
-        "SELECT to_regnamespace('config') IS NOT NULL,"
-        " to_regprocedure('config.schema_release()') IS NOT NULL"
+        "SELECT to_regnamespace('config') IS NOT NULL, to_regprocedure('config.schema_release()') IS NOT NULL"
     ).fetchone()
     if not has_schema:
         return None
@@ -262,9 +261,7 @@ def count_customers(url: str) -> int:
         return conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
 
 
-def plan(
-    url: str, to: str | None = None, migrations_dir: str | Path | None = None
-) -> list[tuple[str, str]]:
+def plan(url: str, to: str | None = None, migrations_dir: str | Path | None = None) -> list[tuple[str, str]]:
     """The (direction, migration id) steps ``migrate`` would run to reach release ``to``."""
     target = check_release(to)
     migrations = load_migrations(migrations_dir)
@@ -339,13 +336,15 @@ def _reconcile(backend, migrations: list, release: str | None) -> tuple[list[str
     if to_mark:
         log.warning(
             "database reports release %s but yoyo had not recorded %s; marking applied",
-            release, ", ".join(m.id for m in to_mark),
+            release,
+            ", ".join(m.id for m in to_mark),
         )
         backend.mark_migrations(to_mark)
     if to_unmark:
         log.warning(
             "database reports release %s but yoyo recorded %s as applied; unmarking",
-            release, ", ".join(m.id for m in to_unmark),
+            release,
+            ", ".join(m.id for m in to_unmark),
         )
         backend.unmark_migrations(to_unmark)
     return [m.id for m in to_mark], [m.id for m in to_unmark]

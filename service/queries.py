@@ -34,9 +34,12 @@ def parse(text: str, stem: str) -> dict[str, str]:
         raise QueryError(f"{stem}.sql: statement text before the first '-- name:' line")
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         key = f"{stem}.{name}"
-        statement = "\n".join(
-            line for line in body.strip().splitlines() if not line.lstrip().startswith("--")
-        ).strip().rstrip(";").strip()
+        statement = (
+            "\n".join(line for line in body.strip().splitlines() if not line.lstrip().startswith("--"))
+            .strip()
+            .rstrip(";")
+            .strip()
+        )
         if not statement:
             raise QueryError(f"{stem}.sql: block {name!r} has no statement")
         if key in found:

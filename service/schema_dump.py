@@ -62,9 +62,19 @@ def dump_schema(url: str) -> str:
     if password:
         env["PGPASSWORD"] = str(password)  # not on the command line, where ps would show it
     result = subprocess.run(
-        [_pg_dump(), "--schema-only", "--no-owner", "--no-privileges", "--schema=config",
-         "--dbname", make_conninfo(**params)],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            _pg_dump(),
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--schema=config",
+            "--dbname",
+            make_conninfo(**params),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     if result.returncode != 0:
         err = result.stderr.strip().splitlines()

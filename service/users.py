@@ -62,7 +62,9 @@ def _params(email: str, password: str, org_id: Any, role: str) -> dict[str, Any]
     return {"email": email, "password_hash": hash_password(password), "org_id": org_id, "role": role}
 
 
-def create_user(conn: psycopg.Connection, email: str, password: str, org_id: Any, role: str) -> dict[str, Any]:
+def create_user(
+    conn: psycopg.Connection, email: str, password: str, org_id: Any, role: str
+) -> dict[str, Any]:
     """Insert a user (synchronous connection, e.g. the CLI); returns its row without the hash.
 
     Database errors (duplicate email: UniqueViolation on users_email_unique; unknown org or
@@ -75,8 +77,9 @@ def create_user(conn: psycopg.Connection, email: str, password: str, org_id: Any
     return row
 
 
-async def create_user_async(conn: psycopg.AsyncConnection, email: str, password: str, org_id: Any,
-                            role: str) -> dict[str, Any]:
+async def create_user_async(
+    conn: psycopg.AsyncConnection, email: str, password: str, org_id: Any, role: str
+) -> dict[str, Any]:
     """:func:`create_user` for the API's async connections."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(CREATE, _params(email, password, org_id, role))  # type: ignore[arg-type]

@@ -140,7 +140,8 @@ def pg_server():
     cluster.start()
     try:
         server = PgServer(
-            "embedded", cluster.admin_url("postgres"),
+            "embedded",
+            cluster.admin_url("postgres"),
             f"ephemeral embedded cluster ({cluster.bindir}, port {cluster.port})",
         )
         if cluster.has_pg_cron:

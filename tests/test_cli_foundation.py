@@ -23,8 +23,13 @@ def hierarchy(*args: str, url: str, tmp_path: Path, stdin: str | None = None) ->
     script = Path(sys.executable).with_name("hierarchy")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=env, timeout=120,
-        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 

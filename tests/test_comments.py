@@ -64,7 +64,7 @@ COUNTED = {
     "tables": "SELECT count(*) FROM pg_class WHERE relnamespace = 'config'::regnamespace AND relkind = 'r'",
     "functions": "SELECT count(*) FROM pg_proc WHERE pronamespace = 'config'::regnamespace",
     "triggers": "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE c.relnamespace = 'config'::regnamespace AND NOT t.tgisinternal",
+    "WHERE c.relnamespace = 'config'::regnamespace AND NOT t.tgisinternal",
 }
 
 

@@ -45,12 +45,16 @@ def test_ephemeral_cluster_starts_and_stops_cleanly(pg_binaries):
         assert cluster.url.endswith("/emb_app")
         with psycopg.connect(cluster.url) as conn:
             assert conn.execute("SELECT current_database()").fetchone()[0] == "emb_app"
-            settings = dict(conn.execute(
-                "SELECT name, setting FROM pg_settings WHERE name IN "
-                "('fsync', 'synchronous_commit', 'full_page_writes', 'listen_addresses')"
-            ).fetchall())
+            settings = dict(
+                conn.execute(
+                    "SELECT name, setting FROM pg_settings WHERE name IN "
+                    "('fsync', 'synchronous_commit', 'full_page_writes', 'listen_addresses')"
+                ).fetchall()
+            )
         assert settings == {
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
             "listen_addresses": "127.0.0.1",
         }
         socket_mode = stat.S_IMODE(cluster.socket_dir.stat().st_mode)

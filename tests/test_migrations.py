@@ -37,8 +37,12 @@ def execute(url: str, query: str, params=None) -> None:
 def hierarchy(*args: str, url: str, tmp_path: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused")}
     return subprocess.run(
-        [sys.executable, "-m", "service", *args], capture_output=True, text=True, env=env,
-        stdin=subprocess.DEVNULL, timeout=120,
+        [sys.executable, "-m", "service", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
     )
 
 
@@ -201,7 +205,9 @@ def test_unreachable_database():
 
 
 def test_yoyo_url_conversion():
-    assert migrations.yoyo_url("postgresql://u:p@h:5/db") == "postgresql+psycopg://u:p@h:5/db?connect_timeout=10"
+    assert (
+        migrations.yoyo_url("postgresql://u:p@h:5/db") == "postgresql+psycopg://u:p@h:5/db?connect_timeout=10"
+    )
     converted = migrations.yoyo_url("host=/run/sock port=5433 dbname=d user=u")
     assert converted.startswith("postgresql+psycopg://u@/d?")
     assert "host=%2Frun%2Fsock" in converted and "port=5433" in converted

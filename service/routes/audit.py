@@ -35,32 +35,60 @@ class AuditEntry(msgspec.Struct):
 AuditPage = page_of(AuditEntry, "AuditPage")
 
 
-@get("/config/v1/audit", tags=["audit"], responses=READ,
-     summary="Audit log entries, newest first, filtered by object, time and actor")
+@get(
+    "/config/v1/audit",
+    tags=["audit"],
+    responses=READ,
+    summary="Audit log entries, newest first, filtered by object, time and actor",
+)
 async def list_audit(
-    request: Request, paging: NamedDependency[Paging],
-    object_type: Annotated[str | None, QueryParameter(
-        description="orgs, projects, customers, tunables or users.",
-        pattern="^(orgs|projects|customers|tunables|users)$")] = None,
+    request: Request,
+    paging: NamedDependency[Paging],
+    object_type: Annotated[
+        str | None,
+        QueryParameter(
+            description="orgs, projects, customers, tunables or users.",
+            pattern="^(orgs|projects|customers|tunables|users)$",
+        ),
+    ] = None,
     object_id: Annotated[UUID | None, QueryParameter(description="The object's uuid.")] = None,
-    since: Annotated[datetime | None, QueryParameter(description="Entries at or after this time (ISO 8601).")] = None,
-    until: Annotated[datetime | None, QueryParameter(description="Entries before this time (ISO 8601).")] = None,
-    actor: Annotated[str | None, QueryParameter(description="Entries by this actor (email or database role).")] = None,
+    since: Annotated[
+        datetime | None, QueryParameter(description="Entries at or after this time (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        datetime | None, QueryParameter(description="Entries before this time (ISO 8601).")
+    ] = None,
+    actor: Annotated[
+        str | None, QueryParameter(description="Entries by this actor (email or database role).")
+    ] = None,
 ) -> list[AuditEntry] | AuditPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
-        rows = await db.all(SQL["list"], object_type=object_type, object_id=object_id, since=since,
-                            until=until, actor=actor, **paging.sql())
+        rows = await db.all(
+            SQL["list"],
+            object_type=object_type,
+            object_id=object_id,
+            since=since,
+            until=until,
+            actor=actor,
+            **paging.sql(),
+        )
         return listing(request, paging, rows)
 
     return await run(request, "audit.read", work)
 
 
-@route("/config/v1/audit", http_method="OPTIONS", tags=["audit"], responses=READ,
-       summary="Describe the audit log list")
+@route(
+    "/config/v1/audit",
+    http_method="OPTIONS",
+    tags=["audit"],
+    responses=READ,
+    summary="Describe the audit log list",
+)
 async def describe_audit(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
-        return metadata("Audit Log", "Who changed what; written by database triggers whoever writes.",
-                        None, False)
+        return metadata(
+            "Audit Log", "Who changed what; written by database triggers whoever writes.", None, False
+        )
 
     return await run(request, "audit.read", work)
 

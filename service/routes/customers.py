@@ -38,13 +38,19 @@ from service.db import Db
 from service.errors import FieldErrors
 from service.queries import query
 
-SQL = {name: query(f"customers.{name}") for name in (
-    "list", "get", "create", "update", "delete", "add_projects", "remove_projects")}
+SQL = {
+    name: query(f"customers.{name}")
+    for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
+}
 PROJECTS_VISIBLE = query("projects.visible_among")
 ORIGINS = ("system", "default", "project", "manual")
 
-Name = Annotated[str, msgspec.Meta(description="Unique; spaces become dashes; 1 to 255 characters, no "
-                                               "whitespace or control characters.")]
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        description="Unique; spaces become dashes; 1 to 255 characters, no whitespace or control characters."
+    ),
+]
 
 
 class Customer(msgspec.Struct):
@@ -93,12 +99,18 @@ class Association(msgspec.Struct):
 
 POST_FIELDS = {
     **COMMON_READ_ONLY,
-    "name": field("string", "Name", required=True, max_length=255,
-                  help_text="Unique; spaces become dashes. A customer with one project carries its name."),
+    "name": field(
+        "string",
+        "Name",
+        required=True,
+        max_length=255,
+        help_text="Unique; spaces become dashes. A customer with one project carries its name.",
+    ),
     "description": field("string", "Description"),
     "origin": field("choice", "Origin", read_only=True, choices=ORIGINS),
-    "projects": field("list", "Projects", read_only=True,
-                      help_text="Change with add_projects/ and remove_projects/."),
+    "projects": field(
+        "list", "Projects", read_only=True, help_text="Change with add_projects/ and remove_projects/."
+    ),
 }
 
 
@@ -118,7 +130,9 @@ async def visible_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
 async def own_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
     row = await visible_customer(db, customer_id)
     if not row["mine"]:
-        raise PermissionDeniedException("Only a super admin or the user who created this customer may change it.")
+        raise PermissionDeniedException(
+            "Only a super admin or the user who created this customer may change it."
+        )
     return row
 
 
@@ -132,12 +146,19 @@ async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
     return [found[uuid] for uuid in wanted]
 
 
-@get("/config/v1/customers", tags=["customers"], responses=READ, summary="List the customers the user can see")
+@get(
+    "/config/v1/customers", tags=["customers"], responses=READ, summary="List the customers the user can see"
+)
 async def list_customers(
-    request: Request, paging: NamedDependency[Paging],
+    request: Request,
+    paging: NamedDependency[Paging],
     name: Annotated[str | None, QueryParameter(description="Only the customer with this exact name.")] = None,
-    origin: Annotated[str | None, QueryParameter(description="Only customers of this origin.",
-                                            pattern="^(system|default|project|manual)$")] = None,
+    origin: Annotated[
+        str | None,
+        QueryParameter(
+            description="Only customers of this origin.", pattern="^(system|default|project|manual)$"
+        ),
+    ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
         return listing(request, paging, await db.all(SQL["list"], name=name, origin=origin, **paging.sql()))
@@ -145,17 +166,28 @@ async def list_customers(
     return await run(request, "customers.read", work)
 
 
-@route("/config/v1/customers", http_method="OPTIONS", tags=["customers"], responses=READ,
-       summary="Describe the customers list and the fields of a new customer")
+@route(
+    "/config/v1/customers",
+    http_method="OPTIONS",
+    tags=["customers"],
+    responses=READ,
+    summary="Describe the customers list and the fields of a new customer",
+)
 async def describe_customers(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
-        return metadata("Customer List", "Customers: global objects grouping projects.", POST_FIELDS,
-                        "customers.write" in db.user.permissions)  # type: ignore[union-attr]
+        return metadata(
+            "Customer List",
+            "Customers: global objects grouping projects.",
+            POST_FIELDS,
+            "customers.write" in db.user.permissions,
+        )  # type: ignore[union-attr]
 
     return await run(request, "customers.read", work)
 
 
-@post("/config/v1/customers", tags=["customers"], responses=WRITE, summary="Create a customer (origin manual)")
+@post(
+    "/config/v1/customers", tags=["customers"], responses=WRITE, summary="Create a customer (origin manual)"
+)
 async def create_customer(request: Request, data: JSONBody[CustomerCreate]) -> Customer:
     async def work(db: Db) -> dict[str, Any] | None:
         row = await db.one(SQL["create"], name=data.name, description=data.description)
@@ -175,30 +207,50 @@ async def get_customer(request: Request, customer_id: CustomerId) -> Customer:
 async def _update(request: Request, customer_id: UUID, data: CustomerUpdate | CustomerPatch) -> Any:
     async def work(db: Db) -> dict[str, Any] | None:
         await own_customer(db, customer_id)
-        await db.one(SQL["update"], customer_id=customer_id,
-                     set_name=data.name is not UNSET, name=None if data.name is UNSET else data.name,
-                     set_description=data.description is not UNSET,
-                     description=None if data.description is UNSET else data.description)
+        await db.one(
+            SQL["update"],
+            customer_id=customer_id,
+            set_name=data.name is not UNSET,
+            name=None if data.name is UNSET else data.name,
+            set_description=data.description is not UNSET,
+            description=None if data.description is UNSET else data.description,
+        )
         return _view(await db.one(SQL["get"], customer_id=customer_id))
 
     return await run(request, "customers.write", work)
 
 
-@put("/config/v1/customers/{customer_id:str}", tags=["customers"], responses=WRITE,
-     summary="Replace a customer's name (and description if given); a single-project customer keeps "
-             "its project's name")
-async def update_customer(request: Request, customer_id: CustomerId, data: JSONBody[CustomerUpdate]) -> Customer:
+@put(
+    "/config/v1/customers/{customer_id:str}",
+    tags=["customers"],
+    responses=WRITE,
+    summary="Replace a customer's name (and description if given); a single-project customer keeps "
+    "its project's name",
+)
+async def update_customer(
+    request: Request, customer_id: CustomerId, data: JSONBody[CustomerUpdate]
+) -> Customer:
     return await _update(request, customer_id, data)
 
 
-@patch("/config/v1/customers/{customer_id:str}", tags=["customers"], responses=WRITE,
-       summary="Change some fields of a customer")
-async def patch_customer(request: Request, customer_id: CustomerId, data: JSONBody[CustomerPatch]) -> Customer:
+@patch(
+    "/config/v1/customers/{customer_id:str}",
+    tags=["customers"],
+    responses=WRITE,
+    summary="Change some fields of a customer",
+)
+async def patch_customer(
+    request: Request, customer_id: CustomerId, data: JSONBody[CustomerPatch]
+) -> Customer:
     return await _update(request, customer_id, data)
 
 
-@delete("/config/v1/customers/{customer_id:str}", tags=["customers"], responses=READ,
-        summary="Delete a customer; its projects become orphans that the job re-homes")
+@delete(
+    "/config/v1/customers/{customer_id:str}",
+    tags=["customers"],
+    responses=READ,
+    summary="Delete a customer; its projects become orphans that the job re-homes",
+)
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
@@ -208,35 +260,65 @@ async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     await run(request, "customers.write", work)
 
 
-@post("/config/v1/customers/{customer_id:str}/add_projects", tags=["customers"], status_code=200,
-      responses=WRITE, summary="Move projects to this customer")
+@post(
+    "/config/v1/customers/{customer_id:str}/add_projects",
+    tags=["customers"],
+    status_code=200,
+    responses=WRITE,
+    summary="Move projects to this customer",
+)
 async def add_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
         projects = await _projects(db, data)
-        moved = await db.all(SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects])
-        return {"customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-                "projects": [row["uuid"] for row in moved]}
+        moved = await db.all(
+            SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+        )
+        return {
+            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
+            "projects": [row["uuid"] for row in moved],
+        }
 
     return await run(request, "customers.write", work, default_field="projects")
 
 
-@post("/config/v1/customers/{customer_id:str}/remove_projects", tags=["customers"], status_code=200,
-      responses=WRITE, summary="Detach projects from this customer (they become orphans the job re-homes)")
-async def remove_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
+@post(
+    "/config/v1/customers/{customer_id:str}/remove_projects",
+    tags=["customers"],
+    status_code=200,
+    responses=WRITE,
+    summary="Detach projects from this customer (they become orphans the job re-homes)",
+)
+async def remove_projects(
+    request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]
+) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
         projects = await _projects(db, data)
         strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
         if strangers:
-            raise FieldErrors({"projects": [f"project {u} does not belong to this customer." for u in strangers]})
-        removed = await db.all(SQL["remove_projects"], customer_id=customer_id,
-                               projects=[p["uuid"] for p in projects])
-        return {"customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-                "projects": [row["uuid"] for row in removed]}
+            raise FieldErrors(
+                {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
+            )
+        removed = await db.all(
+            SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+        )
+        return {
+            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
+            "projects": [row["uuid"] for row in removed],
+        }
 
     return await run(request, "customers.write", work, default_field="projects")
 
 
-HANDLERS = [describe_customers, list_customers, create_customer, get_customer, update_customer,
-            patch_customer, delete_customer, add_projects, remove_projects]
+HANDLERS = [
+    describe_customers,
+    list_customers,
+    create_customer,
+    get_customer,
+    update_customer,
+    patch_customer,
+    delete_customer,
+    add_projects,
+    remove_projects,
+]

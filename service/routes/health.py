@@ -27,8 +27,9 @@ SQL = {name: query(f"health.{name}") for name in ("release", "last_run", "orphan
 CRON = {name: query(f"jobs.{name}") for name in ("cron_table_exists", "cron_scheduled")}
 
 ORPHANS = Gauge("hierarchy_orphaned_projects", "Projects without a customer (the job re-homes them)")
-SINCE_LAST_RUN = Gauge("hierarchy_seconds_since_last_job_run",
-                       "Seconds since the background job last finished (NaN: never ran)")
+SINCE_LAST_RUN = Gauge(
+    "hierarchy_seconds_since_last_job_run", "Seconds since the background job last finished (NaN: never ran)"
+)
 DATABASE_UP = Gauge("hierarchy_database_up", "1 when the last scrape could query the database")
 
 
@@ -62,8 +63,14 @@ async def cron_schedules_job(db: Db) -> bool:
 
 
 async def _probe(request: Request) -> dict[str, Any]:
-    report: dict[str, Any] = {"status": "unavailable", "database": "unreachable", "release": None,
-                              "required_release": REQUIRED_RELEASE, "scheduler": "unknown", "last_run": None}
+    report: dict[str, Any] = {
+        "status": "unavailable",
+        "database": "unreachable",
+        "release": None,
+        "required_release": REQUIRED_RELEASE,
+        "scheduler": "unknown",
+        "last_run": None,
+    }
     database = request.app.state.database
     try:
         async with database.connection() as conn:
@@ -71,8 +78,11 @@ async def _probe(request: Request) -> dict[str, Any]:
             report["database"] = "ok"
             async with conn.transaction():
                 report["release"] = (await db.one(SQL["release"]))["release"]  # type: ignore[index]
-                report["scheduler"] = "pg_cron" if await cron_schedules_job(db) else (
-                    "service" if request.app.state.scheduler_enabled else "off")
+                report["scheduler"] = (
+                    "pg_cron"
+                    if await cron_schedules_job(db)
+                    else ("service" if request.app.state.scheduler_enabled else "off")
+                )
                 report["last_run"] = await db.one(SQL["last_run"])
     except HTTPException:
         report["detail"] = "database unavailable"
@@ -85,19 +95,39 @@ async def _probe(request: Request) -> dict[str, Any]:
     return report
 
 
-@get("/health", tags=["health"], security=[{}], summary="Database, schema release, schedule and last job run",
-     responses={503: ResponseSpec(
-         data_container=Health, description="Database unreachable or schema not at the required release",
-         generate_examples=False),
-         405: ResponseSpec(data_container=dict[str, str], description="Method not allowed", generate_examples=False)})
+@get(
+    "/health",
+    tags=["health"],
+    security=[{}],
+    summary="Database, schema release, schedule and last job run",
+    responses={
+        503: ResponseSpec(
+            data_container=Health,
+            description="Database unreachable or schema not at the required release",
+            generate_examples=False,
+        ),
+        405: ResponseSpec(
+            data_container=dict[str, str], description="Method not allowed", generate_examples=False
+        ),
+    },
+)
 async def health(request: Request) -> Response[Health]:
     report = await _probe(request)
     return Response(report, status_code=200 if report["status"] == "ok" else 503)  # type: ignore[arg-type]
 
 
-@get("/metrics", tags=["health"], security=[{}], media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics",
-     responses={405: ResponseSpec(data_container=dict[str, str], description="Method not allowed",
-                                  generate_examples=False)})
+@get(
+    "/metrics",
+    tags=["health"],
+    security=[{}],
+    media_type=CONTENT_TYPE_LATEST,
+    summary="Prometheus metrics",
+    responses={
+        405: ResponseSpec(
+            data_container=dict[str, str], description="Method not allowed", generate_examples=False
+        )
+    },
+)
 async def metrics(request: Request) -> Response[bytes]:
     try:
         async with request.app.state.database.connection() as conn:

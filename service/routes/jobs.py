@@ -57,8 +57,13 @@ RECONCILE_FIELDS = {
 }
 
 
-@post("/config/v1/customers/reconcile", tags=["jobs"], status_code=200, responses=WRITE,
-      summary="Run the background job now; returns its summary (a dry run lists the planned changes)")
+@post(
+    "/config/v1/customers/reconcile",
+    tags=["jobs"],
+    status_code=200,
+    responses=WRITE,
+    summary="Run the background job now; returns its summary (a dry run lists the planned changes)",
+)
 async def reconcile(request: Request, data: JSONBody[ReconcileRequest | None] = None) -> Summary:
     options = data or ReconcileRequest()
 
@@ -69,8 +74,12 @@ async def reconcile(request: Request, data: JSONBody[ReconcileRequest | None] = 
     return await run(request, "jobs.run", work)
 
 
-@get("/config/v1/customers/reconcile", tags=["jobs"], responses=READ,
-     summary=f"Recent runs of the job, newest first (the plain list shows the last {RECENT_RUNS})")
+@get(
+    "/config/v1/customers/reconcile",
+    tags=["jobs"],
+    responses=READ,
+    summary=f"Recent runs of the job, newest first (the plain list shows the last {RECENT_RUNS})",
+)
 async def list_runs(request: Request, paging: NamedDependency[Paging]) -> list[JobRun] | JobRunPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
         return listing(request, paging, await db.all(SQL["list_runs"], **paging.sql(RECENT_RUNS)))
@@ -78,18 +87,32 @@ async def list_runs(request: Request, paging: NamedDependency[Paging]) -> list[J
     return await run(request, "jobs.read", work)
 
 
-@route("/config/v1/customers/reconcile", http_method="OPTIONS", tags=["jobs"], responses=READ,
-       summary="Describe the job runs list and the options of a run")
+@route(
+    "/config/v1/customers/reconcile",
+    http_method="OPTIONS",
+    tags=["jobs"],
+    responses=READ,
+    summary="Describe the job runs list and the options of a run",
+)
 async def describe_runs(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
-        return metadata("Reconcile", "Runs of the background job that homes orphaned projects.",
-                        RECONCILE_FIELDS, "jobs.run" in db.user.permissions)  # type: ignore[union-attr]
+        return metadata(
+            "Reconcile",
+            "Runs of the background job that homes orphaned projects.",
+            RECONCILE_FIELDS,
+            "jobs.run" in db.user.permissions,
+        )  # type: ignore[union-attr]
 
     return await run(request, "jobs.read", work)
 
 
-@post("/config/v1/customers/switch_mode", tags=["jobs"], status_code=200, responses=WRITE,
-      summary="Switch between per-project customers and one default customer per org, atomically (rule 9)")
+@post(
+    "/config/v1/customers/switch_mode",
+    tags=["jobs"],
+    status_code=200,
+    responses=WRITE,
+    summary="Switch between per-project customers and one default customer per org, atomically (rule 9)",
+)
 async def switch_mode(request: Request, data: JSONBody[SwitchModeRequest]) -> Summary:
     async def work(db: Db) -> Any:
         row = await db.one(SQL["switch_mode"], per_project=data.per_project, dry_run=data.dry_run)

@@ -45,8 +45,9 @@ async def list_orgs(request: Request, paging: NamedDependency[Paging]) -> list[O
     return await run(request, "orgs.read", work)
 
 
-@route("/config/v1/orgs", http_method="OPTIONS", tags=["orgs"], summary="Describe the orgs list",
-       responses=READ)
+@route(
+    "/config/v1/orgs", http_method="OPTIONS", tags=["orgs"], summary="Describe the orgs list", responses=READ
+)
 async def describe_orgs(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
         return metadata("Org List", "Organisations (read-only through this API).", None, False)

@@ -36,11 +36,18 @@ from service.routes.orgs import visible_org
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
 VISIBLE_CUSTOMER = query("customers.get")
 
-Name = Annotated[str, msgspec.Meta(description="1 to 255 characters: letters, digits, _ and -; "
-                                               "starts with a letter or digit; unique in the org.")]
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        description="1 to 255 characters: letters, digits, _ and -; "
+        "starts with a letter or digit; unique in the org."
+    ),
+]
 Settings = Annotated[dict[str, Any], msgspec.Meta(description="Free-form settings (a JSON object).")]
-CustomerRef = Annotated[UUID | None, msgspec.Meta(
-    description="The customer's uuid. Omitted on create: the server assigns one (rule 5).")]
+CustomerRef = Annotated[
+    UUID | None,
+    msgspec.Meta(description="The customer's uuid. Omitted on create: the server assigns one (rule 5)."),
+]
 
 
 class Project(msgspec.Struct):
@@ -82,8 +89,13 @@ class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 POST_FIELDS = {
     **COMMON_READ_ONLY,
-    "name": field("string", "Name", required=True, max_length=255,
-                  help_text="Letters, digits, _ and -; starts with a letter or digit; unique in the org."),
+    "name": field(
+        "string",
+        "Name",
+        required=True,
+        max_length=255,
+        help_text="Letters, digits, _ and -; starts with a letter or digit; unique in the org.",
+    ),
     "org": field("uuid", "Org", read_only=True),
     "description": field("string", "Description"),
     "settings": field("json", "Settings", help_text="A JSON object."),
@@ -103,49 +115,88 @@ async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]
     return row
 
 
-@get("/config/v1/orgs/{org_id:str}/projects", tags=["projects"], responses=READ,
-     summary="List an org's projects (customer_id__isnull=True is the orphan audit)")
+@get(
+    "/config/v1/orgs/{org_id:str}/projects",
+    tags=["projects"],
+    responses=READ,
+    summary="List an org's projects (customer_id__isnull=True is the orphan audit)",
+)
 async def list_projects(
-    request: Request, org_id: OrgId, paging: NamedDependency[Paging],
-    customer_id__isnull: Annotated[bool | None, QueryParameter(
-        description="True: only projects without a customer (orphans); False: only with one.")] = None,
-    customer: Annotated[UUID | None, QueryParameter(description="Only the projects of this customer.")] = None,
+    request: Request,
+    org_id: OrgId,
+    paging: NamedDependency[Paging],
+    customer_id__isnull: Annotated[
+        bool | None,
+        QueryParameter(description="True: only projects without a customer (orphans); False: only with one."),
+    ] = None,
+    customer: Annotated[
+        UUID | None, QueryParameter(description="Only the projects of this customer.")
+    ] = None,
     name: Annotated[str | None, QueryParameter(description="Only the project with this exact name.")] = None,
 ) -> list[Project] | ProjectPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
         await visible_org(db, org_id)
-        rows = await db.all(SQL["list"], org_id=org_id, isnull=customer_id__isnull, customer=customer,
-                            name=name, **paging.sql())
+        rows = await db.all(
+            SQL["list"],
+            org_id=org_id,
+            isnull=customer_id__isnull,
+            customer=customer,
+            name=name,
+            **paging.sql(),
+        )
         return listing(request, paging, rows)
 
     return await run(request, "projects.read", work)
 
 
-@route("/config/v1/orgs/{org_id:str}/projects", http_method="OPTIONS", tags=["projects"],
-       summary="Describe the projects list and the fields of a new project", responses=READ)
+@route(
+    "/config/v1/orgs/{org_id:str}/projects",
+    http_method="OPTIONS",
+    tags=["projects"],
+    summary="Describe the projects list and the fields of a new project",
+    responses=READ,
+)
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
         await visible_org(db, org_id)
-        return metadata("Project List", "Projects of an org; each belongs to one customer.", POST_FIELDS,
-                        "projects.write" in db.user.permissions)  # type: ignore[union-attr]
+        return metadata(
+            "Project List",
+            "Projects of an org; each belongs to one customer.",
+            POST_FIELDS,
+            "projects.write" in db.user.permissions,
+        )  # type: ignore[union-attr]
 
     return await run(request, "projects.read", work)
 
 
-@post("/config/v1/orgs/{org_id:str}/projects", tags=["projects"], responses=WRITE,
-      summary="Create a project (it gets a customer in the same transaction)")
+@post(
+    "/config/v1/orgs/{org_id:str}/projects",
+    tags=["projects"],
+    responses=WRITE,
+    summary="Create a project (it gets a customer in the same transaction)",
+)
 async def create_project(request: Request, org_id: OrgId, data: JSONBody[ProjectCreate]) -> Project:
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
         await _check_customer(db, data.customer)
-        return await db.one(SQL["create"], org_id=org_id, name=data.name, description=data.description,
-                            settings=msgspec.json.encode(data.settings).decode(), customer=data.customer)
+        return await db.one(
+            SQL["create"],
+            org_id=org_id,
+            name=data.name,
+            description=data.description,
+            settings=msgspec.json.encode(data.settings).decode(),
+            customer=data.customer,
+        )
 
     return await run(request, "projects.write", work)
 
 
-@get("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=READ,
-     summary="Get a project")
+@get(
+    "/config/v1/orgs/{org_id:str}/projects/{project_id:str}",
+    tags=["projects"],
+    responses=READ,
+    summary="Get a project",
+)
 async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) -> Project:
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
@@ -154,8 +205,9 @@ async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) ->
     return await run(request, "projects.read", work)
 
 
-async def _update(request: Request, org_id: UUID, project_id: UUID,
-                  data: ProjectUpdate | ProjectPatch) -> dict[str, Any]:
+async def _update(
+    request: Request, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
+) -> dict[str, Any]:
     def given(name: str) -> bool:
         return getattr(data, name) is not UNSET
 
@@ -164,30 +216,53 @@ async def _update(request: Request, org_id: UUID, project_id: UUID,
         await _check_customer(db, data.customer)
         settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
         row = await db.one(
-            SQL["update"], org_id=org_id, project_id=project_id,
-            set_name=given("name"), name=data.name if given("name") else None,
-            set_description=given("description"), description=data.description if given("description") else None,
-            set_settings=given("settings"), settings=settings,
-            set_customer=given("customer"), customer=data.customer if given("customer") else None)
+            SQL["update"],
+            org_id=org_id,
+            project_id=project_id,
+            set_name=given("name"),
+            name=data.name if given("name") else None,
+            set_description=given("description"),
+            description=data.description if given("description") else None,
+            set_settings=given("settings"),
+            settings=settings,
+            set_customer=given("customer"),
+            customer=data.customer if given("customer") else None,
+        )
         return await _found(row, project_id)
 
     return await run(request, "projects.write", work)
 
 
-@put("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=WRITE,
-     summary="Replace a project's name (and any other field given)")
-async def update_project(request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectUpdate]) -> Project:
+@put(
+    "/config/v1/orgs/{org_id:str}/projects/{project_id:str}",
+    tags=["projects"],
+    responses=WRITE,
+    summary="Replace a project's name (and any other field given)",
+)
+async def update_project(
+    request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectUpdate]
+) -> Project:
     return await _update(request, org_id, project_id, data)
 
 
-@patch("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"], responses=WRITE,
-       summary="Change some fields of a project; `customer` moves it to another customer")
-async def patch_project(request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectPatch]) -> Project:
+@patch(
+    "/config/v1/orgs/{org_id:str}/projects/{project_id:str}",
+    tags=["projects"],
+    responses=WRITE,
+    summary="Change some fields of a project; `customer` moves it to another customer",
+)
+async def patch_project(
+    request: Request, org_id: OrgId, project_id: ProjectId, data: JSONBody[ProjectPatch]
+) -> Project:
     return await _update(request, org_id, project_id, data)
 
 
-@delete("/config/v1/orgs/{org_id:str}/projects/{project_id:str}", tags=["projects"],
-        responses=READ, summary="Delete a project")
+@delete(
+    "/config/v1/orgs/{org_id:str}/projects/{project_id:str}",
+    tags=["projects"],
+    responses=READ,
+    summary="Delete a project",
+)
 async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
@@ -197,5 +272,12 @@ async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId)
     await run(request, "projects.write", work)
 
 
-HANDLERS = [describe_projects, list_projects, create_project, get_project, update_project, patch_project,
-            delete_project]
+HANDLERS = [
+    describe_projects,
+    list_projects,
+    create_project,
+    get_project,
+    update_project,
+    patch_project,
+    delete_project,
+]

@@ -36,7 +36,9 @@ TunablePage = page_of(Tunable, "TunablePage")
 
 
 class TunableValue(msgspec.Struct, forbid_unknown_fields=True):
-    value: Annotated[Any, msgspec.Meta(description="JSON value of the tunable's value_type (boolean or integer).")]
+    value: Annotated[
+        Any, msgspec.Meta(description="JSON value of the tunable's value_type (boolean or integer).")
+    ]
 
 
 def _found(row: dict[str, Any] | None, name: str) -> dict[str, Any]:
@@ -53,12 +55,18 @@ async def list_tunables(request: Request, paging: NamedDependency[Paging]) -> li
     return await run(request, "tunables.read", work)
 
 
-@route("/config/v1/tunables", http_method="OPTIONS", tags=["tunables"], responses=READ,
-       summary="Describe the tunables list")
+@route(
+    "/config/v1/tunables",
+    http_method="OPTIONS",
+    tags=["tunables"],
+    responses=READ,
+    summary="Describe the tunables list",
+)
 async def describe_tunables(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
-        return metadata("Tunable List", "Cluster settings; set one with PUT /config/v1/tunables/{name}/.",
-                        None, False)
+        return metadata(
+            "Tunable List", "Cluster settings; set one with PUT /config/v1/tunables/{name}/.", None, False
+        )
 
     return await run(request, "tunables.read", work)
 
@@ -71,11 +79,17 @@ async def get_tunable(request: Request, name: TunableName) -> Tunable:
     return await run(request, "tunables.read", work)
 
 
-@put("/config/v1/tunables/{name:str}", tags=["tunables"], responses=WRITE,
-     summary="Set a tunable (the mode tunable's change runs the job in the same transaction)")
+@put(
+    "/config/v1/tunables/{name:str}",
+    tags=["tunables"],
+    responses=WRITE,
+    summary="Set a tunable (the mode tunable's change runs the job in the same transaction)",
+)
 async def set_tunable(request: Request, name: TunableName, data: JSONBody[TunableValue]) -> Tunable:
     async def work(db: Db) -> dict[str, Any]:
-        return _found(await db.one(SQL["set"], name=name, value=msgspec.json.encode(data.value).decode()), name)
+        return _found(
+            await db.one(SQL["set"], name=name, value=msgspec.json.encode(data.value).decode()), name
+        )
 
     return await run(request, "tunables.write", work, default_field="value")
 

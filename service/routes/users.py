@@ -35,7 +35,9 @@ UserPage = page_of(UserOut, "UserPage")
 
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, description="Unique (case-insensitive).")]
+    email: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=254, description="Unique (case-insensitive).")
+    ]
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
     role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
     org: Annotated[UUID | None, msgspec.Meta(description="Default: the creating user's org.")] = None
@@ -59,12 +61,21 @@ async def list_users(request: Request, paging: NamedDependency[Paging]) -> list[
     return await run(request, "users.read", work)
 
 
-@route("/config/v1/users", http_method="OPTIONS", tags=["users"], responses=READ,
-       summary="Describe the users list and the fields of a new user")
+@route(
+    "/config/v1/users",
+    http_method="OPTIONS",
+    tags=["users"],
+    responses=READ,
+    summary="Describe the users list and the fields of a new user",
+)
 async def describe_users(request: Request) -> Metadata:
     async def work(db: Db) -> Metadata:
-        return metadata("User List", "People who call the API; one org and one role each.", POST_FIELDS,
-                        "users.write" in db.user.permissions)  # type: ignore[union-attr]
+        return metadata(
+            "User List",
+            "People who call the API; one org and one role each.",
+            POST_FIELDS,
+            "users.write" in db.user.permissions,
+        )  # type: ignore[union-attr]
 
     return await run(request, "users.read", work)
 
@@ -74,8 +85,13 @@ async def create_user(request: Request, data: JSONBody[UserCreate]) -> UserOut:
     async def work(db: Db) -> dict[str, Any] | None:
         # argon2 is ~50 ms of CPU: off the event loop, and only once the caller is authorised
         password_hash = await asyncio.to_thread(users.hash_password, data.password)
-        return await db.one(users.CREATE, email=data.email, password_hash=password_hash,
-                            org_id=data.org or db.user.org_id, role=data.role)  # type: ignore[union-attr]
+        return await db.one(
+            users.CREATE,
+            email=data.email,
+            password_hash=password_hash,
+            org_id=data.org or db.user.org_id,
+            role=data.role,
+        )  # type: ignore[union-attr]
 
     return await run(request, "users.write", work)
 

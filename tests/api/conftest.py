@@ -53,8 +53,10 @@ class Api:
         return str(self.one("SELECT uuid FROM config.orgs WHERE name = 'hydrolix'")["uuid"])
 
     def other_org(self) -> str:
-        row = self.one("INSERT INTO config.orgs (name) VALUES ('other') ON CONFLICT (name) DO UPDATE "
-                       "SET name = EXCLUDED.name RETURNING uuid")
+        row = self.one(
+            "INSERT INTO config.orgs (name) VALUES ('other') ON CONFLICT (name) DO UPDATE "
+            "SET name = EXCLUDED.name RETURNING uuid"
+        )
         return str(row["uuid"])
 
     # -- users and tokens ---------------------------------------------------------------------
@@ -106,7 +108,8 @@ class Api:
             " (SELECT coalesce(max(id), 0) FROM config.audit_log) AS audit,"
             " (SELECT md5(string_agg(t::text, ',' ORDER BY t.name)) FROM config.tunables t) AS tunables,"
             " (SELECT md5(string_agg(p::text, ',' ORDER BY p.uuid)) FROM config.projects p) AS project_rows,"
-            " (SELECT md5(string_agg(c::text, ',' ORDER BY c.uuid)) FROM config.customers c) AS customer_rows")
+            " (SELECT md5(string_agg(c::text, ',' ORDER BY c.uuid)) FROM config.customers c) AS customer_rows"
+        )
 
 
 @pytest.fixture
@@ -119,8 +122,10 @@ def api(db_url: str, monkeypatch: pytest.MonkeyPatch):
         def no_server_errors(response):
             if response.status_code >= 500 and response.status_code != 503:
                 response.read()
-                harness.server_errors.append(f"{response.request.method} {response.request.url}: "
-                                             f"{response.status_code} {response.text}")
+                harness.server_errors.append(
+                    f"{response.request.method} {response.request.url}: "
+                    f"{response.status_code} {response.text}"
+                )
 
         client.event_hooks["response"].append(no_server_errors)
         harness.headers()  # the default super admin exists before any "nothing changed" snapshot

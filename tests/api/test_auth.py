@@ -18,17 +18,23 @@ def test_login_response_shape(api):
     assert body["email"] == email and body["roles"] == ["operator"]
     assert body["orgs"] == [{"uuid": api.org, "name": "hydrolix"}]
     token = body["auth_token"]
-    assert token["token_type"] == "Bearer" and token["expires_in"] == 86400 and len(token["access_token"]) >= 40
-    stored = api.one("SELECT token_hash, expires - created AS ttl FROM config.tokens WHERE user_id = %s",
-                     (body["uuid"],))
+    assert (
+        token["token_type"] == "Bearer" and token["expires_in"] == 86400 and len(token["access_token"]) >= 40
+    )
+    stored = api.one(
+        "SELECT token_hash, expires - created AS ttl FROM config.tokens WHERE user_id = %s", (body["uuid"],)
+    )
     assert bytes(stored["token_hash"]) == hashlib.sha256(token["access_token"].encode()).digest()
     assert stored["ttl"] == timedelta(hours=24)
 
 
-@pytest.mark.parametrize("body", [
-    {"email": "nobody@example.com", "password": PASSWORD},
-    {"email": "__USER__", "password": "wrong password"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "nobody@example.com", "password": PASSWORD},
+        {"email": "__USER__", "password": "wrong password"},
+    ],
+)
 def test_wrong_credentials_401(api, body):
     email = api.make_user("read_only")
     body = {**body, "email": body["email"].replace("__USER__", email)}
@@ -46,8 +52,17 @@ def test_inactive_user_cannot_log_in_and_its_tokens_stop(api):
     assert r.status_code == 401 and "disabled" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("body", [b"{", b"[]", b'{"email": "a@b"}', b'{"email": 1, "password": "x"}',
-                                  b'{"email": "a@b", "password": "x", "extra": 1}', b""])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"[]",
+        b'{"email": "a@b"}',
+        b'{"email": 1, "password": "x"}',
+        b'{"email": "a@b", "password": "x", "extra": 1}',
+        b"",
+    ],
+)
 def test_login_bad_input_400(api, body):
     r = api.client.post("/config/v1/login", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
@@ -57,13 +72,19 @@ def test_login_bad_input_400(api, body):
 def test_throttle_after_five_failures(api):
     email = api.make_user("read_only")
     for _ in range(auth.FAILURE_LIMIT):
-        assert api.client.post("/config/v1/login", json={"email": email, "password": "bad"}).status_code == 401
+        assert (
+            api.client.post("/config/v1/login", json={"email": email, "password": "bad"}).status_code == 401
+        )
     r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
     assert r.status_code == 429
     assert 1 <= int(r.headers["Retry-After"]) <= 60 and "retry" in r.json()["detail"].lower()
     # other emails are not affected
-    assert api.client.post("/config/v1/login", json={"email": api.make_user("read_only"),
-                                                     "password": PASSWORD}).status_code == 200
+    assert (
+        api.client.post(
+            "/config/v1/login", json={"email": api.make_user("read_only"), "password": PASSWORD}
+        ).status_code
+        == 200
+    )
 
 
 def test_throttle_window_and_bound():
@@ -97,8 +118,10 @@ def test_expired_token(api):
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("header", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "Token abc",
-                                    "Bearer nonexistenttoken"])
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "Token abc", "Bearer nonexistenttoken"],
+)
 def test_missing_or_malformed_token(api, header):
     headers = {} if header is None else {"Authorization": header}
     r = api.client.get("/config/v1/orgs/", headers=headers)

@@ -6,10 +6,24 @@ ME = "/config/v1/orgs/{org}/projects"
 
 
 def test_trailing_slash_optional_no_redirect(api):
-    for path in ("/config/v1/orgs", "/config/v1/orgs/", f"/config/v1/orgs/{api.org}", f"/config/v1/orgs/{api.org}/",
-                 "/config/v1/customers", "/config/v1/customers/", "/config/v1/tunables", "/config/v1/tunables/",
-                 "/config/v1/audit", "/config/v1/audit/", "/config/v1/users", "/config/v1/users/",
-                 "/config/v1/customers/reconcile", "/config/v1/customers/reconcile/", "/health", "/health/"):
+    for path in (
+        "/config/v1/orgs",
+        "/config/v1/orgs/",
+        f"/config/v1/orgs/{api.org}",
+        f"/config/v1/orgs/{api.org}/",
+        "/config/v1/customers",
+        "/config/v1/customers/",
+        "/config/v1/tunables",
+        "/config/v1/tunables/",
+        "/config/v1/audit",
+        "/config/v1/audit/",
+        "/config/v1/users",
+        "/config/v1/users/",
+        "/config/v1/customers/reconcile",
+        "/config/v1/customers/reconcile/",
+        "/health",
+        "/health/",
+    ):
         r = api.get(path)
         assert r.status_code == 200, (path, r.text)
         assert not r.history
@@ -34,11 +48,21 @@ def test_plain_list_and_pagination(api):
     assert isinstance(api.get(f"{base}?page_size=2&pagination=false").json(), list)
 
 
-@pytest.mark.parametrize("query, status, field", [
-    ("page=0", 400, "page"), ("page=-1", 400, "page"), ("page=x", 400, "page"), ("page=1.5", 400, "page"),
-    ("page_size=1001", 400, "page_size"), ("page_size=0", 400, "page_size"), ("page_size=x", 400, "page_size"),
-    ("pagination=maybe", 400, "pagination"), ("page=99", 404, None), ("page=2&page_size=1000", 404, None),
-])
+@pytest.mark.parametrize(
+    "query, status, field",
+    [
+        ("page=0", 400, "page"),
+        ("page=-1", 400, "page"),
+        ("page=x", 400, "page"),
+        ("page=1.5", 400, "page"),
+        ("page_size=1001", 400, "page_size"),
+        ("page_size=0", 400, "page_size"),
+        ("page_size=x", 400, "page_size"),
+        ("pagination=maybe", 400, "pagination"),
+        ("page=99", 404, None),
+        ("page=2&page_size=1000", 404, None),
+    ],
+)
 def test_pagination_edges(api, query, status, field):
     r = api.get(f"{ME.format(org=api.org)}?{query}")
     assert r.status_code == status, r.text
@@ -53,10 +77,18 @@ def test_empty_list_page_one_is_an_empty_page(api):
     assert r.status_code == 200 and r.json()["count"] == 0 and r.json()["results"] == []
 
 
-@pytest.mark.parametrize("path, post", [
-    ("/config/v1/orgs", False), (ME, True), ("/config/v1/customers", True), ("/config/v1/tunables", False),
-    ("/config/v1/audit", False), ("/config/v1/users", True), ("/config/v1/customers/reconcile", True),
-])
+@pytest.mark.parametrize(
+    "path, post",
+    [
+        ("/config/v1/orgs", False),
+        (ME, True),
+        ("/config/v1/customers", True),
+        ("/config/v1/tunables", False),
+        ("/config/v1/audit", False),
+        ("/config/v1/users", True),
+        ("/config/v1/customers/reconcile", True),
+    ],
+)
 def test_options_metadata(api, path, post):
     for suffix in ("", "/"):
         r = api.request("OPTIONS", path.format(org=api.org) + suffix)
@@ -81,11 +113,19 @@ def test_options_needs_token_and_hides_post_from_readers(api):
     assert r.status_code == 200 and r.json()["actions"] == {}
 
 
-@pytest.mark.parametrize("method, path", [
-    ("DELETE", "/config/v1/orgs"), ("POST", "/config/v1/orgs/{org}"), ("PUT", "/config/v1/tunables"),
-    ("DELETE", "/config/v1/tunables/x"), ("GET", "/config/v1/login"), ("GET", "/config/v1/customers/switch_mode"),
-    ("POST", "/health"), ("PATCH", "/config/v1/audit"),
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("DELETE", "/config/v1/orgs"),
+        ("POST", "/config/v1/orgs/{org}"),
+        ("PUT", "/config/v1/tunables"),
+        ("DELETE", "/config/v1/tunables/x"),
+        ("GET", "/config/v1/login"),
+        ("GET", "/config/v1/customers/switch_mode"),
+        ("POST", "/health"),
+        ("PATCH", "/config/v1/audit"),
+    ],
+)
 def test_wrong_method_405(api, method, path):
     r = api.request(method, path.format(org=api.org))
     assert r.status_code == 405 and "detail" in r.json()
@@ -94,7 +134,9 @@ def test_wrong_method_405(api, method, path):
 def test_body_over_1_mib_413(api):
     before = api.counts()
     big = b'{"name": "big", "description": "' + b"x" * (1024 * 1024) + b'"}'
-    r = api.post(ME.format(org=api.org), content=big, headers={**api.headers(), "Content-Type": "application/json"})
+    r = api.post(
+        ME.format(org=api.org), content=big, headers={**api.headers(), "Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and "1 MiB" in r.json()["detail"]
     assert api.counts() == before
 
@@ -110,8 +152,10 @@ def test_openapi_complete(api):
     spec = r.json()
     paths = spec["paths"]
     expected = {
-        "/config/v1/login": {"post"}, "/config/v1/logout": {"post"},
-        "/config/v1/orgs": {"get", "options"}, "/config/v1/orgs/{org_id}": {"get"},
+        "/config/v1/login": {"post"},
+        "/config/v1/logout": {"post"},
+        "/config/v1/orgs": {"get", "options"},
+        "/config/v1/orgs/{org_id}": {"get"},
         "/config/v1/orgs/{org_id}/projects": {"get", "post", "options"},
         "/config/v1/orgs/{org_id}/projects/{project_id}": {"get", "put", "patch", "delete"},
         "/config/v1/customers": {"get", "post", "options"},
@@ -120,9 +164,12 @@ def test_openapi_complete(api):
         "/config/v1/customers/{customer_id}/remove_projects": {"post"},
         "/config/v1/customers/reconcile": {"get", "post", "options"},
         "/config/v1/customers/switch_mode": {"post"},
-        "/config/v1/tunables": {"get", "options"}, "/config/v1/tunables/{name}": {"get", "put"},
-        "/config/v1/audit": {"get", "options"}, "/config/v1/users": {"get", "post", "options"},
-        "/health": {"get"}, "/metrics": {"get"},
+        "/config/v1/tunables": {"get", "options"},
+        "/config/v1/tunables/{name}": {"get", "put"},
+        "/config/v1/audit": {"get", "options"},
+        "/config/v1/users": {"get", "post", "options"},
+        "/health": {"get"},
+        "/metrics": {"get"},
     }
     assert {p: set(ops) for p, ops in paths.items()} == expected
     for path, ops in paths.items():

@@ -35,7 +35,9 @@ def test_delete_orphans_projects(api):
 def test_add_and_remove_projects(api):
     c = api.customer("group")
     a, b = api.project("pa"), api.project("pb")
-    r = api.post(f"{BASE}/{c['uuid']}/add_projects/", json={"projects": [{"uuid": a["uuid"]}, {"uuid": b["uuid"]}]})
+    r = api.post(
+        f"{BASE}/{c['uuid']}/add_projects/", json={"projects": [{"uuid": a["uuid"]}, {"uuid": b["uuid"]}]}
+    )
     assert r.status_code == 200, r.text
     assert sorted(r.json()["projects"]) == sorted([a["uuid"], b["uuid"]])
     assert sorted(r.json()["customer"]["projects"]) == sorted([a["uuid"], b["uuid"]])
@@ -63,11 +65,20 @@ def test_duplicate_name(api):
     assert api.counts()["customers"] == before["customers"] + 1
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "name"), ({"name": ""}, "name"), ({"name": "x" * 256}, "name"), ({"name": "tab\there"}, "name"),
-    ({"name": 1}, "name"), ({"name": "ok", "origin": "system"}, "origin"), ({"name": "ok", "projects": []}, "projects"),
-    ({"name": "nul\u0000"}, None), ([], "non_field_errors"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 256}, "name"),
+        ({"name": "tab\there"}, "name"),
+        ({"name": 1}, "name"),
+        ({"name": "ok", "origin": "system"}, "origin"),
+        ({"name": "ok", "projects": []}, "projects"),
+        ({"name": "nul\u0000"}, None),
+        ([], "non_field_errors"),
+    ],
+)
 def test_create_bad_input(api, body, field):
     before = api.counts()
     r = api.post(BASE, json=body)
@@ -77,10 +88,19 @@ def test_create_bad_input(api, body, field):
     assert api.counts() == before
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"projects": []}, {"projects": [{"uuid": "nope"}]}, {"projects": ["x"]}, {"projects": [{"id": 1}]},
-    {"projects": [{"uuid": None}]}, {"projects": "x"}, {"projects": [{}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"projects": []},
+        {"projects": [{"uuid": "nope"}]},
+        {"projects": ["x"]},
+        {"projects": [{"id": 1}]},
+        {"projects": [{"uuid": None}]},
+        {"projects": "x"},
+        {"projects": [{}]},
+    ],
+)
 def test_add_projects_bad_input(api, body):
     c = api.customer("target")
     before = api.counts()
@@ -95,16 +115,29 @@ def test_add_unknown_project_404_and_nothing_moves(api):
     c = api.customer("target")
     a = api.project("real")
     before = api.counts()
-    r = api.post(f"{BASE}/{c['uuid']}/add_projects", json={"projects": [{"uuid": a["uuid"]}, {"uuid": str(uuid.uuid4())}]})
+    r = api.post(
+        f"{BASE}/{c['uuid']}/add_projects",
+        json={"projects": [{"uuid": a["uuid"]}, {"uuid": str(uuid.uuid4())}]},
+    )
     assert r.status_code == 404 and "Project" in r.json()["detail"]
     assert api.counts() == before
     r = api.post(f"{BASE}/{uuid.uuid4()}/add_projects", json={"projects": [{"uuid": a["uuid"]}]})
     assert r.status_code == 404 and "Customer" in r.json()["detail"]
-    assert api.post(f"{BASE}/bad-uuid/add_projects", json={"projects": [{"uuid": a["uuid"]}]}).status_code == 404
+    assert (
+        api.post(f"{BASE}/bad-uuid/add_projects", json={"projects": [{"uuid": a["uuid"]}]}).status_code == 404
+    )
 
 
-@pytest.mark.parametrize("method, body", [("PUT", {}), ("PUT", {"name": ""}), ("PATCH", {"name": None}),
-                                          ("PATCH", {"origin": "manual"}), ("PATCH", {"name": "sp ace\n"})])
+@pytest.mark.parametrize(
+    "method, body",
+    [
+        ("PUT", {}),
+        ("PUT", {"name": ""}),
+        ("PATCH", {"name": None}),
+        ("PATCH", {"origin": "manual"}),
+        ("PATCH", {"name": "sp ace\n"}),
+    ],
+)
 def test_update_bad_input(api, method, body):
     c = api.customer("target")
     before = api.counts()

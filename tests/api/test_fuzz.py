@@ -55,19 +55,27 @@ OPENAPI = _openapi()
 # Litestar writes OpenAPI 3.1; schemathesis 3.x validates 3.1 documents behind this switch.
 schemathesis.experimental.OPEN_API_3_1.enable()
 schema = schemathesis.from_dict(
-    OPENAPI, base_url=BASE_URL,
-    data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative])
+    OPENAPI,
+    base_url=BASE_URL,
+    data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative],
+)
 # No Authorization header at all (schemathesis would otherwise generate a random bearer token).
 schema_valid_only = schemathesis.from_dict(
-    OPENAPI, base_url=BASE_URL, data_generation_methods=[DataGenerationMethod.positive],
-    generation_config=GenerationConfig(with_security_parameters=False))
+    OPENAPI,
+    base_url=BASE_URL,
+    data_generation_methods=[DataGenerationMethod.positive],
+    generation_config=GenerationConfig(with_security_parameters=False),
+)
 
 # What the running test's database holds (filled by the `fuzz` fixture; read at draw time).
 KNOWN: dict[str, list[str]] = {}
 CASES: Counter[str] = Counter()  # cases sent, per test and operation
 OPERATIONS = sorted(
-    (method.upper(), path) for path, ops in OPENAPI["paths"].items() for method in ops
-    if method in ("get", "put", "post", "delete", "options", "patch"))
+    (method.upper(), path)
+    for path, ops in OPENAPI["paths"].items()
+    for method in ops
+    if method in ("get", "put", "post", "delete", "options", "patch")
+)
 
 PATH_KINDS = {"org_id": "orgs", "project_id": "projects", "customer_id": "customers", "name": "tunables"}
 
@@ -82,8 +90,10 @@ def _path_parameters(drawn: tuple[dict[str, Any], int]) -> dict[str, Any]:
     params, pick = drawn
     if not isinstance(params, dict):
         return params
-    return {key: _known(PATH_KINDS[key], pick, value) if key in PATH_KINDS else value
-            for key, value in params.items()}
+    return {
+        key: _known(PATH_KINDS[key], pick, value) if key in PATH_KINDS else value
+        for key, value in params.items()
+    }
 
 
 def _body(drawn: tuple[Any, int]) -> Any:
@@ -95,8 +105,10 @@ def _body(drawn: tuple[Any, int]) -> Any:
     if isinstance(refs, list):
         body["projects"] = [
             {**ref, "uuid": _known("projects", pick + i, ref["uuid"])}
-            if isinstance(ref, dict) and isinstance(ref.get("uuid"), str) else ref
-            for i, ref in enumerate(refs)]
+            if isinstance(ref, dict) and isinstance(ref.get("uuid"), str)
+            else ref
+            for i, ref in enumerate(refs)
+        ]
     if isinstance(body.get("customer"), str):
         body["customer"] = _known("customers", pick, body["customer"])
     if isinstance(body.get("org"), str):
@@ -105,6 +117,7 @@ def _body(drawn: tuple[Any, int]) -> Any:
 
 
 for _schema in (schema, schema_valid_only):
+
     @_schema.hook("before_generate_path_parameters")
     def _real_ids(context, strategy):  # noqa: ARG001 (hook signature)
         return st.tuples(strategy, st.integers(0, 7)).map(_path_parameters)
@@ -140,20 +153,37 @@ class Fuzz:
         each org. Topped up before each operation (the previous one may have deleted them)."""
         api = self.api
         other = api.other_org()
-        grouped = api.one("INSERT INTO config.customers (name) VALUES ('grouped') ON CONFLICT (name) "
-                          "DO UPDATE SET name = EXCLUDED.name RETURNING uuid")["uuid"]
-        for org, name, customer in ((api.org, "alpha", grouped), (api.org, "beta", grouped),
-                                    (api.org, "gamma", None), (other, "theirs", None)):
-            api.sql("INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (org_id, name) DO NOTHING", (org, name, customer))
+        grouped = api.one(
+            "INSERT INTO config.customers (name) VALUES ('grouped') ON CONFLICT (name) "
+            "DO UPDATE SET name = EXCLUDED.name RETURNING uuid"
+        )["uuid"]
+        for org, name, customer in (
+            (api.org, "alpha", grouped),
+            (api.org, "beta", grouped),
+            (api.org, "gamma", None),
+            (other, "theirs", None),
+        ):
+            api.sql(
+                "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, %s, %s) "
+                "ON CONFLICT (org_id, name) DO NOTHING",
+                (org, name, customer),
+            )
         KNOWN.clear()
         KNOWN.update(
             orgs=[api.org, other],
-            projects=[r["uuid"] for r in api.sql(
-                "SELECT uuid::text FROM config.projects ORDER BY name IN ('alpha', 'beta', 'gamma', 'theirs') "
-                "DESC, name LIMIT 8")],
-            customers=[r["uuid"] for r in api.sql(
-                "SELECT uuid::text FROM config.customers ORDER BY name = 'grouped' DESC, name LIMIT 8")],
+            projects=[
+                r["uuid"]
+                for r in api.sql(
+                    "SELECT uuid::text FROM config.projects"
+                    " ORDER BY name IN ('alpha', 'beta', 'gamma', 'theirs') DESC, name LIMIT 8"
+                )
+            ],
+            customers=[
+                r["uuid"]
+                for r in api.sql(
+                    "SELECT uuid::text FROM config.customers ORDER BY name = 'grouped' DESC, name LIMIT 8"
+                )
+            ],
             tunables=[r["name"] for r in api.sql("SELECT name FROM config.tunables ORDER BY name")],
         )
 
@@ -198,8 +228,9 @@ def _excluded_checks(case: Any) -> tuple[Any, ...]:
     return (ignored_auth, negative_data_rejection)
 
 
-FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=False, print_blob=True,
-                     suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = dict(
+    deadline=None, database=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck)
+)
 
 
 @schema.parametrize()
@@ -262,9 +293,13 @@ def test_known_ids_are_used():
     try:
         generated = str(uuid.uuid4())
         assert _path_parameters(({"org_id": generated, "project_id": generated}, 3)) == {
-            "org_id": "o2", "project_id": "p1"}
+            "org_id": "o2",
+            "project_id": "p1",
+        }
         assert _path_parameters(({"org_id": generated}, 7)) == {"org_id": generated}
         assert _body(({"projects": [{"uuid": generated}], "customer": generated}, 0)) == {
-            "projects": [{"uuid": "p1"}], "customer": "c1"}
+            "projects": [{"uuid": "p1"}],
+            "customer": "c1",
+        }
     finally:
         KNOWN.clear()

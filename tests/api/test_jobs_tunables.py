@@ -13,7 +13,10 @@ def test_reconcile_runs_and_lists(api):
     assert r.status_code == 200, r.text
     dry = r.json()
     assert dry["dry_run"] is True and dry["planned_total"] == 1 and dry["source"] == "api"
-    assert api.one("SELECT customer_id FROM config.projects WHERE uuid = %s", (p["uuid"],))["customer_id"] is None
+    assert (
+        api.one("SELECT customer_id FROM config.projects WHERE uuid = %s", (p["uuid"],))["customer_id"]
+        is None
+    )
     r = api.post("/config/v1/customers/reconcile", json={"force": True})
     assert r.status_code == 200 and r.json()["projects_associated"] == 1
     r = api.post("/config/v1/customers/reconcile")  # no body: defaults
@@ -25,7 +28,9 @@ def test_reconcile_runs_and_lists(api):
 
 
 # booleans accept DRF's lax spellings ("true", 1); anything else is 400
-@pytest.mark.parametrize("body", [{"dry_run": "maybe"}, {"force": 2}, {"force": None}, {"other": True}, [], "x"])
+@pytest.mark.parametrize(
+    "body", [{"dry_run": "maybe"}, {"force": 2}, {"force": None}, {"other": True}, [], "x"]
+)
 def test_reconcile_bad_input(api, body):
     before = api.one("SELECT count(*) AS n FROM config.job_runs")
     r = api.post("/config/v1/customers/reconcile", json=body)
@@ -51,17 +56,28 @@ def test_tunables(api):
     listed = api.get(T).json()
     assert {t["name"] for t in listed} == {MODE, "customer_orphan_grace_seconds"}
     r = api.request("PUT", f"{T}/customer_orphan_grace_seconds/", json={"value": 30})
-    assert r.status_code == 200 and r.json()["value"] == 30 and r.json()["modified_by"].startswith("super_admin")
+    assert (
+        r.status_code == 200 and r.json()["value"] == 30 and r.json()["modified_by"].startswith("super_admin")
+    )
     assert api.get(f"{T}/nope").status_code == 404
     assert api.request("PUT", f"{T}/nope", json={"value": 1}).status_code == 404
 
 
-@pytest.mark.parametrize("name, body", [
-    (MODE, {"value": "true"}), (MODE, {"value": 1}), (MODE, {"value": None}), (MODE, {}),
-    ("customer_orphan_grace_seconds", {"value": -1}), ("customer_orphan_grace_seconds", {"value": 1.5}),
-    ("customer_orphan_grace_seconds", {"value": True}), (MODE, {"value": True, "other": 1}),
-    ("customer_orphan_grace_seconds", {"value": 10**30}), ("customer_orphan_grace_seconds", {"value": 86401}),
-])
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        (MODE, {"value": "true"}),
+        (MODE, {"value": 1}),
+        (MODE, {"value": None}),
+        (MODE, {}),
+        ("customer_orphan_grace_seconds", {"value": -1}),
+        ("customer_orphan_grace_seconds", {"value": 1.5}),
+        ("customer_orphan_grace_seconds", {"value": True}),
+        (MODE, {"value": True, "other": 1}),
+        ("customer_orphan_grace_seconds", {"value": 10**30}),
+        ("customer_orphan_grace_seconds", {"value": 86401}),
+    ],
+)
 def test_tunable_bad_values(api, name, body):
     before = api.counts()
     r = api.request("PUT", f"{T}/{name}", json=body)

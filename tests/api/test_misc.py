@@ -30,20 +30,28 @@ def test_audit_filters(api):
 
 
 def test_users(api):
-    r = api.post("/config/v1/users/", json={"email": "new@example.com", "password": "s3cret-pass", "role": "operator"})
+    r = api.post(
+        "/config/v1/users/", json={"email": "new@example.com", "password": "s3cret-pass", "role": "operator"}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["org"] == api.org and "password" not in r.json() and "password_hash" not in r.json()
-    assert api.client.post("/config/v1/login", json={"email": "new@example.com",
-                                                     "password": "s3cret-pass"}).status_code == 200
+    assert (
+        api.client.post(
+            "/config/v1/login", json={"email": "new@example.com", "password": "s3cret-pass"}
+        ).status_code
+        == 200
+    )
     emails = [u["email"] for u in api.get("/config/v1/users").json()]
     assert "new@example.com" in emails
     before = api.counts()
-    for body, field in [({"email": "NEW@example.com", "password": "another-pass"}, "email"),
-                        ({"email": "bad", "password": "another-pass"}, "email"),
-                        ({"email": "x@y.z", "password": "short"}, "password"),
-                        ({"email": "x@y.z", "password": "long-enough", "role": "king"}, "role"),
-                        ({"email": "x@y.z", "password": "long-enough", "org": str(uuid.uuid4())}, "org"),
-                        ({"email": "x@y.z", "password": "long-enough", "is_active": False}, "is_active")]:
+    for body, field in [
+        ({"email": "NEW@example.com", "password": "another-pass"}, "email"),
+        ({"email": "bad", "password": "another-pass"}, "email"),
+        ({"email": "x@y.z", "password": "short"}, "password"),
+        ({"email": "x@y.z", "password": "long-enough", "role": "king"}, "role"),
+        ({"email": "x@y.z", "password": "long-enough", "org": str(uuid.uuid4())}, "org"),
+        ({"email": "x@y.z", "password": "long-enough", "is_active": False}, "is_active"),
+    ]:
         r = api.post("/config/v1/users", json=body)
         assert r.status_code == 400 and field in r.json(), r.text
     assert api.counts() == before

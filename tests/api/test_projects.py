@@ -37,9 +37,14 @@ def test_explicit_customer_wins_and_patch_moves(api):
     q = api.project("gamma")
     r = api.request("PATCH", path(api, q["uuid"]), json={"customer": c["uuid"]})
     assert r.status_code == 200 and r.json()["customer"] == c["uuid"]
-    assert sorted(api.get(f"/config/v1/customers/{c['uuid']}").json()["projects"]) == sorted([p["uuid"], q["uuid"]])
-    audit = api.one("SELECT changed, actor FROM config.audit_log WHERE object_type = 'projects' "
-                    "AND object_id = %s AND action = 'update'", (q["uuid"],))
+    assert sorted(api.get(f"/config/v1/customers/{c['uuid']}").json()["projects"]) == sorted(
+        [p["uuid"], q["uuid"]]
+    )
+    audit = api.one(
+        "SELECT changed, actor FROM config.audit_log WHERE object_type = 'projects' "
+        "AND object_id = %s AND action = 'update'",
+        (q["uuid"],),
+    )
     assert audit["changed"] == ["customer_id"] and audit["actor"].startswith("super_admin-")
 
 
@@ -61,35 +66,39 @@ def test_filters(api):
         assert r.status_code == 400 and list(r.json()) == [bad.split("=")[0]]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 256}, "name"),
-    ({"name": "has space"}, "name"),
-    ({"name": "-lead"}, "name"),
-    ({"name": 5}, "name"),
-    ({"name": None}, "name"),
-    ({"name": "ok", "unknown": 1}, "unknown"),
-    ({"name": "ok", "uuid": str(uuid.uuid4())}, "uuid"),
-    ({"name": "ok", "settings": []}, "settings"),
-    ({"name": "ok", "settings": "x"}, "settings"),
-    ({"name": "ok", "customer": "not-a-uuid"}, "customer"),
-    ({"name": "ok", "customer": str(uuid.uuid4())}, "customer"),
-    ({"name": "ok", "description": 3}, "description"),
-    ({"name": "nul\u0000byte"}, None),
-    ({"name": "ok", "description": "nul\u0000"}, None),
-    ({"name": "ok", "settings": {"k": "\u0000"}}, None),
-    ({"name": "sample_project"}, "name"),
-    ([], "non_field_errors"),
-    ("text", "non_field_errors"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 256}, "name"),
+        ({"name": "has space"}, "name"),
+        ({"name": "-lead"}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": None}, "name"),
+        ({"name": "ok", "unknown": 1}, "unknown"),
+        ({"name": "ok", "uuid": str(uuid.uuid4())}, "uuid"),
+        ({"name": "ok", "settings": []}, "settings"),
+        ({"name": "ok", "settings": "x"}, "settings"),
+        ({"name": "ok", "customer": "not-a-uuid"}, "customer"),
+        ({"name": "ok", "customer": str(uuid.uuid4())}, "customer"),
+        ({"name": "ok", "description": 3}, "description"),
+        ({"name": "nul\u0000byte"}, None),
+        ({"name": "ok", "description": "nul\u0000"}, None),
+        ({"name": "ok", "settings": {"k": "\u0000"}}, None),
+        ({"name": "sample_project"}, "name"),
+        ([], "non_field_errors"),
+        ("text", "non_field_errors"),
+    ],
+)
 def test_create_bad_input_400_changes_nothing(api, body, field):
     before = api.counts()
     r = api.post(BASE.format(org=api.org), json=body)
     assert r.status_code == 400, r.text
     errors = r.json()
-    assert errors and all(isinstance(v, list) and v and all(isinstance(m, str) and m for m in v)
-                          for v in errors.values())
+    assert errors and all(
+        isinstance(v, list) and v and all(isinstance(m, str) and m for m in v) for v in errors.values()
+    )
     if field:
         assert field in errors, errors
     assert api.counts() == before
@@ -104,17 +113,28 @@ def test_duplicate_name_says_already_exists(api):
 @pytest.mark.parametrize("raw", [b"{", b'{"name": "x",}', b"\xff\xfe", b"", b"null", b"[1]"])
 def test_malformed_json_400(api, raw):
     before = api.counts()
-    r = api.post(BASE.format(org=api.org), content=raw,
-                 headers={**api.headers(), "Content-Type": "application/json"})
+    r = api.post(
+        BASE.format(org=api.org), content=raw, headers={**api.headers(), "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.json().get("non_field_errors"), r.text
     assert api.counts() == before
 
 
-@pytest.mark.parametrize("method, body", [
-    ("PUT", {}), ("PUT", {"description": "no name"}), ("PATCH", {"name": ""}), ("PATCH", {"name": None}),
-    ("PATCH", {"settings": None}), ("PATCH", {"bogus": True}), ("PATCH", {"customer": "zz"}),
-    ("PUT", {"name": "hydro"}), ("PATCH", {"customer": str(uuid.uuid4())}), ("PATCH", []),
-])
+@pytest.mark.parametrize(
+    "method, body",
+    [
+        ("PUT", {}),
+        ("PUT", {"description": "no name"}),
+        ("PATCH", {"name": ""}),
+        ("PATCH", {"name": None}),
+        ("PATCH", {"settings": None}),
+        ("PATCH", {"bogus": True}),
+        ("PATCH", {"customer": "zz"}),
+        ("PUT", {"name": "hydro"}),
+        ("PATCH", {"customer": str(uuid.uuid4())}),
+        ("PATCH", []),
+    ],
+)
 def test_update_bad_input_400_changes_nothing(api, method, body):
     p = api.project("target")
     before = api.counts()

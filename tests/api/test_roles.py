@@ -14,14 +14,17 @@ def endpoints(ctx):
     org, project, customer = ctx["org"], ctx["project"], ctx["customer"]
     p = f"/config/v1/orgs/{org}/projects"
     return [
-        ("GET", "/config/v1/orgs/", None, ALL), ("OPTIONS", "/config/v1/orgs", None, ALL),
+        ("GET", "/config/v1/orgs/", None, ALL),
+        ("OPTIONS", "/config/v1/orgs", None, ALL),
         ("GET", f"/config/v1/orgs/{org}", None, ALL),
-        ("GET", p, None, ALL), ("OPTIONS", p, None, ALL),
+        ("GET", p, None, ALL),
+        ("OPTIONS", p, None, ALL),
         ("POST", p, {"name": f"n{uuid.uuid4().hex[:6]}"}, WRITERS),
         ("GET", f"{p}/{project}", None, ALL),
         ("PATCH", f"{p}/{project}", {"description": "x"}, WRITERS),
         ("PUT", f"{p}/{project}", {"name": "proj"}, WRITERS),
-        ("GET", "/config/v1/customers", None, ALL), ("OPTIONS", "/config/v1/customers", None, ALL),
+        ("GET", "/config/v1/customers", None, ALL),
+        ("OPTIONS", "/config/v1/customers", None, ALL),
         ("POST", "/config/v1/customers", {"name": f"c{uuid.uuid4().hex[:6]}"}, WRITERS),
         ("GET", f"/config/v1/customers/{customer}", None, ALL),
         ("PATCH", f"/config/v1/customers/{customer}", {"description": "x"}, ADMIN),  # operator: not its own
@@ -32,8 +35,14 @@ def endpoints(ctx):
         ("GET", "/config/v1/tunables", None, ALL),
         ("GET", "/config/v1/tunables/customer_orphan_grace_seconds", None, ALL),
         ("PUT", "/config/v1/tunables/customer_orphan_grace_seconds", {"value": 120}, ADMIN),
-        ("GET", "/config/v1/audit", None, WRITERS), ("GET", "/config/v1/users", None, ADMIN),
-        ("POST", "/config/v1/users", {"email": f"u{uuid.uuid4().hex[:6]}@x.io", "password": "longenough"}, ADMIN),
+        ("GET", "/config/v1/audit", None, WRITERS),
+        ("GET", "/config/v1/users", None, ADMIN),
+        (
+            "POST",
+            "/config/v1/users",
+            {"email": f"u{uuid.uuid4().hex[:6]}@x.io", "password": "longenough"},
+            ADMIN,
+        ),
         ("POST", "/config/v1/logout", None, ALL),
         ("DELETE", f"/config/v1/customers/{customer}", None, ADMIN),
         ("DELETE", f"{p}/{project}", None, WRITERS),
@@ -56,8 +65,11 @@ def test_no_token_401(api, ctx):
 @pytest.mark.parametrize("role", ["read_only", "operator"])
 def test_role(api, ctx, role):
     for method, path, body, allowed in endpoints(ctx):
-        headers = api.headers(role) if not path.endswith("logout") else {
-            "Authorization": f"Bearer {api.login(api.make_user(role))}"}
+        headers = (
+            api.headers(role)
+            if not path.endswith("logout")
+            else {"Authorization": f"Bearer {api.login(api.make_user(role))}"}
+        )
         before = api.counts()
         r = api.client.request(method, path, json=body, headers=headers)
         if role in allowed:
@@ -70,8 +82,11 @@ def test_role(api, ctx, role):
 
 def test_super_admin_everything(api, ctx):
     for method, path, body, _ in endpoints(ctx):
-        headers = api.headers() if not path.endswith("logout") else {
-            "Authorization": f"Bearer {api.login(api.make_user('super_admin'))}"}
+        headers = (
+            api.headers()
+            if not path.endswith("logout")
+            else {"Authorization": f"Bearer {api.login(api.make_user('super_admin'))}"}
+        )
         r = api.client.request(method, path, json=body, headers=headers)
         assert r.status_code < 300, (method, path, r.text)
 
@@ -103,15 +118,24 @@ def test_operator_customers(api, ctx):
     assert api.client.get(f"/config/v1/customers/{theirs['customer']}", headers=op).status_code == 404
     # cannot add another org's project: 404 for that project, nothing moves
     before = api.counts()
-    r = api.client.post(f"/config/v1/customers/{mine['uuid']}/add_projects", headers=op,
-                        json={"projects": [{"uuid": theirs["uuid"]}]})
+    r = api.client.post(
+        f"/config/v1/customers/{mine['uuid']}/add_projects",
+        headers=op,
+        json={"projects": [{"uuid": theirs["uuid"]}]},
+    )
     assert r.status_code == 404 and theirs["uuid"] in r.json()["detail"]
     assert api.counts() == before
     # can add its own org's project, rename and delete its own customer
-    r = api.client.post(f"/config/v1/customers/{mine['uuid']}/add_projects", headers=op,
-                        json={"projects": [{"uuid": ctx["project"]}]})
+    r = api.client.post(
+        f"/config/v1/customers/{mine['uuid']}/add_projects",
+        headers=op,
+        json={"projects": [{"uuid": ctx["project"]}]},
+    )
     assert r.status_code == 200, r.text
     assert api.client.delete(f"/config/v1/customers/{mine['uuid']}", headers=op).status_code == 204
-    created_by = api.one("SELECT after->>'created_by' AS by FROM config.audit_log WHERE object_type = 'customers' "
-                         "AND object_id = %s AND action = 'insert'", (mine["uuid"],))
+    created_by = api.one(
+        "SELECT after->>'created_by' AS by FROM config.audit_log WHERE object_type = 'customers' "
+        "AND object_id = %s AND action = 'insert'",
+        (mine["uuid"],),
+    )
     assert created_by["by"] is not None

@@ -77,8 +77,14 @@ class HierarchyMachine(RuleBasedStateMachine):
     def audit_mark(self) -> int:
         return self.q("SELECT coalesce(max(id), 0) AS n FROM config.audit_log")[0]["n"]
 
-    def call(self, method: str, path: str, json: Any = None, ok: tuple[int, ...] = (200, 201, 204),
-             allowed: tuple[int, ...] = ()) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        ok: tuple[int, ...] = (200, 201, 204),
+        allowed: tuple[int, ...] = (),
+    ) -> Any:
         r = self.api.request(method, path, json=json)
         assert r.status_code in ok + allowed, (method, path, json, r.status_code, r.text)
         if r.status_code == 400:
@@ -125,8 +131,13 @@ class HierarchyMachine(RuleBasedStateMachine):
     def create_project(self, name: str, data: st.DataObject) -> None:
         customer = None
         if data.draw(st.booleans(), label="into a group") and self.groups:
-            groups = [r["uuid"] for r in self.q("SELECT uuid::text FROM config.customers "
-                                                "WHERE uuid = ANY(%s::uuid[]) ORDER BY name", (list(self.groups),))]
+            groups = [
+                r["uuid"]
+                for r in self.q(
+                    "SELECT uuid::text FROM config.customers WHERE uuid = ANY(%s::uuid[]) ORDER BY name",
+                    (list(self.groups),),
+                )
+            ]
             customer = self.pick(data, groups, "customer")
         before = self.audit_mark()
         body = {"name": name, **({"customer": customer} if customer else {})}
@@ -178,15 +189,19 @@ class HierarchyMachine(RuleBasedStateMachine):
         customer = self.pick(data, self.customer_ids(), "customer")
         if customer is None:
             return
-        held = {r["uuid"] for r in self.q(
-            "SELECT uuid::text FROM config.projects WHERE customer_id = %s", (customer,))}
+        held = {
+            r["uuid"]
+            for r in self.q("SELECT uuid::text FROM config.projects WHERE customer_id = %s", (customer,))
+        }
         before = self.audit_mark()
         self.call("DELETE", f"{C}/{customer}", ok=(204,))
         self.groups.pop(customer, None)
         for project in held:
             self.forget_project(project)
-        orphans = self.q("SELECT count(*) AS n FROM config.projects WHERE uuid = ANY(%s::uuid[]) "
-                         "AND customer_id IS NULL", (list(held),))[0]["n"]
+        orphans = self.q(
+            "SELECT count(*) AS n FROM config.projects WHERE uuid = ANY(%s::uuid[]) AND customer_id IS NULL",
+            (list(held),),
+        )[0]["n"]
         assert orphans == len(held), "rule 6: deleting a customer orphans its projects"
         self.last_forced_run = False
         self.expect_audit(before, True, "delete customer")
@@ -213,7 +228,9 @@ class HierarchyMachine(RuleBasedStateMachine):
             return
         chosen = self.pick_some(data, projects, "projects")
         before = self.audit_mark()
-        r = self.call("POST", f"{C}/{customer}/add_projects", json={"projects": [{"uuid": p} for p in chosen]})
+        r = self.call(
+            "POST", f"{C}/{customer}/add_projects", json={"projects": [{"uuid": p} for p in chosen]}
+        )
         moved = r.json()["projects"]
         assert set(moved) <= set(chosen)
         for project in chosen:
@@ -223,13 +240,17 @@ class HierarchyMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def remove_projects(self, data: st.DataObject) -> None:
-        rows = self.q("SELECT uuid::text, customer_id::text AS customer FROM config.projects "
-                      "WHERE customer_id IS NOT NULL ORDER BY name")
+        rows = self.q(
+            "SELECT uuid::text, customer_id::text AS customer FROM config.projects "
+            "WHERE customer_id IS NOT NULL ORDER BY name"
+        )
         row = self.pick(data, rows, "project")
         if row is None:
             return
         before = self.audit_mark()
-        r = self.call("POST", f"{C}/{row['customer']}/remove_projects", json={"projects": [{"uuid": row["uuid"]}]})
+        r = self.call(
+            "POST", f"{C}/{row['customer']}/remove_projects", json={"projects": [{"uuid": row["uuid"]}]}
+        )
         assert r.json()["projects"] == [row["uuid"]]
         assert self.customer_of(row["uuid"]) is None
         self.moved_to(row["uuid"], None)
@@ -256,8 +277,10 @@ class HierarchyMachine(RuleBasedStateMachine):
         assert result["per_project"] is per_project and result["dry_run"] is False
         assert self.q("SELECT value FROM config.tunables WHERE name = %s", (MODE,))[0]["value"] is per_project
         self.last_forced_run = True  # the switch ends with a forced run of the job
-        changed = any(result[k] for k in ("customers_dissolved", "projects_freed", "customers_created",
-                                          "projects_associated"))
+        changed = any(
+            result[k]
+            for k in ("customers_dissolved", "projects_freed", "customers_created", "projects_associated")
+        )
         self.expect_audit(before, changed, "switch_mode")
 
     @rule(value=st.booleans())
@@ -273,7 +296,9 @@ class HierarchyMachine(RuleBasedStateMachine):
         before = self.audit_mark()
         result = self.call("POST", f"{C}/reconcile", json={"force": True}).json()
         assert result["skipped"] is False and result["error"] is None, result
-        self.expect_audit(before, bool(result["projects_associated"] or result["customers_created"]), "job run")
+        self.expect_audit(
+            before, bool(result["projects_associated"] or result["customers_created"]), "job run"
+        )
         self.last_forced_run = True
 
     # -- invariants (after every step) ----------------------------------------------------
@@ -281,7 +306,9 @@ class HierarchyMachine(RuleBasedStateMachine):
     def one_customer_per_project(self) -> None:
         listed = [p for c in self.api.get(C).json() for p in c["projects"]]
         assert len(listed) == len(set(listed)), "a project is listed under two customers"
-        in_db = {r["uuid"] for r in self.q("SELECT uuid::text FROM config.projects WHERE customer_id IS NOT NULL")}
+        in_db = {
+            r["uuid"] for r in self.q("SELECT uuid::text FROM config.projects WHERE customer_id IS NOT NULL")
+        }
         assert set(listed) == in_db
 
     @invariant()
@@ -300,8 +327,10 @@ class HierarchyMachine(RuleBasedStateMachine):
                 continue
             rows = self.q("SELECT origin FROM config.customers WHERE uuid = %s", (customer,))
             assert rows and rows[0]["origin"] == "manual", f"grouping {customer} was dissolved"
-            held = {r["uuid"] for r in self.q(
-                "SELECT uuid::text FROM config.projects WHERE customer_id = %s", (customer,))}
+            held = {
+                r["uuid"]
+                for r in self.q("SELECT uuid::text FROM config.projects WHERE customer_id = %s", (customer,))
+            }
             assert held == members, f"grouping {customer} moved: {held} != {members}"
 
     @invariant()
@@ -331,16 +360,27 @@ def test_hierarchy_state_machine(pg_server, template_url, monkeypatch):
     original_teardown = HierarchyMachine.teardown
 
     def teardown(machine: HierarchyMachine) -> None:
-        runs.append(machine.q("SELECT (SELECT count(*) FROM config.audit_log WHERE action = 'insert' "
-                              "AND object_type = 'customers' AND actor LIKE '%%@%%') AS customers,"
-                              " (SELECT count(*) FROM config.job_runs WHERE source = 'api') AS jobs")[0])
+        runs.append(
+            machine.q(
+                "SELECT (SELECT count(*) FROM config.audit_log WHERE action = 'insert' "
+                "AND object_type = 'customers' AND actor LIKE '%%@%%') AS customers,"
+                " (SELECT count(*) FROM config.job_runs WHERE source = 'api') AS jobs"
+            )[0]
+        )
         original_teardown(machine)
 
     try:
         HierarchyMachine.teardown = teardown  # type: ignore[method-assign]
-        run_state_machine_as_test(HierarchyMachine, settings=settings(
-            max_examples=15, stateful_step_count=15, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck)))
+        run_state_machine_as_test(
+            HierarchyMachine,
+            settings=settings(
+                max_examples=15,
+                stateful_step_count=15,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        )
     finally:
         HierarchyMachine.teardown = original_teardown  # type: ignore[method-assign]
         HierarchyMachine.pg_server = None

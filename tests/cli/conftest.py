@@ -24,16 +24,27 @@ UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/hierarchy"
 ACTOR = actor()  # what the CLI names itself in the audit log: cli:<OS user>
 
 
-def run_cli(url: str, *args: str, stdin: str | None = None, tmp_path: Path,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused"),
-                   "HIERARCHY_SCHEDULER": "off", **(env or {})}
+def run_cli(
+    url: str, *args: str, stdin: str | None = None, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "HIERARCHY_DATA_DIR": str(tmp_path / "unused"),
+        "HIERARCHY_SCHEDULER": "off",
+        **(env or {}),
+    }
     environment.pop("HIERARCHY_DEBUG", None)
     script = Path(sys.executable).with_name("hierarchy")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, env=environment, timeout=120,
-        input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 
@@ -59,8 +70,10 @@ def parsed(result: subprocess.CompletedProcess) -> Any:
 @pytest.fixture
 def cli(db_url, tmp_path):
     """``cli(*args, stdin=None)``: the command line against this test's database clone."""
+
     def call(*args: str, stdin: str | None = None, url: str | None = None, env: dict | None = None):
         return run_cli(url or db_url, *args, stdin=stdin, tmp_path=tmp_path, env=env)
+
     return call
 
 
@@ -71,8 +84,11 @@ def org(db_url) -> str:
 
 def add_projects(url: str, org: str, *names: str) -> dict[str, str]:
     """Insert projects (the trigger associates them); returns name -> uuid."""
-    found = sql(url, "INSERT INTO config.projects (org_id, name) SELECT %s, unnest(%s::text[]) "
-                     "RETURNING name, uuid", (org, list(names)))
+    found = sql(
+        url,
+        "INSERT INTO config.projects (org_id, name) SELECT %s, unnest(%s::text[]) RETURNING name, uuid",
+        (org, list(names)),
+    )
     return {r["name"]: str(r["uuid"]) for r in found}
 
 
@@ -80,8 +96,12 @@ def orphan(url: str, *names: str, minutes_ago: float = 0) -> None:
     """Orphan the named projects (as removing them from their customer does), optionally back-dated."""
     sql(url, "UPDATE config.projects SET customer_id = NULL WHERE name = ANY (%s)", (list(names),))
     if minutes_ago:
-        sql(url, "UPDATE config.projects SET orphaned_at = now() - make_interval(mins => %s) "
-                 "WHERE name = ANY (%s)", (minutes_ago, list(names)))
+        sql(
+            url,
+            "UPDATE config.projects SET orphaned_at = now() - make_interval(mins => %s) "
+            "WHERE name = ANY (%s)",
+            (minutes_ago, list(names)),
+        )
 
 
 def orphan_names(url: str) -> list[str]:

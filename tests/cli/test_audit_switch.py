@@ -9,8 +9,11 @@ MODE = "turbine_api_feature_migrate_projects_to_orgs"
 
 def homes(url: str) -> dict[str, tuple[str, str]]:
     """project name -> (customer name, origin)."""
-    found = sql(url, "SELECT p.name, c.name AS customer, c.origin FROM config.projects p "
-                     "JOIN config.customers c ON c.uuid = p.customer_id")
+    found = sql(
+        url,
+        "SELECT p.name, c.name AS customer, c.origin FROM config.projects p "
+        "JOIN config.customers c ON c.uuid = p.customer_id",
+    )
     return {r["name"]: (r["customer"], r["origin"]) for r in found}
 
 
@@ -29,7 +32,9 @@ def test_deleting_a_customer_makes_orphans_exit_3(cli, db_url, org):
     assert result.returncode == 3
     found = parsed(result)
     assert [(o["org_name"], o["name"], o["past_grace"]) for o in found] == [
-        ("hydrolix", "o1", False), ("hydrolix", "o2", False)]
+        ("hydrolix", "o1", False),
+        ("hydrolix", "o2", False),
+    ]
     assert all(o["orphaned_at"] for o in found)
     assert "2 orphaned project(s)" in one_line_error(result)
 
@@ -55,8 +60,12 @@ def test_switch_modes_both_ways(cli, db_url, org):
     dry = cli("switch-mode", "--per-project", "--dry-run", "--json")
     assert dry.returncode == 0, dry.stderr
     report = parsed(dry)
-    assert (report["dry_run"], report["per_project"], report["customers_dissolved"],
-            report["projects_freed"]) == (True, True, 1, 2)
+    assert (
+        report["dry_run"],
+        report["per_project"],
+        report["customers_dissolved"],
+        report["projects_freed"],
+    ) == (True, True, 1, 2)
     assert homes(db_url) == start
     assert sql(db_url, "SELECT value FROM config.tunables WHERE name = %s", (MODE,)) == [{"value": False}]
 
@@ -68,7 +77,8 @@ def test_switch_modes_both_ways(cli, db_url, org):
     assert now["s3"] == ("s3", "manual")  # rule 4 names it after its only project; never moved
     assert orphan_names(db_url) == []
     assert sql(db_url, "SELECT value, modified_by FROM config.tunables WHERE name = %s", (MODE,)) == [
-        {"value": True, "modified_by": ACTOR}]
+        {"value": True, "modified_by": ACTOR}
+    ]
 
     back = cli("switch-mode", "--single")
     assert back.returncode == 0, back.stderr
@@ -76,6 +86,8 @@ def test_switch_modes_both_ways(cli, db_url, org):
     final = homes(db_url)
     assert final["s1"] == ("hydrolix-default", "default") == final["s2"]
     assert final["s3"][1] == "manual"
-    deleted = sql(db_url, "SELECT DISTINCT actor FROM config.audit_log WHERE object_type = 'customers' "
-                          "AND action = 'delete'")
+    deleted = sql(
+        db_url,
+        "SELECT DISTINCT actor FROM config.audit_log WHERE object_type = 'customers' AND action = 'delete'",
+    )
     assert deleted == [{"actor": ACTOR}]

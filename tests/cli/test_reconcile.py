@@ -9,8 +9,11 @@ from tests.cli.conftest import ACTOR, add_projects, one_line_error, orphan, orph
 
 
 def per_project(url: str) -> None:
-    sql(url, "UPDATE config.tunables SET value = 'true' "
-             "WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'")
+    sql(
+        url,
+        "UPDATE config.tunables SET value = 'true' "
+        "WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'",
+    )
 
 
 def test_grace_period_then_force(cli, db_url, org):
@@ -28,13 +31,19 @@ def test_grace_period_then_force(cli, db_url, org):
     summary = parsed(forced)
     assert (summary["projects_associated"], summary["orphans_waiting"], summary["source"]) == (3, 0, "cli")
     assert orphan_names(db_url) == []
-    homes = sql(db_url, "SELECT DISTINCT c.origin FROM config.projects p JOIN config.customers c "
-                        "ON c.uuid = p.customer_id WHERE p.name LIKE 'a_'")
+    homes = sql(
+        db_url,
+        "SELECT DISTINCT c.origin FROM config.projects p JOIN config.customers c "
+        "ON c.uuid = p.customer_id WHERE p.name LIKE 'a_'",
+    )
     assert homes == [{"origin": "default"}]
     # the association changes name the CLI user in the audit log
-    actors = sql(db_url, "SELECT DISTINCT a.actor FROM config.audit_log a JOIN config.projects p "
-                         "ON p.uuid = a.object_id AND p.name LIKE 'a_' WHERE a.action = 'update' "
-                         "AND a.after ->> 'customer_id' IS NOT NULL")
+    actors = sql(
+        db_url,
+        "SELECT DISTINCT a.actor FROM config.audit_log a JOIN config.projects p "
+        "ON p.uuid = a.object_id AND p.name LIKE 'a_' WHERE a.action = 'update' "
+        "AND a.after ->> 'customer_id' IS NOT NULL",
+    )
     assert actors == [{"actor": ACTOR}]
 
 
@@ -49,8 +58,9 @@ def test_batches_each_their_own_run(cli, db_url, org):
     assert (summary["projects_associated"], summary["runs"]) == (7, 4)
     runs = sql(db_url, "SELECT projects_associated FROM config.job_runs WHERE source = 'cli' ORDER BY id")
     assert [r["projects_associated"] for r in runs] == [3, 3, 1, 0]
-    assert summary["run_ids"] == [r["id"] for r in sql(db_url, "SELECT id FROM config.job_runs "
-                                                               "WHERE source = 'cli' ORDER BY id")]
+    assert summary["run_ids"] == [
+        r["id"] for r in sql(db_url, "SELECT id FROM config.job_runs WHERE source = 'cli' ORDER BY id")
+    ]
     assert orphan_names(db_url) == []
 
 
@@ -65,15 +75,26 @@ def test_dry_run_lists_the_plan_and_changes_nothing(cli, db_url, org):
     plan = parsed(result)
     assert plan["dry_run"] is True and plan["planned_total"] == 2
     assert sorted((p["project_name"], p["customer_name"], p["action"]) for p in plan["planned"]) == [
-        ("d1", "d1", "create"), ("d2", "d2", "create")]
+        ("d1", "d1", "create"),
+        ("d2", "d2", "create"),
+    ]
     assert all("rule 3" in p["reason"] for p in plan["planned"])
     assert orphan_names(db_url) == ["d1", "d2"]
     assert sql(db_url, "SELECT count(*) AS n FROM config.customers")[0]["n"] == customers_before
 
     human = cli("reconcile", "--dry-run", "--force")
     assert human.returncode == 0
-    for text in ("planned changes (dry run: nothing changed)", "project", "customer", "action", "reason",
-                 "d1", "d2", "create", "would create 2 customer(s) and associate 2 project(s)"):
+    for text in (
+        "planned changes (dry run: nothing changed)",
+        "project",
+        "customer",
+        "action",
+        "reason",
+        "d1",
+        "d2",
+        "create",
+        "would create 2 customer(s) and associate 2 project(s)",
+    ):
         assert text in human.stdout
     assert orphan_names(db_url) == ["d1", "d2"]
 
@@ -90,8 +111,11 @@ def test_unresolvable_orphan_exits_3(cli, db_url, org):
     """Per-project mode, and all three candidate names of project 'taken' are held by others."""
     per_project(db_url)
     key = uuid.uuid4()
-    sql(db_url, "INSERT INTO config.customers (name) "
-                "SELECT unnest(config.customer_name_candidates('taken', %s))", (key,))
+    sql(
+        db_url,
+        "INSERT INTO config.customers (name) SELECT unnest(config.customer_name_candidates('taken', %s))",
+        (key,),
+    )
     sql(db_url, "INSERT INTO config.projects (uuid, org_id, name) VALUES (%s, %s, 'taken')", (key, org))
     assert orphan_names(db_url) == ["taken"]
     result = cli("reconcile", "--json")
@@ -105,4 +129,5 @@ def test_needs_release_6_1(cli, db_url):
     result = cli("reconcile")
     assert result.returncode == 1
     assert one_line_error(result) == (
-        "hierarchy: the database is at release 6.0; this needs 6.1 (customers): run `hierarchy migrate`")
+        "hierarchy: the database is at release 6.0; this needs 6.1 (customers): run `hierarchy migrate`"
+    )

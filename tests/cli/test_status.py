@@ -37,8 +37,19 @@ def test_human_output_lists_runs(cli, db_url):
     sql(db_url, "SELECT config.reconcile_customers(source => 'cli')")
     result = cli("status")
     assert result.returncode == 0, result.stderr
-    for text in ("release", "6.1", "mode", "single", "grace period", "120 s", "orphans",
-                 "0 (0 in their grace period, 0 overdue)", "last job runs", "upgrade", "cli"):
+    for text in (
+        "release",
+        "6.1",
+        "mode",
+        "single",
+        "grace period",
+        "120 s",
+        "orphans",
+        "0 (0 in their grace period, 0 overdue)",
+        "last job runs",
+        "upgrade",
+        "cli",
+    ):
         assert text in result.stdout
 
 

@@ -31,8 +31,9 @@ def test_set_integer(cli, db_url):
     assert parsed(result)["value"] == 300 and parsed(result)["modified_by"] == ACTOR
     assert value(db_url, GRACE) == 300
     audit = sql(db_url, "SELECT actor, before, after FROM config.audit_log WHERE object_type = 'tunables'")
-    assert audit == [{"actor": ACTOR, "before": {"name": GRACE, "value": 120},
-                      "after": {"name": GRACE, "value": 300}}]
+    assert audit == [
+        {"actor": ACTOR, "before": {"name": GRACE, "value": 120}, "after": {"name": GRACE, "value": 300}}
+    ]
 
 
 def test_set_mode_runs_the_job_and_says_what_it_keeps(cli, db_url):
@@ -44,14 +45,17 @@ def test_set_mode_runs_the_job_and_says_what_it_keeps(cli, db_url):
     assert runs == [{"source": "tunable"}]
 
 
-@pytest.mark.parametrize(("name", "bad", "message"), [
-    (MODE, "120", f"tunable {MODE} must be boolean (got 120)"),
-    (MODE, "yes", f'tunable {MODE} must be boolean (got "yes")'),
-    (GRACE, "true", f"tunable {GRACE} must be integer (got true)"),
-    (GRACE, "1.5", f"tunable {GRACE} must be integer (got 1.5)"),
-    (GRACE, "-5", f"tunable {GRACE} must be at least 0 (got -5)"),
-    (GRACE, "abc", f'tunable {GRACE} must be integer (got "abc")'),
-])
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        (MODE, "120", f"tunable {MODE} must be boolean (got 120)"),
+        (MODE, "yes", f'tunable {MODE} must be boolean (got "yes")'),
+        (GRACE, "true", f"tunable {GRACE} must be integer (got true)"),
+        (GRACE, "1.5", f"tunable {GRACE} must be integer (got 1.5)"),
+        (GRACE, "-5", f"tunable {GRACE} must be at least 0 (got -5)"),
+        (GRACE, "abc", f'tunable {GRACE} must be integer (got "abc")'),
+    ],
+)
 def test_bad_value_is_refused_by_the_database(cli, db_url, name, bad, message):
     before = value(db_url, name)
     result = cli("tunable", "set", name, bad, "--json")

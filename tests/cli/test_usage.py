@@ -7,8 +7,19 @@ import pytest
 from tests.cli.conftest import UNREACHABLE, one_line_error, run_cli
 
 COMMANDS = [
-    ["run"], ["migrate"], ["status"], ["reconcile"], ["tunable"], ["tunable", "get"], ["tunable", "set"],
-    ["audit"], ["audit", "orphans"], ["switch-mode"], ["user"], ["user", "create"], ["user", "list"],
+    ["run"],
+    ["migrate"],
+    ["status"],
+    ["reconcile"],
+    ["tunable"],
+    ["tunable", "get"],
+    ["tunable", "set"],
+    ["audit"],
+    ["audit", "orphans"],
+    ["switch-mode"],
+    ["user"],
+    ["user", "create"],
+    ["user", "list"],
 ]
 
 
@@ -49,20 +60,38 @@ def test_bad_usage_exits_2_with_one_line(args, message, tmp_path):
 
 def test_password_problems_are_usage_errors_checked_before_connecting(tmp_path):
     # no password source: stdin is not a terminal and --password-stdin is missing
-    result = run_cli(UNREACHABLE, "user", "create", "--email", "a@b.c", "--role", "operator",
-                     tmp_path=tmp_path)
+    result = run_cli(
+        UNREACHABLE, "user", "create", "--email", "a@b.c", "--role", "operator", tmp_path=tmp_path
+    )
     assert result.returncode == 2
     assert "no password: pipe it in with --password-stdin" in one_line_error(result)
-    short = run_cli(UNREACHABLE, "user", "create", "--email", "a@b.c", "--role", "operator",
-                    "--password-stdin", stdin="short\n", tmp_path=tmp_path)
+    short = run_cli(
+        UNREACHABLE,
+        "user",
+        "create",
+        "--email",
+        "a@b.c",
+        "--role",
+        "operator",
+        "--password-stdin",
+        stdin="short\n",
+        tmp_path=tmp_path,
+    )
     assert short.returncode == 2
     assert "the password must have 8 to 1024 characters" in one_line_error(short)
 
 
 DATABASE_COMMANDS = [
-    ["migrate"], ["migrate", "--to", "6.0", "--yes"], ["reconcile"], ["reconcile", "--dry-run"],
-    ["tunable", "get"], ["tunable", "set", "customer_orphan_grace_seconds", "60"], ["audit", "orphans"],
-    ["switch-mode", "--single"], ["user", "list"], ["run", "--port", "1"],
+    ["migrate"],
+    ["migrate", "--to", "6.0", "--yes"],
+    ["reconcile"],
+    ["reconcile", "--dry-run"],
+    ["tunable", "get"],
+    ["tunable", "set", "customer_orphan_grace_seconds", "60"],
+    ["audit", "orphans"],
+    ["switch-mode", "--single"],
+    ["user", "list"],
+    ["run", "--port", "1"],
 ]
 
 
@@ -78,8 +107,18 @@ def test_missing_database_is_one_line_exit_1(command, tmp_path):
 
 
 def test_user_create_missing_database(tmp_path):
-    result = run_cli(UNREACHABLE, "user", "create", "--email", "a@b.c", "--role", "operator",
-                     "--password-stdin", stdin="long enough\n", tmp_path=tmp_path)
+    result = run_cli(
+        UNREACHABLE,
+        "user",
+        "create",
+        "--email",
+        "a@b.c",
+        "--role",
+        "operator",
+        "--password-stdin",
+        stdin="long enough\n",
+        tmp_path=tmp_path,
+    )
     assert result.returncode == 1
     assert "is the server running? set DATABASE_URL" in one_line_error(result)
 

@@ -18,8 +18,9 @@ PASSWORD = "correct horse battery"
 
 
 def create(cli, *extra: str, email: str = "ops@example.com", stdin: str = PASSWORD + "\n"):
-    return cli("user", "create", "--email", email, "--role", "operator", "--password-stdin", *extra,
-               stdin=stdin)
+    return cli(
+        "user", "create", "--email", email, "--role", "operator", "--password-stdin", *extra, stdin=stdin
+    )
 
 
 def test_user_create_and_list(cli, db_url):
@@ -27,8 +28,11 @@ def test_user_create_and_list(cli, db_url):
     assert result.returncode == 0, result.stderr
     made = parsed(result)
     assert (made["email"], made["role"], made["org_name"]) == ("ops@example.com", "operator", "hydrolix")
-    row = sql(db_url, "SELECT u.role, o.name AS org, u.password_hash FROM config.users u "
-                      "JOIN config.orgs o ON o.uuid = u.org_id WHERE u.email = 'ops@example.com'")[0]
+    row = sql(
+        db_url,
+        "SELECT u.role, o.name AS org, u.password_hash FROM config.users u "
+        "JOIN config.orgs o ON o.uuid = u.org_id WHERE u.email = 'ops@example.com'",
+    )[0]
     assert (row["role"], row["org"]) == ("operator", "hydrolix")
     assert users.verify_password(row["password_hash"], PASSWORD)
     assert sql(db_url, "SELECT actor FROM config.audit_log WHERE object_type = 'users'") == [{"actor": ACTOR}]
@@ -36,7 +40,8 @@ def test_user_create_and_list(cli, db_url):
     listed = cli("user", "list", "--json")
     assert listed.returncode == 0
     assert [(u["email"], u["role"], u["org_name"]) for u in parsed(listed)] == [
-        ("ops@example.com", "operator", "hydrolix")]
+        ("ops@example.com", "operator", "hydrolix")
+    ]
     assert all("password_hash" not in u for u in parsed(listed))
     assert "ops@example.com" in cli("user", "list").stdout
 
@@ -69,14 +74,19 @@ def test_migrate_json_down_and_up(cli, db_url):
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr.strip().splitlines()[-1] == (
-        "hierarchy: refusing to downgrade without confirmation: not a terminal; pass --yes")
+        "hierarchy: refusing to downgrade without confirmation: not a terminal; pass --yes"
+    )
     assert migrations.current_release(db_url) == "6.1"
     assert migrations.count_customers(db_url) == customers
 
     down = cli("migrate", "--to", "6.0", "--yes", "--json")
     assert down.returncode == 0, down.stderr
-    assert parsed(down) == {"from": "6.1", "release": "6.0", "steps": [["rollback", "0002.customers"]],
-                            "customers_deleted": customers}
+    assert parsed(down) == {
+        "from": "6.1",
+        "release": "6.0",
+        "steps": [["rollback", "0002.customers"]],
+        "customers_deleted": customers,
+    }
     audit = sql(db_url, "SELECT actor FROM config.audit_log WHERE action = 'downgrade'")
     assert audit == [{"actor": ACTOR}]
 
@@ -93,14 +103,24 @@ def _free_port() -> int:
 
 
 def _start(url: str, port: int, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused"),
-           "HIERARCHY_SCHEDULER": "off"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "HIERARCHY_DATA_DIR": str(tmp_path / "unused"),
+        "HIERARCHY_SCHEDULER": "off",
+    }
     for name in ("HIERARCHY_ADMIN_EMAIL", "HIERARCHY_ADMIN_PASSWORD"):
         env.pop(name, None)
     script = Path(sys.executable).with_name("hierarchy")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
-    return subprocess.Popen([*command, "run", "--port", str(port), "--json"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*command, "run", "--port", str(port), "--json"],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _serve_once(url: str, tmp_path: Path) -> dict:

@@ -158,8 +158,11 @@ class FaultCluster:
     def start(self) -> FaultCluster:
         self.cluster.start()
         self._server_pids.add(self.postmaster_pid())
-        self._watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(self.cluster.base_dir)],
-                                          stdin=subprocess.PIPE, start_new_session=True)
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(self.cluster.base_dir)],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
         return self
 
     @property
@@ -177,9 +180,10 @@ class FaultCluster:
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]
-        with contextlib.suppress(psycopg.Error), psycopg.connect(
-            self.url("postgres"), autocommit=True, connect_timeout=5
-        ) as conn:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=5) as conn,
+        ):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     # -- the server process -----------------------------------------------------------------
@@ -202,8 +206,9 @@ class FaultCluster:
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-        wait_until(lambda: not any(_alive(p) for p in [pid, *children]), 15,
-                   "the killed server processes to exit")
+        wait_until(
+            lambda: not any(_alive(p) for p in [pid, *children]), 15, "the killed server processes to exit"
+        )
         # Until init reaps it, the dead postmaster is a zombie whose pid still "exists", and a new
         # postmaster refuses the lock file naming it. Give init a moment, then treat the file as
         # stale, as EmbeddedCluster does for a persistent cluster.
@@ -217,8 +222,20 @@ class FaultCluster:
     def stop_server(self) -> float:
         """``pg_ctl stop -m fast`` (sessions are terminated); returns its duration."""
         started = time.monotonic()
-        result = self.cluster._run([self.cluster.bindir / "pg_ctl", "stop", "-w", "-t", "30", "-m", "fast",
-                                    "-D", self.cluster.pgdata], timeout=45)
+        result = self.cluster._run(
+            [
+                self.cluster.bindir / "pg_ctl",
+                "stop",
+                "-w",
+                "-t",
+                "30",
+                "-m",
+                "fast",
+                "-D",
+                self.cluster.pgdata,
+            ],
+            timeout=45,
+        )
         assert result.returncode == 0, f"pg_ctl stop failed: {result.stderr}"
         return time.monotonic() - started
 
@@ -226,8 +243,20 @@ class FaultCluster:
         """``pg_ctl start -w`` on the same data directory and port (after a crash: crash recovery
         runs first); returns its duration, i.e. until the server accepts connections."""
         started = time.monotonic()
-        result = self.cluster._run([self.cluster.bindir / "pg_ctl", "start", "-w", "-t", "60",
-                                    "-D", self.cluster.pgdata, "-l", self.cluster.log_path], timeout=90)
+        result = self.cluster._run(
+            [
+                self.cluster.bindir / "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                self.cluster.pgdata,
+                "-l",
+                self.cluster.log_path,
+            ],
+            timeout=90,
+        )
         assert result.returncode == 0, f"pg_ctl start failed: {result.stderr}\n{self.log_tail()}"
         self._server_pids.add(self.postmaster_pid())
         return time.monotonic() - started
@@ -302,9 +331,24 @@ class ServiceProcess:
         env.pop("DATABASE_URL", None)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "service.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             )
 
@@ -349,8 +393,9 @@ class ServiceProcess:
                 users.create_user(conn, email, PASSWORD, org, role)
         finally:
             users.HASHER = saved
-        r = httpx.post(self.base + "/config/v1/login", json={"email": email, "password": PASSWORD},
-                       timeout=10)
+        r = httpx.post(
+            self.base + "/config/v1/login", json={"email": email, "password": PASSWORD}, timeout=10
+        )
         assert r.status_code == 200, r.text
         return r.json()["auth_token"]["access_token"]
 
@@ -372,9 +417,18 @@ def execute(url: str, query: str, params=None) -> None:
         conn.execute(query, params)
 
 
-def hierarchy(*args: str, url: str, tmp_path: Path, timeout: float = 120,
-              **popen) -> subprocess.CompletedProcess:
+def hierarchy(
+    *args: str, url: str, tmp_path: Path, timeout: float = 120, **popen
+) -> subprocess.CompletedProcess:
     """Run ``python -m service ARGS`` against ``url``; bounded by ``timeout``."""
     env = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused-embedded")}
-    return subprocess.run([sys.executable, "-m", "service", *args], cwd=REPO, capture_output=True, text=True,
-                          env=env, stdin=subprocess.DEVNULL, timeout=timeout, **popen)
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+        **popen,
+    )

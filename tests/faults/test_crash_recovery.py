@@ -70,8 +70,9 @@ class Poller(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=5.0,
-                          headers={"Authorization": f"Bearer {self.token}"}) as client:
+        with httpx.Client(
+            base_url=self.base, timeout=5.0, headers={"Authorization": f"Bearer {self.token}"}
+        ) as client:
             while not self.stop.is_set():
                 sent = time.monotonic()
                 try:
@@ -107,7 +108,9 @@ def test_kill_postmaster_mid_job_over_200k_projects(fault_cluster, service_log, 
             conn.execute(
                 "INSERT INTO config.projects (org_id, name, description) "
                 "SELECT (SELECT uuid FROM config.orgs ORDER BY created LIMIT 1), 'crash-' || g, 'row ' || g "
-                "FROM generate_series(1, %s) g", (PROJECTS,))
+                "FROM generate_series(1, %s) g",
+                (PROJECTS,),
+            )
             conn.execute("RESET session_replication_role")
             conn.execute("VACUUM ANALYZE config.projects")
             record(record_property, name, "load 200k orphans (s)", time.monotonic() - started)
@@ -130,7 +133,8 @@ def test_kill_postmaster_mid_job_over_200k_projects(fault_cluster, service_log, 
                 with psycopg.connect(url, autocommit=True, application_name=JOB_APP) as conn:
                     conn.execute(f"SET statement_timeout = '{JOB_TIMEOUT}'")
                     job["result"] = conn.execute(
-                        "SELECT config.reconcile_customers(force => true)").fetchone()[0]
+                        "SELECT config.reconcile_customers(force => true)"
+                    ).fetchone()[0]
             except BaseException as exc:  # noqa: BLE001 -- reported by the main thread
                 job["error"] = exc
 
@@ -143,9 +147,12 @@ def test_kill_postmaster_mid_job_over_200k_projects(fault_cluster, service_log, 
             def writing() -> bool:
                 active = watch.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = 'active' "
-                    "AND query LIKE '%%reconcile_customers%%'", (JOB_APP,)).fetchone()[0]
-                written = watch.execute("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)",
-                                        (wal_start,)).fetchone()[0]
+                    "AND query LIKE '%%reconcile_customers%%'",
+                    (JOB_APP,),
+                ).fetchone()[0]
+                written = watch.execute(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (wal_start,)
+                ).fetchone()[0]
                 assert not job, f"the job ended before it was killed: {job}"
                 return active == 1 and written >= WAL_BEFORE_KILL
 
@@ -170,8 +177,12 @@ def test_kill_postmaster_mid_job_over_200k_projects(fault_cluster, service_log, 
         # (the server accepts connections a moment before pg_ctl notices: count from the start)
         first_200 = wait_until(lambda: poller.first_200_after(start_invoked), 10, "a 200 after the restart")
         record(record_property, name, "server ready -> first authenticated 200 (s)", first_200 - ready_at)
-        record(record_property, name, "pg_ctl start invoked -> first authenticated 200 (s)",
-               first_200 - start_invoked)
+        record(
+            record_property,
+            name,
+            "pg_ctl start invoked -> first authenticated 200 (s)",
+            first_200 - start_invoked,
+        )
         assert first_200 - ready_at < 2.0
         assert service.alive(), "the service was never restarted"
 

@@ -43,14 +43,17 @@ def load_projects_60(url: str, n: int) -> None:
             "SELECT (SELECT uuid FROM config.orgs ORDER BY created LIMIT 1), 'proj-' || g, "
             "       CASE WHEN g %% 3 = 0 THEN NULL ELSE 'project number ' || g END, "
             "       jsonb_build_object('n', g, 'tags', jsonb_build_array('t' || (g %% 7))) "
-            "FROM generate_series(1, %s) g", (n,))
+            "FROM generate_series(1, %s) g",
+            (n,),
+        )
         conn.execute("VACUUM ANALYZE config.projects")
 
 
 def set_mode(url: str, per_project: bool) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("UPDATE config.tunables SET value = to_jsonb(%s::boolean) WHERE name = %s",
-                     (per_project, MODE))
+        conn.execute(
+            "UPDATE config.tunables SET value = to_jsonb(%s::boolean) WHERE name = %s", (per_project, MODE)
+        )
 
 
 CUSTOMERS = """
@@ -95,8 +98,12 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
         migrations.migrate(url, "6.0")
         load_projects_60(url, PROJECTS)
         checksum = scalar(url, PROJECTS_CHECKSUM)
-        tunables = scalar(url, "SELECT md5(string_agg(name || '=' || value::text, ',' ORDER BY name)) "
-                               "FROM config.tunables WHERE name <> %s", (MODE,))
+        tunables = scalar(
+            url,
+            "SELECT md5(string_agg(name || '=' || value::text, ',' ORDER BY name)) "
+            "FROM config.tunables WHERE name <> %s",
+            (MODE,),
+        )
         assert migrations.migrate(url, "6.1") == [("apply", "0002.customers")]
         assert_customers_follow_tunable(url, False, PROJECTS)
         per_project = False
@@ -106,20 +113,31 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
             # manual customers: two per cycle, three projects each (moved by a DBA's SQL)
             with psycopg.connect(url, autocommit=True) as conn:
                 for k in range(2):
-                    manual = conn.execute("INSERT INTO config.customers (name) VALUES (%s) RETURNING uuid",
-                                          (f"manual {cycle} {k}",)).fetchone()[0]
-                    conn.execute("UPDATE config.projects SET customer_id = %s WHERE name = ANY (%s)",
-                                 (manual, [f"proj-{cycle * 10 + k * 3 + j}" for j in range(3)]))
-                assert conn.execute("SELECT count(*) FROM config.customers WHERE origin = 'manual'"
-                                    ).fetchone()[0] == 2
+                    manual = conn.execute(
+                        "INSERT INTO config.customers (name) VALUES (%s) RETURNING uuid",
+                        (f"manual {cycle} {k}",),
+                    ).fetchone()[0]
+                    conn.execute(
+                        "UPDATE config.projects SET customer_id = %s WHERE name = ANY (%s)",
+                        (manual, [f"proj-{cycle * 10 + k * 3 + j}" for j in range(3)]),
+                    )
+                assert (
+                    conn.execute("SELECT count(*) FROM config.customers WHERE origin = 'manual'").fetchone()[
+                        0
+                    ]
+                    == 2
+                )
                 before_down = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
 
             assert migrations.migrate(url, "6.0") == [("rollback", "0002.customers")]
             assert migrations.current_release(url) == "6.0"
             assert scalar(url, "SELECT to_regclass('config.customers') IS NULL")
             assert scalar(url, PROJECTS_CHECKSUM) == checksum, f"cycle {cycle}: downgrade changed projects"
-            deleted = scalar(url, "SELECT before -> 'customers_deleted' FROM config.audit_log "
-                                  "WHERE action = 'downgrade' ORDER BY id DESC LIMIT 1")
+            deleted = scalar(
+                url,
+                "SELECT before -> 'customers_deleted' FROM config.audit_log "
+                "WHERE action = 'downgrade' ORDER BY id DESC LIMIT 1",
+            )
             assert deleted == before_down, "the downgrade deletes every customer, manual ones included"
             assert scalar(url, "SELECT count(*) FROM config.audit_log WHERE action = 'downgrade'") == cycle
 
@@ -131,17 +149,32 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
             assert scalar(url, "SELECT count(*) FROM config.customers WHERE name LIKE 'manual-%'") == 0
             assert scalar(url, "SELECT count(*) FROM config.job_runs WHERE source = 'upgrade'") == 1
             times.append(time.monotonic() - started)
-            print(f"[faults] cycle {cycle}: upgrade in {'per-project' if per_project else 'single'} mode, "
-                  f"{times[-1]:.2f} s")
+            print(
+                f"[faults] cycle {cycle}: upgrade in {'per-project' if per_project else 'single'} mode, "
+                f"{times[-1]:.2f} s"
+            )
 
-        assert scalar(url, "SELECT md5(string_agg(name || '=' || value::text, ',' ORDER BY name)) "
-                           "FROM config.tunables WHERE name <> %s", (MODE,)) == tunables
+        assert (
+            scalar(
+                url,
+                "SELECT md5(string_agg(name || '=' || value::text, ',' ORDER BY name)) "
+                "FROM config.tunables WHERE name <> %s",
+                (MODE,),
+            )
+            == tunables
+        )
         assert len(times) == CYCLES
         record(record_property, name, "cycles run", len(times))
-        record(record_property, name, "cycle time min/median/max (s)",
-               f"{min(times):.2f}/{sorted(times)[len(times) // 2]:.2f}/{max(times):.2f}")
-        per = {mode: [t for i, t in enumerate(times, 1) if (i % 2 == 1) == (mode == "per-project")]
-               for mode in ("per-project", "single")}
+        record(
+            record_property,
+            name,
+            "cycle time min/median/max (s)",
+            f"{min(times):.2f}/{sorted(times)[len(times) // 2]:.2f}/{max(times):.2f}",
+        )
+        per = {
+            mode: [t for i, t in enumerate(times, 1) if (i % 2 == 1) == (mode == "per-project")]
+            for mode in ("per-project", "single")
+        }
         for mode, ts in per.items():
             record(record_property, name, f"mean cycle, upgrade in {mode} mode (s)", sum(ts) / len(ts))
         record(record_property, name, "total (s)", sum(times))
@@ -150,11 +183,21 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
 
 
 def _spawn_migrate(url: str, tmp_path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused-embedded"),
-           "PGAPPNAME": MIGRATE_APP}
-    return subprocess.Popen([sys.executable, "-m", "service", "migrate", *args], cwd=REPO, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "HIERARCHY_DATA_DIR": str(tmp_path / "unused-embedded"),
+        "PGAPPNAME": MIGRATE_APP,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", "migrate", *args],
+        cwd=REPO,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -167,7 +210,9 @@ def _backend(url: str, condition: str) -> dict | None:
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
         return conn.execute(
             "SELECT pid, state, wait_event_type, query FROM pg_stat_activity "
-            f"WHERE application_name = %s AND {condition}", (MIGRATE_APP,)).fetchone()
+            f"WHERE application_name = %s AND {condition}",
+            (MIGRATE_APP,),
+        ).fetchone()
 
 
 def _assert_explains_stale_lock(url: str, tmp_path, killed_pid: int, *args: str) -> str:
@@ -192,9 +237,14 @@ def test_migrate_killed_during_init_job_is_completed(fault_cluster, tmp_path, re
 
         proc = _spawn_migrate(url, tmp_path)
         started = time.monotonic()
-        job = wait_until(lambda: proc.poll() is None and _backend(
-            url, "state = 'active' AND query LIKE '%%reconcile_customers%%upgrade%%'"),
-            60, "the 6.1 init job to run")
+        job = wait_until(
+            lambda: (
+                proc.poll() is None
+                and _backend(url, "state = 'active' AND query LIKE '%%reconcile_customers%%upgrade%%'")
+            ),
+            60,
+            "the 6.1 init job to run",
+        )
         assert proc.poll() is None, "the migration must still run when it is killed"
         time.sleep(0.2)
         _kill(proc)
@@ -214,14 +264,18 @@ def test_migrate_killed_during_init_job_is_completed(fault_cluster, tmp_path, re
         assert "database at release 6.1" in result.stdout
         assert migrations.current_release(url) == "6.1"
         assert scalar(url, "SELECT count(*) FROM yoyo_lock") == 0
-        assert {r for r in scalar(url, "SELECT array_agg(migration_id) FROM _yoyo_migration")} == \
-               {"0001.baseline", "0002.customers"}
+        assert {r for r in scalar(url, "SELECT array_agg(migration_id) FROM _yoyo_migration")} == {
+            "0001.baseline",
+            "0002.customers",
+        }
         assert scalar(url, PROJECTS_CHECKSUM) == checksum
         assert_customers_follow_tunable(url, True, KILLED_PROJECTS)
-        assert scalar(url, "SELECT count(*) FROM config.job_runs WHERE source = 'upgrade'") == 1, \
+        assert scalar(url, "SELECT count(*) FROM config.job_runs WHERE source = 'upgrade'") == 1, (
             "the killed attempt's init job left no job_runs row"
-        wait_until(lambda: _backend(url, f"pid = {job['pid']}") is None, 30,
-                   "the killed client's backend to end")
+        )
+        wait_until(
+            lambda: _backend(url, f"pid = {job['pid']}") is None, 30, "the killed client's backend to end"
+        )
     finally:
         if proc is not None and proc.poll() is None:
             _kill(proc)
@@ -244,17 +298,23 @@ def test_migrate_killed_during_rollback_is_completed(fault_cluster, tmp_path, re
         blocker = psycopg.connect(url)
         blocker.execute("SELECT count(*) FROM config.tunables").fetchone()
         proc = _spawn_migrate(url, tmp_path, "--to", "6.0", "--yes")
-        waiting = wait_until(lambda: proc.poll() is None and _backend(
-            url, "wait_event_type = 'Lock' AND query LIKE '%%tunables%%'"), 60,
-            "the rollback to wait on the lock")
+        waiting = wait_until(
+            lambda: (
+                proc.poll() is None
+                and _backend(url, "wait_event_type = 'Lock' AND query LIKE '%%tunables%%'")
+            ),
+            60,
+            "the rollback to wait on the lock",
+        )
         _kill(proc)
         assert proc.returncode == -signal.SIGKILL
         # the rollback had written its downgrade audit row, uncommitted, before it was killed
         blocker.rollback()
         blocker.close()
         blocker = None
-        wait_until(lambda: _backend(url, f"pid = {waiting['pid']}") is None, 30,
-                   "the killed client's backend to end")
+        wait_until(
+            lambda: _backend(url, f"pid = {waiting['pid']}") is None, 30, "the killed client's backend to end"
+        )
         assert migrations.current_release(url) == "6.1"
         assert scalar(url, "SELECT count(*) FROM config.customers") == customers_before
         assert scalar(url, "SELECT count(*) FROM config.audit_log WHERE action = 'downgrade'") == 0
@@ -268,8 +328,11 @@ def test_migrate_killed_during_rollback_is_completed(fault_cluster, tmp_path, re
         assert scalar(url, "SELECT count(*) FROM yoyo_lock") == 0
         assert scalar(url, PROJECTS_CHECKSUM) == checksum
         assert scalar(url, "SELECT to_regclass('config.customers') IS NULL")
-        deleted = scalar(url, "SELECT array_agg(before -> 'customers_deleted') FROM config.audit_log "
-                              "WHERE action = 'downgrade'")
+        deleted = scalar(
+            url,
+            "SELECT array_agg(before -> 'customers_deleted') FROM config.audit_log "
+            "WHERE action = 'downgrade'",
+        )
         assert deleted == [customers_before], "the downgrade happened exactly once"
         result = hierarchy("migrate", url=url, tmp_path=tmp_path)
         assert result.returncode == 0 and migrations.current_release(url) == "6.1"

@@ -33,8 +33,9 @@ class Client(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=CLIENT_TIMEOUT,
-                          headers={"Authorization": f"Bearer {self.token}"}) as client:
+        with httpx.Client(
+            base_url=self.base, timeout=CLIENT_TIMEOUT, headers={"Authorization": f"Bearer {self.token}"}
+        ) as client:
             while not self.stop.is_set():
                 body = self.json_body() if callable(self.json_body) else self.json_body
                 sent = time.monotonic()
@@ -75,8 +76,13 @@ def test_database_stopped_for_5s_under_load(fault_cluster, service_log, record_p
             Client(service.base, token, "GET", "/config/v1/orgs/"),
             Client(service.base, token, "GET", "/config/v1/customers/"),
             Client(service.base, token, "GET", projects + "?customer_id__isnull=False"),
-            Client(service.base, token, "POST", projects,
-                   json_body=lambda: {"name": f"outage-{uuid.uuid4().hex[:12]}"}),
+            Client(
+                service.base,
+                token,
+                "POST",
+                projects,
+                json_body=lambda: {"name": f"outage-{uuid.uuid4().hex[:12]}"},
+            ),
         ]
         for c in clients:
             c.start()
@@ -92,8 +98,10 @@ def test_database_stopped_for_5s_under_load(fault_cluster, service_log, record_p
         start_seconds = fault_cluster.start_server()
         stopped = False
         ready = time.monotonic()
-        firsts = [wait_until(lambda c=c: c.first_success_after(ready), 15,
-                             f"{c.method} {c.path} to succeed again") for c in clients]
+        firsts = [
+            wait_until(lambda c=c: c.first_success_after(ready), 15, f"{c.method} {c.path} to succeed again")
+            for c in clients
+        ]
         time.sleep(0.3)
         for c in clients:
             c.stop.set()
@@ -122,8 +130,12 @@ def test_database_stopped_for_5s_under_load(fault_cluster, service_log, record_p
         slowest_down = max(a["done"] - a["sent"] for a in during)
         record(record_property, name, "slowest response during the outage (s)", slowest_down)
         transition = [a for a in answers if down_started <= a["sent"] < down_from]
-        record(record_property, name, "statuses while pg_ctl stop ran",
-               sorted({str(a["status"]) for a in transition}))
+        record(
+            record_property,
+            name,
+            "statuses while pg_ctl stop ran",
+            sorted({str(a["status"]) for a in transition}),
+        )
 
         recovery = max(firsts) - ready
         record(record_property, name, "server ready -> every client succeeds again (s)", recovery)
@@ -135,8 +147,12 @@ def test_database_stopped_for_5s_under_load(fault_cluster, service_log, record_p
         posts = clients[3].answers
         created = {a["request"]["name"] for a in posts if a["status"] == 201}
         assert created and any(a["status"] == 503 for a in posts)
-        stored = {r for r in scalar(url, "SELECT coalesce(array_agg(name), '{}') FROM config.projects "
-                                         "WHERE name LIKE 'outage-%'")}
+        stored = {
+            r
+            for r in scalar(
+                url, "SELECT coalesce(array_agg(name), '{}') FROM config.projects WHERE name LIKE 'outage-%'"
+            )
+        }
         assert stored == created
         assert scalar(url, "SELECT count(*) FROM config.projects WHERE customer_id IS NULL") == 0
         assert service.alive(), "the service was never restarted"
