@@ -269,18 +269,28 @@ BEGIN
         INSERT INTO config.audit_log (action, object_type, object_id, before)
         SELECT 'delete', TG_TABLE_NAME, o.uuid, to_jsonb(o) - hidden FROM old_rows o;
     ELSE
+        -- One pass per row: each row is turned into jsonb once (OFFSET 0 keeps the planner
+        -- from inlining to_jsonb into every use), and one aggregate over its keys yields the
+        -- changed keys with their before and after values.
+        -- EXECUTE plans this join afresh with the transition tables' real sizes: a cached plan
+        -- made for an UPDATE that changed no rows would nest-loop a later million-row update.
+        EXECUTE $sql$
         INSERT INTO config.audit_log (action, object_type, object_id, changed, before, after)
-        SELECT 'update', TG_TABLE_NAME, d.uuid, d.keys,
-               (SELECT jsonb_object_agg(k, d.b -> k) FROM unnest(d.keys) k),
-               (SELECT jsonb_object_agg(k, d.a -> k) FROM unnest(d.keys) k)
+        SELECT 'update', $1, j.uuid, d.keys, d.b, d.a
         FROM (
-            SELECT n.uuid, b, a,
-                   ARRAY(SELECT key FROM jsonb_each(a) WHERE a -> key IS DISTINCT FROM b -> key
-                         AND key <> ALL (hidden) ORDER BY key) AS keys
-            FROM new_rows n JOIN old_rows o USING (uuid),
-                 LATERAL (SELECT to_jsonb(o) AS b, to_jsonb(n) AS a) j
+            SELECT n.uuid, to_jsonb(o) AS b, to_jsonb(n) AS a
+            FROM new_rows n JOIN old_rows o USING (uuid)
+            OFFSET 0
+        ) j
+        CROSS JOIN LATERAL (
+            SELECT array_agg(e.key ORDER BY e.key) AS keys,
+                   jsonb_object_agg(e.key, j.b -> e.key) AS b,
+                   jsonb_object_agg(e.key, e.value) AS a
+            FROM jsonb_each(j.a) e
+            WHERE e.value IS DISTINCT FROM j.b -> e.key AND e.key <> ALL ($2)
         ) d
-        WHERE cardinality(d.keys) > 0;
+        WHERE d.keys IS NOT NULL
+        $sql$ USING TG_TABLE_NAME, hidden;
     END IF;
     RETURN NULL;
 END

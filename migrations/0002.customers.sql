@@ -173,9 +173,11 @@ BEGIN
                CASE WHEN p_origin = 'default' THEN u.key END,
                CASE WHEN p_origin <> 'default' THEN u.key END
         FROM unnest(p_keys, p_names) AS u (key, name)
-        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.created_for_project = u.key)
-          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.default_for_org = u.key)
         ORDER BY u.key
+        -- A key that already has its customer conflicts on customers_one_per_project or
+        -- customers_one_default_per_org and is skipped, like a taken name: no anti-join with
+        -- customers, whose cached generic plan (made while the table was small) would scan
+        -- the whole table on every call -- once per row during a bulk load.
         ON CONFLICT DO NOTHING;
         GET DIAGNOSTICS created = ROW_COUNT;
         total := total + created;
@@ -225,11 +227,23 @@ BEGIN
     ELSIF config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb THEN
         origin := 'project';
     ELSE
-        NEW.customer_id := config.default_customer(NEW.org_id);
+        -- the org's default customer, pinned as default_customer does; created when missing
+        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE default_for_org = NEW.org_id FOR KEY SHARE;
+        IF NEW.customer_id IS NULL THEN
+            NEW.customer_id := config.default_customer(NEW.org_id);
+        END IF;
         RETURN NEW;
     END IF;
-    PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
-    SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+    -- The common case in one statement (bulk loads pay it per row): the first name candidate
+    -- is free. Otherwise create_customers tries the next candidates.
+    INSERT INTO config.customers (name, origin, created_for_project)
+    VALUES ((config.customer_name_candidates(NEW.name, NEW.uuid))[1], origin, NEW.uuid)
+    ON CONFLICT DO NOTHING
+    RETURNING uuid INTO NEW.customer_id;
+    IF NEW.customer_id IS NULL THEN
+        PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
+        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -339,13 +353,34 @@ BEGIN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
-        SELECT array_agg(DISTINCT t.id) INTO touched
+        -- The customer a project left (it may now be empty, lack its own project, or hold a
+        -- single project); the customer a project joined or stays in under a new name only
+        -- when its name is not already one the project's name gives (as for INSERT): gaining
+        -- a project never empties a customer nor takes its own project away.
+        -- A customer that received several of the statement's rows holds several projects.
+        -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
+        -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
+        EXECUTE $sql$
+        SELECT array_agg(DISTINCT t.id)
         FROM (
-            SELECT unnest(ARRAY[o.customer_id, n.customer_id]) AS id
+            SELECT o.customer_id AS id
             FROM old_rows o JOIN new_rows n USING (uuid)
             WHERE o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name
+            UNION ALL
+            SELECT g.id
+            FROM (
+                SELECT n.customer_id AS id, min(n.name) AS name, (array_agg(n.uuid))[1] AS project
+                FROM old_rows o JOIN new_rows n USING (uuid)
+                WHERE (o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name)
+                  AND n.customer_id IS NOT NULL
+                GROUP BY n.customer_id
+                HAVING count(*) = 1
+            ) g
+            WHERE (SELECT c.name FROM config.customers c WHERE c.uuid = g.id)
+                  <> ALL (config.customer_name_candidates(g.name, g.project))
         ) t
-        WHERE t.id IS NOT NULL;
+        WHERE t.id IS NOT NULL
+        $sql$ INTO touched;
     END IF;
     PERFORM config.settle_customers(touched);
     RETURN NULL;
