@@ -1,0 +1,350 @@
+"""4 and 5. API throughput and latency, the database's own ceiling, and the service's memory.
+
+On a file copy of a 6.1 template holding N projects in per-project mode (so N customers, the
+largest customers list), a ``super_admin`` is created with ``service.users.create_user`` and the
+service is started as production would: ``uvicorn --factory service.app:create_app`` in a
+subprocess (``WORKERS`` worker processes, scheduler off, access log off) on a free loopback
+port. A token is obtained from ``POST /config/v1/login``. Then, per endpoint and run, ``wrk``
+(a separate process, ``WRK_THREADS`` threads, ``CONCURRENCY`` connections, fixed duration)
+drives
+
+* the **orphan audit** ``GET /config/v1/orgs/{org}/projects/?customer_id__isnull=True`` (a
+  healthy cluster answers ``[]``), and
+* the **customers list**, first page ``GET /config/v1/customers/?page_size=100``.
+
+Beside it, in the same run, **pgbench** runs the same SQL each request runs (BEGIN, the token
+lookup, the actor settings, the org check, the list query, COMMIT; prepared statements as
+psycopg prepares them) with the same number of connections for the same time: the database's
+ceiling on this machine. The service's peak memory is ``VmHWM`` of the uvicorn processes
+(sampled over the whole benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench.common import ROOT, BenchCluster, Figure, MemorySampler, Section, Target, children, log
+from service.auth import hash_token
+from service.queries import query
+from service.users import create_user
+
+WORKERS = 2
+CONCURRENCY = 8
+WRK_THREADS = 2
+EMAIL = "bench@localhost"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, bytes):
+        return "'\\x" + v.hex() + "'"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _bind(sql: str, params: dict[str, Any]) -> str:
+    """The named query with its parameters as literals, on one line (pgbench reads lines)."""
+    text = re.sub(r"%\((\w+)\)s", lambda m: _literal(params[m.group(1)]), sql)
+    text = "\n".join(line.split("--")[0] for line in text.splitlines())
+    return " ".join(text.split()).rstrip(";") + ";"
+
+
+def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -> str:
+    scope = {"all_orgs": True, "user_org": org, "user_id": str(user["uuid"])}
+    lines = [
+        "BEGIN;",
+        _bind(query("auth.user_for_token"), {"token_hash": hash_token(token)}),
+        _bind(query("auth.set_actor"), {"actor": EMAIL, "user_id": str(user["uuid"])}),
+    ]
+    if endpoint == "orphans":
+        lines.append(_bind(query("orgs.get"), {**scope, "org_id": org}))
+        lines.append(
+            _bind(
+                query("projects.list"),
+                {
+                    **scope,
+                    "org_id": org,
+                    "isnull": True,
+                    "customer": None,
+                    "name": None,
+                    "limit": None,
+                    "offset": 0,
+                },
+            )
+        )
+    else:
+        lines.append(
+            _bind(query("customers.list"), {**scope, "name": None, "origin": None, "limit": 100, "offset": 0})
+        )
+    lines.append("COMMIT;")
+    return "\n".join(lines) + "\n"
+
+
+def _pgbench(bc: BenchCluster, dbname: str, script: str, seconds: float) -> tuple[float, float, float]:
+    """(tps, p50 ms, p99 ms) of ``script`` at CONCURRENCY clients for ``seconds``."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pgbench-"))
+    try:
+        (tmp / "script.sql").write_text(script)
+        c = bc.cluster
+        cmd = [
+            str(c.bindir / "pgbench"),
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(c.port),
+            "-U",
+            "postgres",
+            "-M",
+            "prepared",
+            "-c",
+            str(CONCURRENCY),
+            "-j",
+            str(WRK_THREADS),
+            "-T",
+            str(int(seconds)),
+            "-f",
+            str(tmp / "script.sql"),
+            "-l",
+            "--log-prefix",
+            str(tmp / "log"),
+            dbname,
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, cwd=tmp)
+        if out.returncode != 0:
+            raise RuntimeError(f"pgbench failed: {out.stderr}")
+        tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+        lat = []
+        for f in tmp.glob("log*"):
+            for line in f.read_text().splitlines():
+                parts = line.split()
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]) / 1000)
+        lat.sort()
+        return tps, statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(url: str, token: str, seconds: float) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx) from wrk at CONCURRENCY connections."""
+    cmd = [
+        "wrk",
+        "-t",
+        str(WRK_THREADS),
+        "-c",
+        str(CONCURRENCY),
+        "-d",
+        f"{int(seconds)}s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+        url,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {out.stderr}")
+    text = out.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        return float(m.group(1)) * _UNIT[m.group(2)]
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = re.search(r"Socket errors: .*", text)
+    if errors:
+        log(f"wrk: {errors.group(0)}")
+    return rps, pct("50"), pct("99"), int(bad.group(1)) if bad else 0
+
+
+class Service:
+    """uvicorn serving service.app:create_app in a subprocess (own process group)."""
+
+    def __init__(self, db_url: str, workers: int) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "HIERARCHY_DATABASE_URL": db_url,
+            "DATABASE_URL": db_url,
+            "HIERARCHY_SCHEDULER": "off",
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.serve",
+                "--factory",
+                "service.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    # every worker must be up: ask a few times over fresh connections
+                    if len(self.pids()) >= 1 + (workers if workers > 1 else 0):
+                        break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("uvicorn did not answer /health within 60 s")
+            time.sleep(0.2)
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+
+def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Section:
+    tpl = bc.template("6.1", projects, per_project=True)
+    dbname = "bench_api"
+    url = bc.create(dbname, template=tpl)
+    password = secrets.token_urlsafe(12)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        org = str(conn.execute("SELECT uuid FROM config.orgs LIMIT 1").fetchone()[0])
+        user = create_user(conn, EMAIL, password, org, "super_admin")
+    endpoints = {
+        "orphans": ("orphan audit", f"/config/v1/orgs/{org}/projects/?customer_id__isnull=True"),
+        "customers": ("customers list, first page of 100", "/config/v1/customers/?page_size=100"),
+    }
+    figs: dict[str, Figure] = {}
+    for k, (label, _path) in endpoints.items():
+        figs[k + "_rps"] = Figure(f"{label}: service", "req/s")
+        figs[k + "_p50"] = Figure(f"{label}: service p50", "ms")
+        figs[k + "_p99"] = Figure(f"{label}: service p99", "ms")
+        figs[k + "_pg_tps"] = Figure(f"{label}: same SQL via pgbench", "tx/s")
+        figs[k + "_pg_p50"] = Figure(f"{label}: pgbench p50", "ms")
+        figs[k + "_pg_p99"] = Figure(f"{label}: pgbench p99", "ms")
+        figs[k + "_ratio"] = Figure(f"{label}: service / pgbench", "x", note="within one run")
+    rss_master = Figure("uvicorn supervisor peak VmHWM", "MiB")
+    rss_worker = Figure("uvicorn worker peak VmHWM (largest worker)", "MiB")
+    rss_total = Figure("uvicorn all processes, sum of peak VmHWM", "MiB")
+    try:
+        for i in range(runs):
+            svc = Service(url, WORKERS)
+            try:
+                with MemorySampler(svc.pids, interval=0.2) as mem:
+                    r = httpx.post(
+                        svc.base + "/config/v1/login", json={"email": EMAIL, "password": password}, timeout=10
+                    )
+                    r.raise_for_status()
+                    token = r.json()["auth_token"]["access_token"]
+                    for k, (_label, path) in endpoints.items():
+                        body = httpx.get(
+                            svc.base + path, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                        )
+                        body.raise_for_status()
+                        if k == "orphans":
+                            assert body.json() == [], body.text[:200]
+                        else:
+                            assert len(body.json()["results"]) == 100
+                        _wrk(svc.base + path, token, 2)  # warm-up: pools filled, statements prepared
+                        rps, p50, p99, bad = _wrk(svc.base + path, token, seconds)
+                        if bad:
+                            raise RuntimeError(f"{bad} non-2xx answers from {path}")
+                        tps, pg50, pg99 = _pgbench(bc, dbname, _pgbench_script(token, user, org, k), seconds)
+                        figs[k + "_rps"].add(rps)
+                        figs[k + "_p50"].add(p50)
+                        figs[k + "_p99"].add(p99)
+                        figs[k + "_pg_tps"].add(tps)
+                        figs[k + "_pg_p50"].add(pg50)
+                        figs[k + "_pg_p99"].add(pg99)
+                        figs[k + "_ratio"].add(rps / tps)
+                        log(
+                            f"api run {i + 1} {k}: {rps:.0f} req/s p50 {p50:.2f}ms p99 {p99:.2f}ms | "
+                            f"pgbench {tps:.0f} tx/s p50 {pg50:.2f}ms p99 {pg99:.2f}ms"
+                        )
+            finally:
+                svc.stop()
+            hwm = mem.hwm_kb
+            master = hwm.get(svc.proc.pid, 0)
+            workers = [v for p, v in hwm.items() if p != svc.proc.pid]
+            rss_master.add(master / 1024)
+            rss_worker.add(max(workers, default=0) / 1024)
+            rss_total.add(sum(hwm.values()) / 1024)
+    finally:
+        bc.drop(dbname)
+    order = []
+    for k in endpoints:
+        order += [figs[k + s] for s in ("_rps", "_p50", "_p99", "_pg_tps", "_pg_p50", "_pg_p99", "_ratio")]
+    section = Section(
+        f"4. API ({projects:,} projects, per-project mode: {projects:,} customers)",
+        f"uvicorn (`bench/serve.py`: TCP_NODELAY on) with {WORKERS} worker processes on loopback, "
+        f"driven by wrk ({WRK_THREADS} threads, {CONCURRENCY} connections, "
+        f"{int(seconds)} s per run after a 2 s warm-up); pgbench with {CONCURRENCY} clients, "
+        f"{WRK_THREADS} threads, same duration, `-M prepared`. Load generator, service "
+        "and database share the machine's cores.",
+        order,
+    )
+    for k, (label, _path) in endpoints.items():
+        section.targets.append(Target(f"{label}: throughput", figs[k + "_rps"], ">=", 2500))
+        section.targets.append(Target(f"{label}: p99", figs[k + "_p99"], "<=", 15))
+    mem_section = Section(
+        "5. Service memory under the API load",
+        "VmHWM (kernel high-water mark of the resident set) of each uvicorn process, sampled every 0.2 s "
+        "over a whole API run (login, warm-ups, both endpoints).",
+        [rss_master, rss_worker, rss_total],
+    )
+    section.extra = mem_section  # type: ignore[attr-defined]
+    return section
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)
