@@ -52,7 +52,6 @@ SQL = {
         "create_token",
         "user_for_token",
         "revoke_token",
-        "set_actor",
         "prune_tokens",
     )
 }
@@ -84,10 +83,11 @@ def bearer_token(request: Request | ASGIConnection) -> str:
     return token
 
 
-def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
+async def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
     """Guard of every protected route: a missing or malformed ``Authorization`` header is 401
     before the path, query and body are parsed, so a caller without a token learns nothing
-    from validation errors. The token itself is checked in the request's transaction."""
+    from validation errors. The token itself is checked in the request's transaction.
+    Async on purpose: Litestar runs a sync guard in a worker thread (a hop per request)."""
     bearer_token(connection)
 
 
@@ -120,7 +120,7 @@ async def run(
     """Authenticate, authorise and run ``work`` in the request's one transaction.
 
     ``permission`` is a ``config.role_permissions`` name (None: any authenticated user). The
-    actor settings are set first, so every audit row the work causes names the user.
+    token lookup also sets the actor settings, so every audit row the work causes names the user.
     """
     token = bearer_token(request)
 
@@ -130,7 +130,6 @@ async def run(
             raise PermissionDeniedException(
                 f"You do not have permission to perform this action (role {user.role} lacks {permission})."
             )
-        await conn.execute(SQL["set_actor"], {"actor": user.email, "user_id": str(user.uuid)})
         request.state.user = user
         return await work(Db(conn, user))
 

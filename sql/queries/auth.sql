@@ -18,15 +18,22 @@ VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => 
 
 -- name: user_for_token
 -- `state` says why a token is refused (revoked, expired, inactive) so the 401 can say it.
-SELECT u.uuid, u.email, u.org_id, u.role,
-       CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
-            WHEN t.expires <= now() THEN 'expired'
-            WHEN NOT u.is_active THEN 'inactive'
-            ELSE 'ok' END AS state,
-       ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = u.role) AS permissions
-FROM config.tokens t
-JOIN config.users u ON u.uuid = t.user_id
-WHERE t.token_hash = %(token_hash)s::bytea;
+-- For a valid token it also sets who acts (as set_actor does), saving a round trip on
+-- every request: the audit triggers and customers.created_by read these settings.
+SELECT a.uuid, a.email, a.org_id, a.role, a.state, a.permissions,
+       set_config('hierarchy.actor', CASE WHEN a.state = 'ok' THEN a.email ELSE '' END, true) AS actor,
+       set_config('hierarchy.user_id', CASE WHEN a.state = 'ok' THEN a.uuid::text ELSE '' END, true) AS user_id
+FROM (
+    SELECT u.uuid, u.email, u.org_id, u.role,
+           CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
+                WHEN t.expires <= now() THEN 'expired'
+                WHEN NOT u.is_active THEN 'inactive'
+                ELSE 'ok' END AS state,
+           ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = u.role) AS permissions
+    FROM config.tokens t
+    JOIN config.users u ON u.uuid = t.user_id
+    WHERE t.token_hash = %(token_hash)s::bytea
+) a;
 
 -- name: revoke_token
 UPDATE config.tokens SET revoked = now() WHERE token_hash = %(token_hash)s::bytea AND revoked IS NULL;
