@@ -39,6 +39,7 @@ DROP FUNCTION config.on_mode_changed();
 DROP FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer);
 DROP FUNCTION config.reconcile_orphans(boolean, boolean, integer);
 DROP FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid);
+DROP FUNCTION config.orphans_due_before();
 DROP FUNCTION config.projects_settle();
 DROP FUNCTION config.settle_customers(uuid[]);
 DROP FUNCTION config.rename_single_project_customers(uuid[]);

@@ -9,7 +9,7 @@
 --   3 per-project mode     config.create_customers, reconcile_orphans
 --   4 single-project names config.rename_single_project_customers, customers_guard_name
 --   5 associate on insert  trigger projects_assign_customer
---   6 orphans, grace       trigger projects_track_orphans, config.orphan_is_due
+--   6 orphans, grace       trigger projects_track_orphans, config.orphans_due_before, config.orphan_is_due
 --   7 mode change runs job trigger tunables_mode_changed
 --   8 job touches orphans  config.reconcile_orphans only selects customer_id IS NULL
 --   9 mode switch          config.switch_customer_mode
@@ -414,6 +414,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid) IS 'Rule 6: whether the job may re-home an orphan now (and, for batched runs, whether it is in this batch).';
 
+-- Rule 6: orphaned at or before this instant, an orphan is due to the periodic job: the end
+-- of its grace period, or the last change of the mode tunable if that is later. The job and
+-- the command line's orphan reports both ask this function, so the rule lives here only.
+CREATE FUNCTION config.orphans_due_before() RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT greatest(
+        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
+        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'))
+$$;
+COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at or before this instant are due (grace period over, or the mode changed since).';
+
 -- Homes every due orphan by rules 1 to 3, set-based, touching nothing else (rule 8); with
 -- p_batch_size only the first that many (by uuid), so a caller can show progress.
 -- Returns counts; with p_plan also the changes made (the first 1000), for dry runs.
@@ -421,9 +432,7 @@ CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batc
 LANGUAGE plpgsql AS $$
 DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
-    due_before  timestamptz := greatest(
-        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
-        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'));
+    due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
     created     integer := 0;
     associated  integer := 0;

@@ -338,6 +338,24 @@ $$;
 COMMENT ON FUNCTION config.orphan_is_due(p_uuid uuid, p_orphaned_at timestamp with time zone, p_force boolean, p_due_before timestamp with time zone, p_batch_last uuid) IS 'Rule 6: whether the job may re-home an orphan now (and, for batched runs, whether it is in this batch).';
 
 --
+-- Name: orphans_due_before(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.orphans_due_before() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT greatest(
+        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
+        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'))
+$$;
+
+--
+-- Name: FUNCTION orphans_due_before(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at or before this instant are due (grace period over, or the mode changed since).';
+
+--
 -- Name: projects_settle(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -479,9 +497,7 @@ CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batc
     AS $$
 DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
-    due_before  timestamptz := greatest(
-        now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
-        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'));
+    due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
     created     integer := 0;
     associated  integer := 0;

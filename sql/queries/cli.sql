@@ -15,29 +15,26 @@ SELECT config.reconcile_customers(dry_run => false, force => %(force)s::boolean,
                                   wait => true, batch_size => %(batch_size)s::integer) AS result;
 
 -- name: orphan_counts
--- Orphans in three groups, for `hierarchy status`: all of them, those still in their grace
--- period (the periodic job leaves them alone for now), and the overdue ones: orphaned longer
--- than the grace period plus one pg_cron tick (60 s), or never associated. Overdue orphans
+-- Orphans in three groups, for `hierarchy status`: all of them, those not yet due (rule 6,
+-- config.orphans_due_before: the periodic job leaves them alone for now), and the overdue
+-- ones: due for longer than one pg_cron tick (60 s), or never associated. Overdue orphans
 -- mean the job is not doing its work (not scheduled, or failing).
 -- count(p.uuid), not count(*): the LEFT JOIN gives one all-NULL row when there is no orphan.
 SELECT count(p.uuid) AS total,
-       count(p.uuid) FILTER (WHERE p.orphaned_at > g.cutoff) AS in_grace,
-       count(p.uuid) FILTER (WHERE p.orphaned_at IS NULL OR p.orphaned_at <= g.cutoff - interval '60 seconds')
+       count(p.uuid) FILTER (WHERE p.orphaned_at > g.due_before) AS in_grace,
+       count(p.uuid) FILTER (WHERE p.orphaned_at IS NULL OR p.orphaned_at <= g.due_before - interval '60 seconds')
            AS overdue,
        max(g.grace_seconds) AS grace_seconds
 FROM (SELECT config.tunable('customer_orphan_grace_seconds')::text::integer AS grace_seconds,
-             now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer)
-                 AS cutoff) g
+             config.orphans_due_before() AS due_before) g
 LEFT JOIN config.projects p ON p.customer_id IS NULL
-GROUP BY g.cutoff;
+GROUP BY g.due_before;
 
 -- name: orphans
 -- The orphan audit across orgs (the API's is per org: projects?customer_id__isnull=True).
 -- %(org)s NULL means every org.
 SELECT o.uuid AS org, o.name AS org_name, p.uuid, p.name, p.orphaned_at,
-       (p.orphaned_at IS NULL
-        OR p.orphaned_at <= now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer)
-       ) AS past_grace
+       config.orphan_is_due(p.uuid, p.orphaned_at, false, config.orphans_due_before(), NULL) AS past_grace
 FROM config.projects p
 JOIN config.orgs o ON o.uuid = p.org_id
 WHERE p.customer_id IS NULL

@@ -138,3 +138,16 @@ def test_a_batch_size_below_one_is_refused(db):
 
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="batch_size must be at least 1"):
         db.execute("SELECT config.reconcile_customers(batch_size => 0)")
+
+
+def test_orphans_due_before_is_the_rule_the_job_and_the_reports_share(db):
+    add_projects(db, ["due1"])
+    db.execute("DELETE FROM config.customers WHERE origin = 'default'")
+    due = (
+        "SELECT config.orphan_is_due(uuid, orphaned_at, false, config.orphans_due_before(), NULL)"
+        " FROM config.projects WHERE name = 'due1'"
+    )
+    assert scalar(db, due) is False  # within the grace period
+    db.execute("UPDATE config.tunables SET value = '0' WHERE name = 'customer_orphan_grace_seconds'")
+    assert scalar(db, due) is True
+    assert run_job(db)["projects_associated"] == 1  # and the job agrees
