@@ -631,8 +631,10 @@ CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables
     EXECUTE FUNCTION config.on_mode_changed();
 COMMENT ON TRIGGER tunables_mode_changed ON config.tunables IS 'Rule 7: changing turbine_api_feature_migrate_projects_to_orgs runs the job in the same transaction.';
 
--- Rule 9's work: dissolve the other mode's auto-created customers, set the tunable,
--- and home the freed projects, all in the caller's transaction.
+-- Rule 9's work, in the caller's transaction: set the tunable, dissolve the other mode's
+-- auto-created customers, and home the freed projects in one forced run whose counts are
+-- returned. The tunable goes first so that its trigger's run (rule 7) finds nothing of the
+-- dissolved customers to do, and the forced run at the end does all of the re-homing.
 CREATE FUNCTION config.switch_mode_now(p_per_project boolean) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -640,6 +642,9 @@ DECLARE
     freed     integer;
     job       jsonb;
 BEGIN
+    UPDATE config.tunables SET value = to_jsonb(p_per_project)
+    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+
     IF p_per_project THEN
         -- every project of the default customers, then the emptied default customers
         UPDATE config.projects p SET customer_id = NULL
@@ -663,18 +668,13 @@ BEGIN
         GET DIAGNOSTICS freed = ROW_COUNT;
     END IF;
 
-    UPDATE config.tunables SET value = to_jsonb(p_per_project)
-    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
     job := config.reconcile_customers(force => true, source => 'switch', wait => true);
-
     RETURN jsonb_build_object(
         'per_project', p_per_project,
         'customers_dissolved', dissolved,
         'projects_freed', freed,
-        'customers_created', (SELECT coalesce(sum(customers_created), 0) FROM config.job_runs
-                              WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
-        'projects_associated', (SELECT coalesce(sum(projects_associated), 0) FROM config.job_runs
-                                WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'customers_created', job -> 'customers_created',
+        'projects_associated', job -> 'projects_associated',
         'orphans_waiting', job -> 'orphans_waiting');
 END
 $$;

@@ -749,6 +749,9 @@ DECLARE
     freed     integer;
     job       jsonb;
 BEGIN
+    UPDATE config.tunables SET value = to_jsonb(p_per_project)
+    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+
     IF p_per_project THEN
         -- every project of the default customers, then the emptied default customers
         UPDATE config.projects p SET customer_id = NULL
@@ -772,18 +775,13 @@ BEGIN
         GET DIAGNOSTICS freed = ROW_COUNT;
     END IF;
 
-    UPDATE config.tunables SET value = to_jsonb(p_per_project)
-    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
     job := config.reconcile_customers(force => true, source => 'switch', wait => true);
-
     RETURN jsonb_build_object(
         'per_project', p_per_project,
         'customers_dissolved', dissolved,
         'projects_freed', freed,
-        'customers_created', (SELECT coalesce(sum(customers_created), 0) FROM config.job_runs
-                              WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
-        'projects_associated', (SELECT coalesce(sum(projects_associated), 0) FROM config.job_runs
-                                WHERE started >= now() AND source IN ('tunable', 'switch') AND NOT dry_run),
+        'customers_created', job -> 'customers_created',
+        'projects_associated', job -> 'projects_associated',
         'orphans_waiting', job -> 'orphans_waiting');
 END
 $$;

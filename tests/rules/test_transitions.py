@@ -74,6 +74,15 @@ def test_switch_customer_mode_both_ways(db, start_per_project):
         k: v for k, v in preview.items() if k != "dry_run"
     }
     assert scalar(db, "SELECT value FROM config.tunables WHERE name = %s", (MODE,)) is target
+    # per-project: the default customer dissolved, four made; single: four dissolved, one made
+    expected = (1, 4, 4, 4) if target else (4, 4, 1, 4)
+    assert (
+        tuple(
+            result[k]
+            for k in ("customers_dissolved", "projects_freed", "customers_created", "projects_associated")
+        )
+        == expected
+    )
     got = customers(db)
     assert got.pop("manual-group") == ("manual", ["g1", "g2", "g3"])
     got = {k: v for k, v in got.items() if v[0] != "system"}
