@@ -48,12 +48,6 @@ PASSWORD = "correct horse battery"
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
 CRON_DB = "faults_cron"  # pg_cron's database in the dedicated clusters; tests use others
 
-# Column set that exists at both releases: a project row's identity across up/down cycles.
-PROJECTS_CHECKSUM = """
-    SELECT md5(string_agg(concat_ws('|', uuid, org_id, name, description, settings, created, modified),
-                          ',' ORDER BY uuid))
-    FROM config.projects"""
-
 _MEASUREMENTS: list[tuple[str, str, str]] = []
 
 

@@ -30,7 +30,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from service import migrations
-from tests.faults.conftest import MODE, PROJECTS_CHECKSUM, ServiceProcess, record, scalar, wait_until
+from tests.faults.conftest import MODE, ServiceProcess, record, scalar, wait_until
+from tests.sql_checks import PROJECTS_CHECKSUM
 
 PROJECTS = 200_000
 JOB_APP = "fault-crash-job"

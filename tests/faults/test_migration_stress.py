@@ -25,7 +25,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from service import migrations
-from tests.faults.conftest import MODE, PROJECTS_CHECKSUM, REPO, hierarchy, record, scalar, wait_until
+from tests.faults.conftest import MODE, REPO, hierarchy, record, scalar, wait_until
+from tests.sql_checks import PROJECTS_CHECKSUM
 
 pytestmark = pytest.mark.slow
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.sql_checks import PROJECTS_CHECKSUM
+
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
 
 
@@ -59,12 +61,7 @@ def snapshot(conn):
 
 def projects_checksum(conn):
     """md5 over the project columns that exist at both releases."""
-    return scalar(
-        conn,
-        """SELECT md5(string_agg(concat_ws('|', uuid, org_id, name, description, settings,
-                                                         created, modified), ',' ORDER BY uuid))
-                           FROM config.projects""",
-    )
+    return scalar(conn, PROJECTS_CHECKSUM)
 
 
 def run_job(conn, *, dry_run=False, force=False, source="sql"):
