@@ -2,9 +2,10 @@
 
 A *release* (6.0, 6.1, 6.2, 6.3, 6.4) is the state after a given migration; ``RELEASES`` maps
 each release to its last migration, in order (from ``service.releases``, the one table of
-releases: 6.2 and 6.3 share the 6.1 schema, and a database at it reports 6.1). Migrations live in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus
-``NNNN.slug.rollback.sql``; each one runs in a single transaction, and each one (re)defines the
-SQL function ``config.schema_release()`` returning its release.
+releases: 6.2 and 6.3 share the 6.1 schema, and a database at it reports 6.1). Migrations live
+in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus ``NNNN.slug.rollback.sql``; each one runs
+in a single transaction, and each one (re)defines the SQL function ``config.schema_release()``
+returning its release.
 
 The truth about where a database stands is the database itself (``config.schema_release()``),
 not yoyo's bookkeeping: yoyo applies a migration in one transaction and records it in another,

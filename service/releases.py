@@ -33,7 +33,9 @@ class Release:
 TABLE: tuple[Release, ...] = (
     Release("6.0", "0001.baseline", "6.0", "orgs and projects, before customers"),
     Release("6.1", "0002.customers", "6.1", "customers, the parallel hierarchy", customers=True),
-    Release("6.2", "0002.customers", "6.1", "the 6.1 schema (6.2 adds v2 URLs, not modelled)", customers=True),
+    Release(
+        "6.2", "0002.customers", "6.1", "the 6.1 schema (6.2 adds v2 URLs, not modelled)", customers=True
+    ),
     Release(
         "6.3",
         "0002.customers",

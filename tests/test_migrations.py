@@ -132,7 +132,9 @@ def test_unknown_release(db_url, tmp_path):
         migrations.plan(db_url, "7.0")
     result = hierarchy("migrate", "--to", "7.0", url=db_url, tmp_path=tmp_path)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["hierarchy: unknown release '7.0'; known: 6.0, 6.1, 6.2, 6.3, 6.4"]
+    assert result.stderr.strip().splitlines() == [
+        "hierarchy: unknown release '7.0'; known: 6.0, 6.1, 6.2, 6.3, 6.4"
+    ]
     assert migrations.current_release(db_url) == "6.1"
 
 
