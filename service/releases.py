@@ -54,6 +54,7 @@ TABLE: tuple[Release, ...] = (
 )
 BY_NAME: dict[str, Release] = {r.name: r for r in TABLE}
 NAMES: tuple[str, ...] = tuple(BY_NAME)
+FIRST: str = TABLE[0].name
 LATEST: str = TABLE[-1].name
 FIRST_WITH_CUSTOMERS: str = next(r.name for r in TABLE if r.customers)
 FIRST_FINAL: str = next(r.name for r in TABLE if r.customers_final)

@@ -7,6 +7,10 @@ Otherwise it runs ``SELECT config.reconcile_customers(source => 'service')``; th
 advisory lock makes several service processes safe (a concurrent run returns at once).
 Database errors are logged and the loop carries on; cancellation (shutdown) ends it cleanly.
 ``HIERARCHY_SCHEDULER=off`` disables it (the tests do).
+
+The scheduler follows the release: a tick at a release where the job has no work (6.0 has no
+customers; from 6.4 nothing can become an orphan) does nothing (``job_has_work``), so an
+upgrade or a downgrade takes effect at the next tick without a restart.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import contextlib
 import logging
 import os
 
+from service import releases
 from service.db import Database, Db
 from service.queries import query
 from service.routes.health import cron_schedules_job
 
 log = logging.getLogger(__name__)
 RECONCILE = query("jobs.reconcile_from_scheduler")
+RELEASE = query("health.release")
 
 
 def enabled() -> bool:
@@ -38,11 +44,18 @@ def interval() -> float:
     return max(value, 0.1)
 
 
+async def job_has_work(db: Db) -> bool:
+    """Whether the database's release runs the job at all (releases.Release.job_runs)."""
+    row = await db.one(RELEASE)
+    release = releases.get(row["release"]) if row else None
+    return release is not None and release.job_runs
+
+
 async def tick(database: Database) -> dict | None:
-    """One tick: the job's summary, or None when pg_cron schedules it."""
+    """One tick: the job's summary, or None when pg_cron schedules it or the release has no job."""
     async with database.connection() as conn, conn.transaction():
         db = Db(conn)
-        if await cron_schedules_job(db):
+        if not await job_has_work(db) or await cron_schedules_job(db):
             return None
         row = await db.one(RECONCILE)
         return row["result"] if row else None
