@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from service import migrations
 from tests.cli.conftest import add_projects, one_line_error, orphan, parsed, sql
-
-CHECKSUM = (
-    "SELECT md5(string_agg(p::text, ',' ORDER BY p.uuid)) || md5(string_agg(c::text, ',' ORDER BY c.uuid))"
-    " FROM config.projects p FULL JOIN config.customers c ON false"
-)
+from tests.sql_checks import ROWS_CHECKSUM as CHECKSUM
 
 
 def test_dry_run_lists_blockers_exits_3_and_changes_nothing(cli, db_url, org):

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from service import migrations
 from tests.faults.conftest import MODE, REPO, hierarchy, record, scalar, wait_until
-from tests.sql_checks import PROJECTS_CHECKSUM
+from tests.sql_checks import PROJECTS_CHECKSUM, ROWS_CHECKSUM
 
 pytestmark = pytest.mark.slow
 
@@ -35,11 +35,6 @@ CYCLES = 20
 PROJECTS = 10_000
 KILLED_PROJECTS = 30_000  # enough for the init job to run a visible moment
 MIGRATE_APP = "fault-migrate"
-# every project row (its customer included) and every customer row
-ROWS_CHECKSUM = (
-    "SELECT (SELECT md5(string_agg(p::text, ',' ORDER BY p.uuid)) FROM config.projects p)"
-    " || (SELECT md5(string_agg(c::text, ',' ORDER BY c.uuid)) FROM config.customers c)"
-)
 
 
 def load_projects_60(url: str, n: int) -> None:

@@ -10,14 +10,9 @@ from psycopg import errors
 from service import migrations
 from service.migrations import UpgradeBlocked, migrate
 from tests.rules.helpers import MODE, add_projects, org_id, orphans, projects_checksum, scalar, set_mode
+from tests.sql_checks import ASSOCIATIONS, CUSTOMER_ROWS, PROJECT_ROWS
 
-# Every project row (association and bookkeeping included), every customer row, every pair.
-STATE = {
-    "projects": "SELECT md5(string_agg(p::text, ',' ORDER BY p.uuid)) FROM config.projects p",
-    "customers": "SELECT md5(string_agg(c::text, ',' ORDER BY c.uuid)) FROM config.customers c",
-    "associations": "SELECT md5(string_agg(p.uuid || '>' || p.customer_id, ',' ORDER BY p.uuid))"
-    " FROM config.projects p",
-}
+STATE = {"projects": PROJECT_ROWS, "customers": CUSTOMER_ROWS, "associations": ASSOCIATIONS}
 
 
 def state(url):
