@@ -627,12 +627,14 @@ def cmd_tunable_get(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tunable_set(args: argparse.Namespace, settings: Settings) -> int:
     value = parse_value(args.value)
     url = connect_target(settings)
-    need_release(url, releases.FIRST)
+    release = need_release(url, releases.FIRST)
     with database(url) as conn, transaction(conn):
         _tunable(conn, args.name)
         row = one(conn, "tunable_set", name=args.name, value=value)
     emit(args, row, lambda r: _print_tunables([r]))
-    if args.name == MODE_TUNABLE:
+    if args.name == MODE_TUNABLE and release.customers_final:
+        note(f"at release {release.name} associations are final: the mode only matters after a downgrade")
+    elif args.name == MODE_TUNABLE:
         note(
             "the job ran in the same transaction; associations already made are kept "
             "(`hierarchy switch-mode` also moves the projects of auto-created customers)"
