@@ -80,3 +80,10 @@ def test_downgrade_from_64_deletes_nothing_and_asks_nothing(cli, db_url_64):
     assert result.returncode == 0, result.stderr
     assert parsed(result)["customers_deleted"] == 0
     assert sql(db_url_64, CHECKSUM) == before and migrations.current_release(db_url_64) == "6.1"
+
+
+def test_run_never_downgrades(cli, db_url_64):
+    result = cli("run", "--to", "6.1", "--port", "1", url=db_url_64)
+    assert result.returncode == 1
+    assert "`hierarchy run` never downgrades" in one_line_error(result)
+    assert migrations.current_release(db_url_64) == "6.4"
