@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_PACKAGES="postgresql-15 postgresql-15-cron"
-CLUSTER_PACKAGES="patroni etcd-server" # tests/cluster: a real Patroni cluster on loopback
+CLUSTER_PACKAGES="patroni etcd-server pgbouncer" # tests/cluster: Patroni on loopback, PgBouncer
 PG_BIN=/usr/lib/postgresql/15/bin
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -40,13 +40,13 @@ if pg_missing; then
     fi
 fi
 
-if ! command -v patroni >/dev/null || ! command -v etcd >/dev/null; then
+if ! command -v patroni >/dev/null || ! command -v etcd >/dev/null || ! command -v pgbouncer >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing $CLUSTER_PACKAGES (the failover test)"
+        say "installing $CLUSTER_PACKAGES (the failover and PgBouncer tests)"
         # shellcheck disable=SC2086
         apt_install $CLUSTER_PACKAGES
     else
-        say "patroni or etcd is missing: the failover test (tests/cluster) will skip; as root:"
+        say "patroni, etcd or pgbouncer is missing: tests/cluster will skip them; as root:"
         say "    apt-get install -y $CLUSTER_PACKAGES"
     fi
 fi
