@@ -8,7 +8,9 @@ without a restart). Otherwise (no pg_cron, a schedule whose runs fail, a freshly
 that has not run yet, ``cron.log_run = off``) it runs
 ``SELECT config.reconcile_customers(source => 'service')``. The function's advisory lock makes a
 service run and a pg_cron run, or several service processes, harmless: a concurrent run returns
-at once, recorded as skipped.
+at once, recorded as skipped. pg_cron's row-level security shows a user only its own jobs: a
+service connecting as another user than the one that migrated sees no run and always runs the
+job as well (harmless, as said).
 Database errors are logged and the loop carries on; cancellation (shutdown) ends it cleanly.
 ``HIERARCHY_SCHEDULER=off`` disables it (the tests do).
 """
