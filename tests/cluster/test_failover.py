@@ -65,7 +65,7 @@ class Writer(threading.Thread):
         attempt = 0
         while not self.stop.is_set():
             attempt += 1
-            sent = time.monotonic()
+            sent, r = time.monotonic(), None
             try:
                 r = client.post(self.path, json={"name": name})
                 status: object = r.status_code
