@@ -123,8 +123,9 @@ def test_kill_the_primary_under_load(patroni_cluster, tmp_path, record_property)
         old = cluster.leader()
         assert old is not None
         acked_before = sum(len(w.acknowledged) for w in writers)
-        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
         victims = cluster.kill_postgres(old)
+        # from the last SIGKILL on, only the new primary can acknowledge a write
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
         new = wait_until(
             lambda: (lambda n: n if n is not None and n is not old else None)(cluster.leader()),
             30,
