@@ -713,6 +713,10 @@ COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: sw
 -- Where pg_cron is installed in this database, run the job every minute (pg_cron 1.4
 -- ticks per minute) and prune pg_cron's own history daily. Elsewhere the service runs
 -- the job itself (service/scheduler.py).
+-- cron.schedule records this node's cron.host and port in cron.job. One node runs the job
+-- through that connection; a Patroni cluster sets cron.use_background_workers = on on every
+-- node, so the job runs in whichever node is primary and the recorded address is never used
+-- (docs/operators.md, "Running on a cluster").
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN

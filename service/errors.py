@@ -2,7 +2,7 @@
 
 * validation, 400: ``{"field": ["message", ...]}`` (``non_field_errors`` when no one field is
   to blame: malformed JSON, a body that is not an object, a database rule about the whole row);
-* 401/403/404/405/413/503: ``{"detail": "..."}``;
+* 401/403/404/405/413/503: ``{"detail": "..."}`` (503 also sends ``Retry-After``);
 * an invalid uuid in the path is 404 (no object can have that id), saying the id is invalid;
 * anything unexpected is logged with its traceback and answered 500 ``{"detail": ...}``. It is
   a last resort: the tests fail if any request reaches it.
@@ -34,7 +34,14 @@ class FieldErrors(HTTPException):
 
 
 class ServiceUnavailable(HTTPException):
+    """503 with ``{"detail": ...}`` and ``Retry-After``: the database restarts, fails over or is
+    busy; the same request may be sent again (a create that did commit then says "already exists")."""
+
     status_code = 503
+    RETRY_AFTER_SECONDS = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 _MISSING = re.compile(r"Object missing required field `(.+)`")

@@ -37,6 +37,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from service import releases
+from service.conninfo import for_primary
 from service.queries import query
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,24 @@ def _check_url(url: str) -> None:
 
 
 def yoyo_url(url: str) -> str:
-    """Convert a libpq URL or key=value string into yoyo's ``postgresql+psycopg://`` form."""
+    """Convert a libpq URL or key=value string into yoyo's ``postgresql+psycopg://`` form.
+
+    yoyo parses its URL with ``urlsplit`` (one host, an integer port) and hands the query
+    parameters to ``psycopg.connect`` as keywords. So a single-host URI keeps its form, and
+    everything else (key=value strings, socket directories, several hosts) goes into the query
+    (``?host=h1,h2&port=5432,5433&target_session_attrs=read-write``), which libpq resolves to
+    the current primary on every connection yoyo opens.
+    """
     _check_url(url)
-    if "://" in url:
+    url = for_primary(url)
+    if "://" in url and "," not in urlsplit(url).netloc:
         rest = url.split("://", 1)[1]
         out = "postgresql+psycopg://" + rest
     else:
-        params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+        params = {
+            k: str(v)
+            for k, v in conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1)).items()
+        }
         user = params.pop("user", "")
         password = params.pop("password", "")
         host = params.pop("host", "")
@@ -179,12 +191,14 @@ def yoyo_url(url: str) -> str:
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    """psycopg connection (autocommit) or DatabaseUnreachable."""
+    """psycopg connection (autocommit) or DatabaseUnreachable; several hosts: the primary."""
     _check_url(url)
     kwargs.setdefault("autocommit", True)
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
     try:
-        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), **kwargs)
+        return psycopg.connect(
+            for_primary(url.replace("postgresql+psycopg://", "postgresql://", 1)), **kwargs
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachable(url, _one_line(exc)) from None
 
