@@ -33,6 +33,7 @@ ALTER TABLE config.projects DROP COLUMN customer_id, DROP COLUMN orphaned_at;
 DROP TABLE config.customers;
 DROP TABLE config.job_runs;
 
+DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);
 DROP FUNCTION config.switch_mode_now(boolean);
 DROP FUNCTION config.on_mode_changed();

@@ -733,3 +733,35 @@ $$;
 -- ---------------------------------------------------------------------------
 
 SELECT config.reconcile_customers(force => true, source => 'upgrade');
+
+-- ---------------------------------------------------------------------------
+-- Upgrade checks (release 6.4 is migrations/0003, which calls this first)
+-- ---------------------------------------------------------------------------
+
+-- What stands between this database and `release`, one row per blocker with the reason and
+-- what to do. From 6.4 on every project keeps the customer it has, so every orphan blocks.
+-- Earlier releases have no blockers. Oldest orphans first.
+CREATE FUNCTION config.upgrade_blockers(release text)
+RETURNS TABLE (blocker text, org_id uuid, org_name text, project_id uuid, project_name text,
+               since timestamptz, reason text, remedy text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF release IS NULL OR release !~ '^[0-9]+\.[0-9]+$' THEN
+        RAISE EXCEPTION 'a release looks like 6.4 (got %)', coalesce(release, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF string_to_array(release, '.')::integer[] < ARRAY[6, 4]::integer[] THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT 'orphan'::text, o.uuid, o.name, p.uuid, p.name, coalesce(p.orphaned_at, p.created),
+           'the project has no customer; from release 6.4 a project keeps its customer for good'::text,
+           'home it: hierarchy reconcile --force (SELECT config.reconcile_customers(force => true)), '
+           'or give it a customer (POST /config/v1/customers/{uuid}/add_projects/)'::text
+    FROM config.projects p
+    JOIN config.orgs o ON o.uuid = p.org_id
+    WHERE p.customer_id IS NULL
+    ORDER BY coalesce(p.orphaned_at, p.created), o.name, p.name, p.uuid;
+END
+$$;
+COMMENT ON FUNCTION config.upgrade_blockers(text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';

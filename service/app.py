@@ -20,11 +20,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
-from service import auth, scheduler
+from service import auth, releases, scheduler
 from service.api import StrictStructSchemaPlugin, provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
-from service.routes import audit, customers, health, jobs, orgs, projects, tunables, users
+from service.routes import audit, customers, health, jobs, orgs, projects, tunables, upgrade, users
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ ROUTES = [
     *customers.HANDLERS,
     # GET|POST|OPTIONS /config/v1/customers/reconcile/, POST /config/v1/customers/switch_mode/
     *jobs.HANDLERS,
+    # GET /config/v1/upgrade_blockers/ (the pre-upgrade check, super admins)
+    *upgrade.HANDLERS,
     # GET|OPTIONS /config/v1/tunables/, GET|PUT /config/v1/tunables/{name}/
     *tunables.HANDLERS,
     # GET|OPTIONS /config/v1/audit/
@@ -107,8 +109,10 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Config API: Customer parallel hierarchy",
-            version="6.1",
-            description="Orgs, projects and customers (release 6.1). Authenticate with "
+            version=releases.LATEST,
+            description=f"Orgs, projects and customers (releases {releases.FIRST_WITH_CUSTOMERS} to "
+            f"{releases.LATEST}; from {releases.FIRST_FINAL} a project is created with its customer and "
+            "keeps it). Authenticate with "
             "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
             path="/schema",
             security=[{"BearerToken": []}],

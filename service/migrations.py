@@ -1,9 +1,11 @@
 """Schema releases on top of yoyo migrations.
 
-A *release* (6.0, 6.1) is the state after a given migration; ``RELEASES`` maps each release to
-its last migration, in order. Migrations live in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus
-``NNNN.slug.rollback.sql``; each one runs in a single transaction, and each one (re)defines the
-SQL function ``config.schema_release()`` returning its release.
+A *release* (6.0, 6.1, 6.2, 6.3, 6.4) is the state after a given migration; ``RELEASES`` maps
+each release to its last migration, in order (from ``service.releases``, the one table of
+releases: 6.2 and 6.3 share the 6.1 schema, and a database at it reports 6.1). Migrations live
+in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus ``NNNN.slug.rollback.sql``; each one runs
+in a single transaction, and each one (re)defines the SQL function ``config.schema_release()``
+returning its release.
 
 The truth about where a database stands is the database itself (``config.schema_release()``),
 not yoyo's bookkeeping: yoyo applies a migration in one transaction and records it in another,
@@ -32,13 +34,16 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
 
+from service import releases
 from service.conninfo import for_primary
+from service.queries import query
 
 log = logging.getLogger(__name__)
 
-RELEASES: dict[str, str] = {"6.0": "0001.baseline", "6.1": "0002.customers"}
-LATEST = "6.1"
+RELEASES: dict[str, str] = {r.name: r.migration for r in releases.TABLE}
+LATEST = releases.LATEST
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 CONNECT_TIMEOUT = 10
 
@@ -72,6 +77,13 @@ class MigrationLocked(MigrationError):
 
 class MigrationFailed(MigrationError):
     pass
+
+
+class UpgradeBlocked(MigrationError):
+    """The upgrade refused before changing anything (config.upgrade_blockers found blockers)."""
+
+    exit_code = 3
+    sqlstate = "HR064"  # raised by migrations/0003 when projects have no customer
 
 
 class SchemaStateError(MigrationError):
@@ -398,6 +410,10 @@ def migrate(
                 with contextlib.suppress(Exception):
                     backend.rollback()
                 now = _release_of(backend.connection)
+                if getattr(exc, "sqlstate", None) == UpgradeBlocked.sqlstate:
+                    raise UpgradeBlocked(
+                        f"{_one_line(exc)} (nothing changed: the database is at release {now})"
+                    ) from None
                 verb = "applied" if direction == "apply" else "rolled back"
                 raise MigrationFailed(
                     f"{'applying' if direction == 'apply' else 'rolling back'} migration {migration.id} "
@@ -413,9 +429,24 @@ def migrate(
             if on_step:
                 on_step(StepEvent(direction, migration.id, index, len(steps), True, seconds))
         now = _release_of(backend.connection)
-        if now != target:
+        if now != releases.BY_NAME[target].schema:
             raise SchemaStateError(
                 f"after migrating, config.schema_release() reports {now or 'no release'} instead of "
-                f"{target}; a migration does not set its release"
+                f"{releases.BY_NAME[target].schema}; a migration does not set its release"
             )
         return done
+
+
+# -- the pre-upgrade check ------------------------------------------------------------------------
+def upgrade_blockers(url: str, to: str | None = None) -> list[dict]:
+    """What blocks an upgrade to release ``to`` (None: LATEST), from ``config.upgrade_blockers``.
+
+    The function exists from 6.1 on; a database below 6.1 has none to report yet (the 6.1
+    step's init job homes every project before the 6.4 step checks again). The migration to
+    6.4 calls the same function first and refuses while it returns rows.
+    """
+    target = check_release(to)
+    with connect(url, row_factory=dict_row) as conn:
+        if conn.execute(query("releases.has_upgrade_blockers")).fetchone()["present"]:
+            return conn.execute(query("releases.upgrade_blockers"), {"release": target}).fetchall()
+    return []

@@ -13,6 +13,10 @@ service connecting as another user than the one that migrated sees no run and al
 job as well (harmless, as said).
 Database errors are logged and the loop carries on; cancellation (shutdown) ends it cleanly.
 ``HIERARCHY_SCHEDULER=off`` disables it (the tests do).
+
+The scheduler follows the release: a tick at a release where the job has no work (6.0 has no
+customers; from 6.4 nothing can become an orphan) does nothing (``job_has_work``), so an
+upgrade or a downgrade takes effect at the next tick without a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import logging
 import os
 
+from service import releases
 from service.db import Database, Db
 from service.queries import query
 
@@ -30,6 +35,7 @@ RECONCILE = query("jobs.reconcile_from_scheduler")
 CRON_TABLE = query("jobs.cron_table_exists")
 CRON_RAN = query("jobs.cron_ran_recently")
 CRON_RECENT_SECONDS = 150.0  # pg_cron ticks every 60 s: two missed ticks and some slack
+RELEASE = query("health.release")
 
 
 def enabled() -> bool:
@@ -55,11 +61,18 @@ async def cron_runs_job(db: Db) -> bool:
     return bool(ran and ran["ran"])
 
 
+async def job_has_work(db: Db) -> bool:
+    """Whether the database's release runs the job at all (releases.Release.job_runs)."""
+    row = await db.one(RELEASE)
+    release = releases.get(row["release"]) if row else None
+    return release is not None and release.job_runs
+
+
 async def tick(database: Database) -> dict | None:
-    """One tick: the job's summary, or None when pg_cron runs it."""
+    """One tick: the job's summary, or None when pg_cron runs it or the release has no job."""
     async with database.connection() as conn, conn.transaction():
         db = Db(conn)
-        if await cron_runs_job(db):
+        if not await job_has_work(db) or await cron_runs_job(db):
             return None
         row = await db.one(RECONCILE)
         return row["result"] if row else None

@@ -1,5 +1,5 @@
 -- GENERATED FILE: do not edit. Regenerate with `make schema` (python -m service.schema_dump).
--- The schema `config` of a database migrated to release 6.1, from pg_dump --schema-only,
+-- The schema `config` of a database migrated to release 6.4, from pg_dump --schema-only,
 -- normalised. Database logic is authored in migrations/; this file is the picture of the result.
 
 --
@@ -608,6 +608,54 @@ $$;
 COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
 
 --
+-- Name: refuse_customer_change(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_customer_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'project % belongs to customer % for good: from release 6.4 a project''s customer cannot be changed',
+        OLD.name, (SELECT c.name FROM config.customers c WHERE c.uuid = OLD.customer_id)
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'projects_customer_final', COLUMN = 'customer_id',
+              HINT = 'Associations are final from 6.4; to regroup projects, downgrade with `hierarchy migrate --to 6.1`.';
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_customer_change(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_customer_change() IS 'Release 6.4: BEFORE UPDATE OF customer_id trigger refusing any change of a project''s customer (SQLSTATE 23514, constraint projects_customer_final).';
+
+--
+-- Name: refuse_deleting_held_customer(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_deleting_held_customer() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    held bigint;
+BEGIN
+    SELECT count(*) INTO held FROM config.projects p WHERE p.customer_id = OLD.uuid;
+    IF held > 0 THEN
+        RAISE EXCEPTION 'customer % holds % project(s): from release 6.4 a customer holding projects cannot be deleted',
+            OLD.name, held
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_keep_projects',
+                  HINT = 'Delete its projects first; a customer without projects can be deleted.';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_deleting_held_customer(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
+
+--
 -- Name: rename_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -660,7 +708,7 @@ COMMENT ON FUNCTION config.rename_single_project_customers(p_customers uuid[]) I
 
 CREATE FUNCTION config.schema_release() RETURNS text
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT '6.1'::text $$;
+    AS $$ SELECT '6.4'::text $$;
 
 --
 -- Name: FUNCTION schema_release(); Type: COMMENT; Schema: config; Owner: -
@@ -888,6 +936,39 @@ $_$;
 --
 
 COMMENT ON FUNCTION config.tunables_validate() IS 'BEFORE trigger on tunables: type and minimum checks, modified/modified_by bookkeeping.';
+
+--
+-- Name: upgrade_blockers(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.upgrade_blockers(release text) RETURNS TABLE(blocker text, org_id uuid, org_name text, project_id uuid, project_name text, since timestamp with time zone, reason text, remedy text)
+    LANGUAGE plpgsql STABLE
+    AS $_$
+BEGIN
+    IF release IS NULL OR release !~ '^[0-9]+\.[0-9]+$' THEN
+        RAISE EXCEPTION 'a release looks like 6.4 (got %)', coalesce(release, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF string_to_array(release, '.')::integer[] < ARRAY[6, 4]::integer[] THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT 'orphan'::text, o.uuid, o.name, p.uuid, p.name, coalesce(p.orphaned_at, p.created),
+           'the project has no customer; from release 6.4 a project keeps its customer for good'::text,
+           'home it: hierarchy reconcile --force (SELECT config.reconcile_customers(force => true)), '
+           'or give it a customer (POST /config/v1/customers/{uuid}/add_projects/)'::text
+    FROM config.projects p
+    JOIN config.orgs o ON o.uuid = p.org_id
+    WHERE p.customer_id IS NULL
+    ORDER BY coalesce(p.orphaned_at, p.created), o.name, p.name, p.uuid;
+END
+$_$;
+
+--
+-- Name: FUNCTION upgrade_blockers(release text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.upgrade_blockers(release text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';
 
 --
 -- Name: audit_log; Type: TABLE; Schema: config; Owner: -
@@ -1164,6 +1245,82 @@ COMMENT ON TABLE config.orgs IS 'Organisations: the top of the hierarchy. Releas
 COMMENT ON COLUMN config.orgs.name IS '1 to 255 characters: letters, digits, _ . - ; starts with a letter or digit.';
 
 --
+-- Name: parked_cron_jobs; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.parked_cron_jobs (
+    jobname text NOT NULL,
+    schedule text NOT NULL,
+    command text NOT NULL,
+    nodename text,
+    nodeport integer,
+    database text,
+    username text,
+    active boolean,
+    parked timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE parked_cron_jobs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.parked_cron_jobs IS 'Release 6.4: the pg_cron jobs the upgrade unscheduled (reconcile-customers), restored as they were by the downgrade to 6.1. Empty where pg_cron is not installed.';
+
+--
+-- Name: COLUMN parked_cron_jobs.jobname; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.jobname IS 'The cron.job jobname.';
+
+--
+-- Name: COLUMN parked_cron_jobs.schedule; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.schedule IS 'Its cron schedule.';
+
+--
+-- Name: COLUMN parked_cron_jobs.command; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.command IS 'Its SQL command.';
+
+--
+-- Name: COLUMN parked_cron_jobs.nodename; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.nodename IS 'The cron.job nodename it had.';
+
+--
+-- Name: COLUMN parked_cron_jobs.nodeport; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.nodeport IS 'The cron.job nodeport it had.';
+
+--
+-- Name: COLUMN parked_cron_jobs.database; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.database IS 'The database it ran in.';
+
+--
+-- Name: COLUMN parked_cron_jobs.username; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.username IS 'The role it ran as.';
+
+--
+-- Name: COLUMN parked_cron_jobs.active; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.active IS 'Whether it was active.';
+
+--
+-- Name: COLUMN parked_cron_jobs.parked; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.parked IS 'When the upgrade unscheduled it.';
+
+--
 -- Name: projects; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1175,7 +1332,7 @@ CREATE TABLE config.projects (
     settings jsonb DEFAULT '{}'::jsonb NOT NULL,
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    customer_id uuid,
+    customer_id uuid NOT NULL,
     orphaned_at timestamp with time zone,
     CONSTRAINT projects_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$'::text)),
     CONSTRAINT projects_settings_object CHECK ((jsonb_typeof(settings) = 'object'::text))
@@ -1215,7 +1372,7 @@ COMMENT ON COLUMN config.projects.modified IS 'Last change of name, description 
 -- Name: COLUMN projects.customer_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
+COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to: given when the project is created and final from release 6.4.';
 
 --
 -- Name: COLUMN projects.orphaned_at; Type: COMMENT; Schema: config; Owner: -
@@ -1474,6 +1631,13 @@ ALTER TABLE ONLY config.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (uuid);
 
 --
+-- Name: parked_cron_jobs parked_cron_jobs_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.parked_cron_jobs
+    ADD CONSTRAINT parked_cron_jobs_pkey PRIMARY KEY (jobname);
+
+--
 -- Name: projects projects_org_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -1625,6 +1789,20 @@ CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers 
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
 
 --
+-- Name: customers customers_keep_projects; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_keep_projects BEFORE DELETE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.refuse_deleting_held_customer();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_keep_projects;
+
+--
+-- Name: TRIGGER customers_keep_projects ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_keep_projects ON config.customers IS 'Release 6.4: a customer holding projects cannot be deleted (the message says how many).';
+
+--
 -- Name: orgs orgs_audit_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -1678,6 +1856,8 @@ COMMENT ON TRIGGER orgs_touch ON config.orgs IS 'Bumps modified when the name ch
 
 CREATE TRIGGER projects_assign_customer BEFORE INSERT ON config.projects FOR EACH ROW EXECUTE FUNCTION config.assign_new_project();
 
+ALTER TABLE config.projects DISABLE TRIGGER projects_assign_customer;
+
 --
 -- Name: TRIGGER projects_assign_customer ON projects; Type: COMMENT; Schema: config; Owner: -
 --
@@ -1719,6 +1899,20 @@ CREATE TRIGGER projects_audit_update AFTER UPDATE ON config.projects REFERENCING
 --
 
 COMMENT ON TRIGGER projects_audit_update ON config.projects IS 'audit_log rows for changed projects, including association changes (changed contains customer_id).';
+
+--
+-- Name: projects projects_customer_final; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_customer_final BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW WHEN ((new.customer_id IS DISTINCT FROM old.customer_id)) EXECUTE FUNCTION config.refuse_customer_change();
+
+ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_customer_final;
+
+--
+-- Name: TRIGGER projects_customer_final ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_customer_final ON config.projects IS 'Release 6.4: a project''s customer cannot be changed (fires in replica mode too: bulk loads included).';
 
 --
 -- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -
@@ -1774,6 +1968,8 @@ COMMENT ON TRIGGER projects_touch ON config.projects IS 'Bumps modified when nam
 
 CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
 
+ALTER TABLE config.projects DISABLE TRIGGER projects_track_orphans;
+
 --
 -- Name: TRIGGER projects_track_orphans ON projects; Type: COMMENT; Schema: config; Owner: -
 --
@@ -1797,6 +1993,8 @@ COMMENT ON TRIGGER tunables_audit ON config.tunables IS 'Writes tunable value ch
 --
 
 CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables FOR EACH ROW WHEN (((new.name = 'turbine_api_feature_migrate_projects_to_orgs'::text) AND (new.value IS DISTINCT FROM old.value))) EXECUTE FUNCTION config.on_mode_changed();
+
+ALTER TABLE config.tunables DISABLE TRIGGER tunables_mode_changed;
 
 --
 -- Name: TRIGGER tunables_mode_changed ON tunables; Type: COMMENT; Schema: config; Owner: -
@@ -1883,7 +2081,7 @@ ALTER TABLE ONLY config.customers
 --
 
 ALTER TABLE ONLY config.projects
-    ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE SET NULL;
+    ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE RESTRICT;
 
 --
 -- Name: projects projects_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -

@@ -6,6 +6,10 @@ a customer needs customers.write and either all_orgs or having created it (403 o
 the job's and other users' customers belong to the administrators). Adding and removing
 projects needs customers.write on a visible customer, and only moves projects of the user's
 org (another org's project uuid is 404).
+
+From release 6.4 associations are final: adding and removing projects answer 400 before
+anything is touched, and deleting a customer that holds projects is 409 saying how many (the
+database refuses both whoever writes; service.routes.upgrade names the field).
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from service.api import (
     listing,
     metadata,
     page_of,
+    responses,
 )
 from service.auth import run
 from service.db import Db
 from service.errors import FieldErrors
 from service.queries import query
+from service.routes.upgrade import associations_final, current_release, database_refusals
 
 SQL = {
     name: query(f"customers.{name}")
@@ -134,6 +140,13 @@ async def own_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
             "Only a super admin or the user who created this customer may change it."
         )
     return row
+
+
+async def _associations_open(db: Db) -> None:
+    """From 6.4 a project keeps its customer: moving projects is refused before anything else."""
+    release = await current_release(db)
+    if release.customers_final:
+        raise FieldErrors({"projects": [associations_final(release)]})
 
 
 async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
@@ -248,14 +261,16 @@ async def patch_customer(
 @delete(
     "/config/v1/customers/{customer_id:str}",
     tags=["customers"],
-    responses=READ,
-    summary="Delete a customer; its projects become orphans that the job re-homes",
+    summary="Delete a customer; before 6.4 its projects become orphans that the job re-homes, "
+    "from 6.4 one holding projects cannot be deleted (409)",
+    responses=responses(400, 401, 403, 404, 409),
 )
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
         await own_customer(db, customer_id)
-        await db.one(SQL["delete"], customer_id=customer_id)
+        with database_refusals(deleting=True):
+            await db.one(SQL["delete"], customer_id=customer_id)
 
     await run(request, "customers.write", work)
 
@@ -270,10 +285,12 @@ async def delete_customer(request: Request, customer_id: CustomerId) -> None:
 async def add_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
+        await _associations_open(db)
         projects = await _projects(db, data)
-        moved = await db.all(
-            SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
+        with database_refusals("projects"):
+            moved = await db.all(
+                SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+            )
         return {
             "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
             "projects": [row["uuid"] for row in moved],
@@ -294,15 +311,17 @@ async def remove_projects(
 ) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
+        await _associations_open(db)
         projects = await _projects(db, data)
         strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
         if strangers:
             raise FieldErrors(
                 {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
             )
-        removed = await db.all(
-            SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
+        with database_refusals("projects"):
+            removed = await db.all(
+                SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+            )
         return {
             "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
             "projects": [row["uuid"] for row in removed],

@@ -13,7 +13,9 @@ from litestar.params import JSONBody
 from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
 from service.auth import run
 from service.db import Db
+from service.errors import FieldErrors
 from service.queries import query
+from service.routes.upgrade import associations_final, current_release
 
 SQL = {name: query(f"jobs.{name}") for name in ("reconcile", "list_runs", "switch_mode")}
 RECENT_RUNS = 100  # the plain list (no page/page_size) shows this many, newest first
@@ -68,6 +70,14 @@ async def reconcile(request: Request, data: JSONBody[ReconcileRequest | None] = 
     options = data or ReconcileRequest()
 
     async def work(db: Db) -> Any:
+        release = await current_release(db)
+        if release.customers_final:  # nothing can be an orphan: say so instead of running
+            return {
+                "release": release.name,
+                "nothing_to_reconcile": True,
+                "detail": f"Nothing to reconcile: at release {release.name} every project keeps its "
+                "customer for good, so there are no orphans and the job does not run.",
+            }
         row = await db.one(SQL["reconcile"], dry_run=options.dry_run, force=options.force)
         return row["result"]  # type: ignore[index]
 
@@ -115,6 +125,9 @@ async def describe_runs(request: Request) -> Metadata:
 )
 async def switch_mode(request: Request, data: JSONBody[SwitchModeRequest]) -> Summary:
     async def work(db: Db) -> Any:
+        release = await current_release(db)
+        if release.customers_final:  # a switch moves projects between customers
+            raise FieldErrors({"non_field_errors": [associations_final(release)]})
         row = await db.one(SQL["switch_mode"], per_project=data.per_project, dry_run=data.dry_run)
         return row["result"]  # type: ignore[index]
 

@@ -32,6 +32,7 @@ from service.db import Db
 from service.errors import FieldErrors
 from service.queries import query
 from service.routes.orgs import visible_org
+from service.routes.upgrade import current_release, database_refusals
 
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
 VISIBLE_CUSTOMER = query("customers.get")
@@ -46,7 +47,10 @@ Name = Annotated[
 Settings = Annotated[dict[str, Any], msgspec.Meta(description="Free-form settings (a JSON object).")]
 CustomerRef = Annotated[
     UUID | None,
-    msgspec.Meta(description="The customer's uuid. Omitted on create: the server assigns one (rule 5)."),
+    msgspec.Meta(
+        description="The customer's uuid. Before 6.4 it may be omitted on create (the server assigns "
+        "one, rule 5); from 6.4 it is required on create and cannot be changed."
+    ),
 ]
 
 
@@ -100,6 +104,13 @@ POST_FIELDS = {
     "description": field("string", "Description"),
     "settings": field("json", "Settings", help_text="A JSON object."),
     "customer": field("uuid", "Customer", help_text="Omit to let the server assign one."),
+}
+# From 6.4 (releases.Release.customers_final) the creator names the customer, for good.
+POST_FIELDS_FINAL = {
+    **POST_FIELDS,
+    "customer": field(
+        "uuid", "Customer", required=True, help_text="The customer the project belongs to, for good."
+    ),
 }
 
 
@@ -159,10 +170,11 @@ async def list_projects(
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
         await visible_org(db, org_id)
+        final = (await current_release(db)).customers_final
         return metadata(
             "Project List",
             "Projects of an org; each belongs to one customer.",
-            POST_FIELDS,
+            POST_FIELDS_FINAL if final else POST_FIELDS,
             "projects.write" in db.user.permissions,
         )  # type: ignore[union-attr]
 
@@ -179,14 +191,15 @@ async def create_project(request: Request, org_id: OrgId, data: JSONBody[Project
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
         await _check_customer(db, data.customer)
-        return await db.one(
-            SQL["create"],
-            org_id=org_id,
-            name=data.name,
-            description=data.description,
-            settings=msgspec.json.encode(data.settings).decode(),
-            customer=data.customer,
-        )
+        with database_refusals():  # from 6.4: no customer is "This field is required."
+            return await db.one(
+                SQL["create"],
+                org_id=org_id,
+                name=data.name,
+                description=data.description,
+                settings=msgspec.json.encode(data.settings).decode(),
+                customer=data.customer,
+            )
 
     return await run(request, "projects.write", work)
 
@@ -215,19 +228,20 @@ async def _update(
         await visible_org(db, org_id)
         await _check_customer(db, data.customer)
         settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
-        row = await db.one(
-            SQL["update"],
-            org_id=org_id,
-            project_id=project_id,
-            set_name=given("name"),
-            name=data.name if given("name") else None,
-            set_description=given("description"),
-            description=data.description if given("description") else None,
-            set_settings=given("settings"),
-            settings=settings,
-            set_customer=given("customer"),
-            customer=data.customer if given("customer") else None,
-        )
+        with database_refusals():  # from 6.4: a different customer is refused
+            row = await db.one(
+                SQL["update"],
+                org_id=org_id,
+                project_id=project_id,
+                set_name=given("name"),
+                name=data.name if given("name") else None,
+                set_description=given("description"),
+                description=data.description if given("description") else None,
+                set_settings=given("settings"),
+                settings=settings,
+                set_customer=given("customer"),
+                customer=data.customer if given("customer") else None,
+            )
         return await _found(row, project_id)
 
     return await run(request, "projects.write", work)

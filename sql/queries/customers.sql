@@ -56,7 +56,8 @@ WHERE c.uuid = %(customer_id)s::uuid
 RETURNING c.uuid;
 
 -- name: delete
--- ON DELETE SET NULL orphans its projects; the job re-homes them (rule 6).
+-- Before 6.4 ON DELETE SET NULL orphans its projects and the job re-homes them (rule 6); from
+-- 6.4 one holding projects is refused (trigger customers_keep_projects, ON DELETE RESTRICT).
 DELETE FROM config.customers c WHERE c.uuid = %(customer_id)s::uuid RETURNING c.uuid;
 
 -- name: add_projects
