@@ -144,20 +144,21 @@ COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes
 
 -- Lock order (docs/dba.md): a statement locks its project rows before any customer row,
 -- and customer rows in uuid order. DELETE FROM customers cannot follow it (PostgreSQL locks
--- the customer, then ON DELETE SET NULL locks its projects), so it first waits for every
--- transaction changing projects and keeps new ones out until it commits: no transaction can
--- then hold one of its projects while waiting for one of its customers. The rules' own
+-- the customer, then ON DELETE SET NULL locks its projects), so it first takes the projects
+-- table in EXCLUSIVE mode: it waits for every transaction that changed or locked projects and
+-- keeps new ones out until it commits (reads go on), so no transaction can hold one of its
+-- projects while waiting for one of its customers. The rules' own
 -- deletions of customers they know to be empty set hierarchy.internal_delete and skip it.
 CREATE FUNCTION config.customers_lock_projects() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('hierarchy.internal_delete', true) IS DISTINCT FROM 'on' THEN
-        LOCK TABLE config.projects IN SHARE ROW EXCLUSIVE MODE;
+        LOCK TABLE config.projects IN EXCLUSIVE MODE;
     END IF;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement trigger on customers: takes config.projects in SHARE ROW EXCLUSIVE mode, so a deletion never deadlocks with a project change (see the lock order in docs/dba.md).';
+COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement trigger on customers: takes config.projects in EXCLUSIVE mode, so a deletion never deadlocks with a project change (see the lock order in docs/dba.md).';
 
 CREATE TRIGGER customers_delete_lock BEFORE DELETE ON config.customers
     FOR EACH STATEMENT EXECUTE FUNCTION config.customers_lock_projects();
@@ -705,14 +706,14 @@ COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, 
 -- ---------------------------------------------------------------------------
 
 -- Rule 7: a change of the mode tunable runs the job in the same transaction.
--- The job lock, then the projects table in SHARE ROW EXCLUSIVE mode (the lock order in
+-- The job lock, then the projects table in EXCLUSIVE mode (the lock order in
 -- docs/dba.md): a project being created while the mode changes commits before the run
 -- looks, or starts after the change commits and reads the new mode.
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
-    LOCK TABLE config.projects IN SHARE ROW EXCLUSIVE MODE;
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
     RETURN NULL;
 END
@@ -789,7 +790,7 @@ BEGIN
     -- table, which keeps every project change (creates included) out until the switch commits.
     PERFORM 1 FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' FOR NO KEY UPDATE;
     PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
-    LOCK TABLE config.projects IN SHARE ROW EXCLUSIVE MODE;
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     IF NOT coalesce(dry_run, false) THEN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
