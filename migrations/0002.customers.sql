@@ -324,7 +324,13 @@ BEGIN
             UPDATE config.customers c SET name = w.name
             FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
             WHERE c.uuid = w.uuid
-              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name);
+              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name)
+              -- name is a key column (customers_name_unique): a rename needs the row's FOR
+              -- UPDATE lock, which conflicts with the FOR KEY SHARE of a transaction adding a
+              -- project to it right now. Never wait for that one (it would wait for our lock
+              -- in its own settle step: a deadlock); it settles the customer after us.
+              AND c.uuid IN (SELECT l.uuid FROM config.customers l WHERE l.uuid IN (SELECT uuid FROM wanted)
+                             FOR UPDATE SKIP LOCKED);
             GET DIAGNOSTICS renamed = ROW_COUNT;
             total := total + renamed;
         EXCEPTION WHEN unique_violation THEN
@@ -341,7 +347,8 @@ COMMENT ON FUNCTION config.rename_single_project_customers(uuid[]) IS 'Rule 4: n
 -- taken after it, so of two transactions changing one customer's projects the later one
 -- sees what the earlier one committed: rule 4 cannot be settled on a stale picture (write
 -- skew). FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE of foreign-key checks,
--- so projects keep joining a customer while it is locked. A customer that looks empty and
+-- so projects keep joining a customer while it is locked (a rename, a key update, takes FOR
+-- UPDATE only when that needs no wait: rename_single_project_customers). A customer that looks empty and
 -- auto-created is locked FOR UPDATE instead when that needs no wait (a wait could deadlock
 -- with a transaction adding a project to it: it holds FOR KEY SHARE and wants our lock);
 -- only those may then be deleted. Returns them.
