@@ -217,7 +217,8 @@ RULES = {
                    ELSE c.origin <> 'default' OR c.default_for_org <> p.org_id END""",
     "customers of the other mode": """
         SELECT count(*) FROM config.customers c
-        WHERE c.origin = CASE WHEN config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb
+        WHERE c.origin = CASE WHEN config.tunable('turbine_api_feature_migrate_projects_to_orgs')
+                                   = 'true'::jsonb
                               THEN 'default' ELSE 'project' END""",
     "single-project customers not named after their project": """
         SELECT count(*) FROM config.customers c
