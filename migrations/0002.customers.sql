@@ -7,13 +7,18 @@
 --   1 system projects      config.is_system_project, assign_new_project, reconcile_orphans
 --   2 single mode          config.default_customer, reconcile_orphans
 --   3 per-project mode     config.create_customers, reconcile_orphans
---   4 single-project names config.rename_single_project_customers, customers_guard_name
+--   4 single-project names config.rename_single_project_customers, customers_guard_name, config.lock_customers
 --   5 associate on insert  trigger projects_assign_customer
 --   6 orphans, grace       trigger projects_track_orphans, config.orphans_due_before, config.orphan_is_due
 --   7 mode change runs job trigger tunables_mode_changed
 --   8 job touches orphans  config.reconcile_orphans only selects customer_id IS NULL
---   9 mode switch          config.switch_customer_mode
+--   9 mode switch          config.switch_customer_mode (holds the projects table: creates wait)
 --  10 audit                customers_audit_* (and projects_audit_* from 0001)
+--
+-- Concurrency (docs/dba.md, "Concurrent SQL"): one lock order everywhere -- the mode
+-- tunable's row, the job lock, the projects table, project rows, customer rows by uuid
+-- (config.lock_customers) -- with customers_delete_lock making DELETE FROM customers fit it.
+-- Rule 4 is decided only under the customer's lock, with a snapshot taken after it.
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '6.1'::text $$;
