@@ -30,7 +30,7 @@ from psycopg import errors
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("HIERARCHY_TEST_SEED", "15"))
-DURATION = float(os.environ.get("HIERARCHY_TEST_DURATION", "15"))
+DURATION = float(os.environ.get("HIERARCHY_TEST_DURATION", "10"))
 API_WORKERS = 3
 SQL_WORKERS = 2
 # refusals a caller may get from a race or a bad pick; anything else is a failure
