@@ -43,12 +43,14 @@ DROP FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid
 DROP FUNCTION config.orphans_due_before();
 DROP FUNCTION config.projects_settle();
 DROP FUNCTION config.settle_customers(uuid[]);
+DROP FUNCTION config.lock_customers(uuid[]);
 DROP FUNCTION config.rename_single_project_customers(uuid[]);
 DROP FUNCTION config.track_orphans();
 DROP FUNCTION config.assign_new_project();
 DROP FUNCTION config.default_customer(uuid);
 DROP FUNCTION config.create_customers(text, uuid[], text[]);
 DROP FUNCTION config.customers_guard_name();
+DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);
 

@@ -62,13 +62,28 @@ DELETE FROM config.customers c WHERE c.uuid = %(customer_id)s::uuid RETURNING c.
 
 -- name: add_projects
 -- Moves the given projects (already checked visible) to the customer; returns those moved.
+-- The rows are locked in uuid order first, so two calls on overlapping sets cannot deadlock.
+WITH target AS (
+    SELECT p.uuid FROM config.projects p
+    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+    ORDER BY p.uuid
+    FOR NO KEY UPDATE
+)
 UPDATE config.projects p SET customer_id = %(customer_id)s::uuid
-WHERE p.uuid = ANY (%(projects)s::uuid[])
-  AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+FROM target t
+WHERE p.uuid = t.uuid AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
 RETURNING p.uuid;
 
 -- name: remove_projects
 -- Orphans the given projects if they belong to the customer; returns those removed.
+-- Locked in uuid order first, as add_projects.
+WITH target AS (
+    SELECT p.uuid FROM config.projects p
+    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+    ORDER BY p.uuid
+    FOR NO KEY UPDATE
+)
 UPDATE config.projects p SET customer_id = NULL
-WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+FROM target t
+WHERE p.uuid = t.uuid AND p.customer_id = %(customer_id)s::uuid
 RETURNING p.uuid;
