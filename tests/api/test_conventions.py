@@ -168,6 +168,7 @@ def test_openapi_complete(api):
         "/config/v1/tunables/{name}": {"get", "put"},
         "/config/v1/audit": {"get", "options"},
         "/config/v1/users": {"get", "post", "options"},
+        "/config/v1/users/current": {"get"},
         "/health": {"get"},
         "/metrics": {"get"},
     }

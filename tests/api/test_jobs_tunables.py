@@ -40,8 +40,18 @@ def test_reconcile_bad_input(api, body):
 
 def test_switch_mode(api):
     api.project("one"), api.project("two")
+    default = api.one("SELECT name FROM config.customers WHERE origin = 'default'")["name"]
+    before = api.counts()
     r = api.post("/config/v1/customers/switch_mode/", json={"per_project": True, "dry_run": True})
     assert r.status_code == 200 and r.json()["dry_run"] is True
+    plan = r.json()
+    assert api.counts() == before
+    assert plan["moves_total"] == 2 and plan["dissolved_total"] == 1
+    assert [(m["project_name"], m["from_customer_name"], m["to"]) for m in plan["moves"]] == [
+        ("one", default, "new customer one"),
+        ("two", default, "new customer two"),
+    ]
+    assert [(d["name"], d["origin"], d["projects"]) for d in plan["dissolved"]] == [(default, "default", 2)]
     assert api.get(f"{T}/{MODE}").json()["value"] is False
     r = api.post("/config/v1/customers/switch_mode", json={"per_project": True})
     assert r.status_code == 200 and r.json()["per_project"] is True
