@@ -33,7 +33,7 @@ from litestar.params import Body
 from msgspec import UNSET, UnsetType
 
 from service import users
-from service.api import responses
+from service.api import TEXT_PATTERN, responses
 from service.db import Database, Db, User, transaction
 from service.errors import FieldErrors
 from service.queries import query
@@ -179,7 +179,9 @@ class LoginThrottle:
 
 
 # -- endpoints -----------------------------------------------------------------------------------
-LoginName = Annotated[str, msgspec.Meta(min_length=1, max_length=254, description="The user's email.")]
+LoginName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=254, pattern=TEXT_PATTERN, description="The user's email.")
+]
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):

@@ -37,7 +37,14 @@ UserPage = page_of(UserOut, "UserPage")
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[
-        str, msgspec.Meta(min_length=3, max_length=254, description="Unique (case-insensitive).")
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=254,
+            # the users_email_valid check of the database
+            pattern="^[^@\\t\\n\\v\\f\\r \\x00]+@[^@\\t\\n\\v\\f\\r \\x00]+$",
+            description="name@domain, unique (case-insensitive).",
+        ),
     ]
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
     role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
