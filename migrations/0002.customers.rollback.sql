@@ -35,6 +35,7 @@ DROP TABLE config.job_runs;
 
 DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);
+DROP FUNCTION config.switch_mode_plan(boolean);
 DROP FUNCTION config.switch_mode_now(boolean);
 DROP FUNCTION config.on_mode_changed();
 DROP FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer);

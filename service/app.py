@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router, route
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.openapi import OpenAPIConfig
@@ -65,6 +66,30 @@ def _options_first(handlers: list) -> list:
     return sorted(handlers, key=lambda h: HttpMethod.OPTIONS not in h.http_methods)
 
 
+def _allow(handlers: list) -> list:
+    """An OPTIONS handler (204, ``Allow``, not in the document) for each path without one.
+
+    Litestar makes such a handler itself, but when a path's first handler is registered, and it
+    keeps that handler's methods: an item path with GET, PUT, PATCH and DELETE in separate
+    handlers would answer ``Allow: GET, OPTIONS``. These list every method of the path."""
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, set()).update(handler.http_methods)
+
+    def allow_handler(path: str, allowed: str) -> Any:
+        async def allow() -> Response:
+            return Response(None, status_code=204, headers={"Allow": allowed})
+
+        return route(path, http_method="OPTIONS", include_in_schema=False, name=f"allow:{path}")(allow)
+
+    return [
+        allow_handler(path, ", ".join(sorted(found | {"OPTIONS"})))
+        for path, found in methods.items()
+        if "OPTIONS" not in found
+    ]
+
+
 def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> Litestar:
     url = url or database_url()
     if not url:
@@ -94,9 +119,10 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
         exclude_unhandled_paths=True,
         exclude=["^/metrics$", "^/schema"],
     )
+    protected_handlers = [h for h in ROUTES if h not in PUBLIC]
     protected = Router(
         "/",
-        route_handlers=_options_first([h for h in ROUTES if h not in PUBLIC]),
+        route_handlers=_options_first([*protected_handlers, *_allow(protected_handlers)]),
         guards=[auth.require_bearer],
     )
     return Litestar(

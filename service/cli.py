@@ -748,6 +748,37 @@ def _print_switch(result: dict) -> None:
             ("orphans waiting", result["orphans_waiting"]),
         ],
     )
+    if result["dry_run"]:
+        _print_switch_plan(result)
+
+
+def _print_switch_plan(result: dict) -> None:
+    """What the dry run would change: the projects it moves and the customers it dissolves."""
+    moves = [
+        [m["org_name"], m["project_name"], m["from_customer_name"] or "(orphan)", m["to"], m["reason"]]
+        for m in result["moves"]
+    ]
+    dissolved = [[d["name"], d["origin"], d["projects"]] for d in result["dissolved"]]
+    for title, columns, found, total in (
+        (
+            "projects it would move",
+            ["org", "project", "from customer", "to customer", "why"],
+            moves,
+            result["moves_total"],
+        ),
+        (
+            "customers it would dissolve",
+            ["customer", "origin", "projects"],
+            dissolved,
+            result["dissolved_total"],
+        ),
+    ):
+        if not found:
+            print(f"{title}: none")
+            continue
+        table(title, columns, found)
+        if total > len(found):
+            print(f"showing the first {len(found)} of {total} {title}")
 
 
 # -- user -----------------------------------------------------------------------------------------

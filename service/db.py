@@ -60,7 +60,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.conninfo import for_primary
-from service.errors import FieldErrors, ServiceUnavailable
+from service.errors import Conflict, FieldErrors, ServiceUnavailable
 from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
@@ -317,11 +317,14 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     text = str(exc).strip()
     primary = diag.message_primary or (text.splitlines()[0] if text else type(exc).__name__)
     if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
-        return FieldErrors({"name": [primary]})
+        return Conflict({"name": [primary]})
     if isinstance(exc, errors.UniqueViolation):
         fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
-        return FieldErrors({fld: [message]})
-    if isinstance(exc, errors.CheckViolation | errors.ForeignKeyViolation):
+        return Conflict({fld: [message]})
+    if isinstance(exc, errors.ForeignKeyViolation):  # a referenced object that does not exist (now)
+        fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
+        return Conflict({fld: [message]})
+    if isinstance(exc, errors.CheckViolation):
         fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
         return FieldErrors({fld: [message]})
     if isinstance(exc, errors.NotNullViolation):

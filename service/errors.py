@@ -1,6 +1,7 @@
 """DRF-style error bodies for every error the API can answer.
 
-* validation, 400: ``{"field": ["message", ...]}`` (``non_field_errors`` when no one field is
+* validation, 400: ``{"field": ["message", ...]}``; a conflict with the current state (a name
+  already taken), 409 with the same body; (``non_field_errors`` when no one field is
   to blame: malformed JSON, a body that is not an object, a database rule about the whole row);
 * 401/403/404/405/413/503: ``{"detail": "..."}`` (503 also sends ``Retry-After``);
 * an invalid uuid in the path is 404 (no object can have that id), saying the id is invalid;
@@ -31,6 +32,16 @@ class FieldErrors(HTTPException):
     def __init__(self, errors: dict[str, list[str]]) -> None:
         super().__init__(detail="invalid input")
         self.errors = errors
+
+
+class Conflict(FieldErrors):
+    """409 with ``{"field": ["message"]}``: valid input that the current state refuses (a name
+    already taken, a name that rule 4 ties to a project, a referenced object that does not
+    exist, a project of another customer). DRF would answer 400; 409 tells a client (and the
+    OpenAPI document's readers) that the input is well-formed and the same request may
+    succeed in another state."""
+
+    status_code = 409
 
 
 class ServiceUnavailable(HTTPException):

@@ -864,7 +864,7 @@ BEGIN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
     BEGIN
-        result := config.switch_mode_now(per_project);
+        result := config.switch_mode_plan(per_project);
         RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
     EXCEPTION WHEN SQLSTATE 'HR001' THEN
         GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
@@ -877,7 +877,7 @@ $$;
 -- Name: FUNCTION switch_customer_mode(per_project boolean, dry_run boolean); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
+COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run changes nothing and names what the switch would do: the projects it would move (from, to, why) and the customers it would dissolve, the first 1000 of each with totals.';
 
 --
 -- Name: switch_mode_now(boolean); Type: FUNCTION; Schema: config; Owner: -
@@ -933,6 +933,96 @@ $$;
 --
 
 COMMENT ON FUNCTION config.switch_mode_now(p_per_project boolean) IS 'The work of switch_customer_mode, without the lock and the dry-run wrapper.';
+
+--
+-- Name: switch_mode_plan(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.switch_mode_plan(p_per_project boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    dissolving    text := CASE WHEN p_per_project THEN 'default' ELSE 'project' END;
+    projects      uuid[];
+    from_ids      uuid[];
+    from_names    text[];
+    customers     uuid[];
+    customer_names text[];
+    customer_sizes integer[];
+    result        jsonb;
+    moves         jsonb;
+    moves_total   integer;
+    dissolved     jsonb;
+    dissolved_total integer;
+BEGIN
+    SELECT array_agg(p.uuid), array_agg(p.customer_id), array_agg(c.name)
+    INTO projects, from_ids, from_names
+    FROM config.projects p
+    LEFT JOIN config.customers c ON c.uuid = p.customer_id
+    WHERE p.customer_id IS NULL OR c.origin = dissolving;
+    SELECT array_agg(c.uuid), array_agg(c.name),
+           array_agg((SELECT count(*) FROM config.projects p WHERE p.customer_id = c.uuid)::integer)
+    INTO customers, customer_names, customer_sizes
+    FROM config.customers c
+    WHERE c.origin = dissolving;
+
+    result := config.switch_mode_now(p_per_project);
+
+    WITH moved AS (
+        SELECT b.project, p.name AS project_name, p.org_id, o.name AS org_name,
+               b.from_id, b.from_name, c.uuid AS to_id, c.name AS to_name, c.origin AS to_origin,
+               c.created = now() AS created  -- made by this (rolled back) switch
+        FROM unnest(projects, from_ids, from_names) AS b (project, from_id, from_name)
+        JOIN config.projects p ON p.uuid = b.project
+        JOIN config.orgs o ON o.uuid = p.org_id
+        LEFT JOIN config.customers c ON c.uuid = p.customer_id
+        WHERE p.customer_id IS DISTINCT FROM b.from_id
+    )
+    SELECT (SELECT count(*) FROM moved)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'project', m.project, 'project_name', m.project_name,
+                   'org', m.org_id, 'org_name', m.org_name,
+                   'from_customer', m.from_id, 'from_customer_name', m.from_name,
+                   'to_customer', CASE WHEN NOT m.created THEN m.to_id END,
+                   'to_customer_name', m.to_name,
+                   'new_customer', coalesce(m.created, false),
+                   'to', CASE WHEN m.to_id IS NULL THEN 'no customer (stays an orphan)'
+                              WHEN m.created THEN 'new customer ' || m.to_name
+                              ELSE m.to_name END,
+                   'reason', CASE WHEN m.from_id IS NULL THEN 'an orphan'
+                                  ELSE format('its %s customer %s is dissolved', CASE WHEN p_per_project THEN 'default'
+                                                     ELSE 'per-project' END, m.from_name) END
+                             || ': ' || CASE m.to_origin
+                                  WHEN 'system' THEN 'system project: a customer of its own (rule 1)'
+                                  WHEN 'default' THEN 'single mode: the org''s default customer (rule 2)'
+                                  WHEN 'project' THEN 'per-project mode: a customer of its own (rule 3)'
+                                  ELSE 'no customer name is free; the job retries' END)
+                   ORDER BY m.org_name, m.project_name, m.project)
+               FROM (SELECT * FROM moved ORDER BY org_name, project_name, project LIMIT 1000) m), '[]'::jsonb)
+    INTO moves_total, moves;
+
+    WITH gone AS (
+        SELECT d.customer, d.name, d.projects
+        FROM unnest(customers, customer_names, customer_sizes) AS d (customer, name, projects)
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = d.customer)
+    )
+    SELECT (SELECT count(*) FROM gone)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'customer', g.customer, 'name', g.name, 'origin', dissolving, 'projects', g.projects)
+                   ORDER BY g.name)
+               FROM (SELECT * FROM gone ORDER BY name LIMIT 1000) g), '[]'::jsonb)
+    INTO dissolved_total, dissolved;
+
+    RETURN result || jsonb_build_object('moves', moves, 'moves_total', moves_total,
+                                        'dissolved', dissolved, 'dissolved_total', dissolved_total);
+END
+$$;
+
+--
+-- Name: FUNCTION switch_mode_plan(p_per_project boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.switch_mode_plan(p_per_project boolean) IS 'Rule 9 dry run: does switch_mode_now and lists the projects that moved (from, to, why) and the customers dissolved, the first 1000 of each with totals; the caller rolls it back.';
 
 --
 -- Name: touch_modified(); Type: FUNCTION; Schema: config; Owner: -

@@ -28,10 +28,12 @@ from msgspec import UNSET, UnsetType
 from service.api import (
     COMMON_READ_ONLY,
     READ,
+    TEXT_PATTERN,
     WRITE,
     CustomerId,
     Metadata,
     Paging,
+    Text,
     field,
     listing,
     metadata,
@@ -40,7 +42,7 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import FieldErrors
+from service.errors import Conflict
 from service.queries import query
 from service.routes.upgrade import associations_final, current_release, database_refusals
 
@@ -54,7 +56,13 @@ ORIGINS = ("system", "default", "project", "manual")
 Name = Annotated[
     str,
     msgspec.Meta(
-        description="Unique; spaces become dashes; 1 to 255 characters, no whitespace or control characters."
+        min_length=1,
+        max_length=255,
+        # the customers_name_valid check ([:space:] and [:cntrl:] of the C locale), spaces allowed:
+        # they are stored as dashes
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        description="Unique; spaces become dashes; 1 to 255 characters, no other whitespace or "
+        "control characters.",
     ),
 ]
 
@@ -74,17 +82,17 @@ CustomerPage = page_of(Customer, "CustomerPage")
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None = None
+    description: Text | None = None
 
 
 class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class ProjectRef(msgspec.Struct, forbid_unknown_fields=True):
@@ -165,7 +173,10 @@ async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
 async def list_customers(
     request: Request,
     paging: NamedDependency[Paging],
-    name: Annotated[str | None, QueryParameter(description="Only the customer with this exact name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(description="Only the customer with this exact name.", pattern=TEXT_PATTERN),
+    ] = None,
     origin: Annotated[
         str | None,
         QueryParameter(
@@ -315,7 +326,7 @@ async def remove_projects(
         projects = await _projects(db, data)
         strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
         if strangers:
-            raise FieldErrors(
+            raise Conflict(
                 {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
             )
         with database_refusals("projects"):

@@ -22,6 +22,7 @@ from service.api import (
     OrgId,
     Paging,
     ProjectId,
+    Text,
     field,
     listing,
     metadata,
@@ -29,7 +30,7 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import FieldErrors
+from service.errors import Conflict
 from service.queries import query
 from service.routes.orgs import visible_org
 from service.routes.upgrade import current_release, database_refusals
@@ -40,8 +41,12 @@ VISIBLE_CUSTOMER = query("customers.get")
 Name = Annotated[
     str,
     msgspec.Meta(
+        min_length=1,
+        max_length=255,
+        # the projects_name_valid check of the database, which has the last word
+        pattern="^[A-Za-z0-9][A-Za-z0-9_-]*$",
         description="1 to 255 characters: letters, digits, _ and -; "
-        "starts with a letter or digit; unique in the org."
+        "starts with a letter or digit; unique in the org.",
     ),
 ]
 Settings = Annotated[dict[str, Any], msgspec.Meta(description="Free-form settings (a JSON object).")]
@@ -70,7 +75,7 @@ ProjectPage = page_of(Project, "ProjectPage")
 
 class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None = None
+    description: Text | None = None
     settings: Settings = msgspec.field(default_factory=dict)
     customer: CustomerRef = None
 
@@ -79,14 +84,14 @@ class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """PUT: name required; other fields absent are left as they are."""
 
     name: Name
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
     settings: Settings | UnsetType = UNSET
     customer: CustomerRef | UnsetType = UNSET
 
 
 class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
     settings: Settings | UnsetType = UNSET
     customer: CustomerRef | UnsetType = UNSET
 
@@ -117,7 +122,7 @@ POST_FIELDS_FINAL = {
 async def _check_customer(db: Db, customer: Any) -> None:
     """A customer given in a body must be one the user can see (else it is 'not found')."""
     if customer not in (None, UNSET) and await db.one(VISIBLE_CUSTOMER, customer_id=customer) is None:
-        raise FieldErrors({"customer": [f"customer {customer} does not exist."]})
+        raise Conflict({"customer": [f"customer {customer} does not exist."]})
 
 
 async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]:
