@@ -32,6 +32,7 @@ DROP TRIGGER projects_settle_delete ON config.projects;
 ALTER TABLE config.projects DROP COLUMN customer_id, DROP COLUMN orphaned_at;
 DROP TABLE config.customers;
 DROP TABLE config.job_runs;
+DROP TABLE config.customers_unsettled;
 
 DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);

@@ -42,7 +42,7 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import Conflict
+from service.errors import Conflict, FieldErrors
 from service.queries import query
 from service.routes.upgrade import associations_final, current_release, database_refusals
 
