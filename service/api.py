@@ -29,6 +29,8 @@ from litestar.openapi.spec import Schema
 from litestar.params import PathParameter, QueryParameter
 from litestar.typing import FieldDefinition
 
+from service.queries import split_total
+
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 2**31 - 1
@@ -134,9 +136,7 @@ async def provide_paging(
 
 def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any:
     """The response body of a list endpoint: rows carry ``total`` (count(*) OVER ())."""
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
+    rows, total = split_total(rows)
     if not paging.paginate:
         return rows
     if not rows and paging.page > 1:

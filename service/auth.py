@@ -33,8 +33,8 @@ from litestar.params import JSONBody
 
 from service import users
 from service.api import responses
-from service.db import Database, Db, User, transaction
-from service.queries import query
+from service.db import Database, User, transaction
+from service.queries import Db, query
 
 T = TypeVar("T")
 

@@ -51,6 +51,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.errors import FieldErrors, ServiceUnavailable
+from service.queries import Scope
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -181,36 +182,10 @@ class User:
     def all_orgs(self) -> bool:
         return "all_orgs" in self.permissions
 
-    def scope(self) -> dict[str, Any]:
-        """The parameters every tenant-scoped statement takes."""
-        return {"all_orgs": self.all_orgs, "user_org": self.org_id, "user_id": self.uuid}
-
-
-class Db:
-    """One request's transaction: run named statements with the user's scope parameters."""
-
-    def __init__(self, conn: psycopg.AsyncConnection, user: User | None = None) -> None:
-        self.conn = conn
-        self.user = user
-
-    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
-        base: dict[str, Any] = {"limit": None, "offset": 0}
-        if self.user is not None:
-            base.update(self.user.scope())
-        base.update(params)
-        return base
-
-    async def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return await cur.fetchall()
-
-    async def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return await cur.fetchone()
-
-    async def execute(self, sql: str, **params: Any) -> int:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return cur.rowcount
+    @property
+    def scope(self) -> Scope:
+        """Whom this user's statements run for (service.queries binds it to every statement)."""
+        return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
 
 
 async def transaction(

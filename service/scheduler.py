@@ -16,8 +16,8 @@ import contextlib
 import logging
 import os
 
-from service.db import Database, Db
-from service.queries import query
+from service.db import Database
+from service.queries import Db, query
 from service.routes.health import cron_schedules_job
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,7 @@ from litestar.params import QueryParameter
 
 from service.api import READ, Metadata, Paging, listing, metadata, page_of
 from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
 
 SQL = {"list": query("audit.list")}
 OBJECT_TYPES = ("orgs", "projects", "customers", "tunables", "users")

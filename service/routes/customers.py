@@ -34,9 +34,8 @@ from service.api import (
     page_of,
 )
 from service.auth import run
-from service.db import Db
 from service.errors import FieldErrors
-from service.queries import query
+from service.queries import Db, query
 
 SQL = {
     name: query(f"customers.{name}")

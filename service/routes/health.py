@@ -19,8 +19,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
 
 REQUIRED_RELEASE = "6.1"
 SQL = {name: query(f"health.{name}") for name in ("release", "last_run", "orphans")}

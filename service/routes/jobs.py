@@ -12,8 +12,7 @@ from litestar.params import JSONBody
 
 from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
 from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
 
 SQL = {name: query(f"jobs.{name}") for name in ("reconcile", "list_runs", "switch_mode")}
 RECENT_RUNS = 100  # the plain list (no page/page_size) shows this many, newest first

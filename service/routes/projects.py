@@ -28,9 +28,8 @@ from service.api import (
     page_of,
 )
 from service.auth import run
-from service.db import Db
 from service.errors import FieldErrors
-from service.queries import query
+from service.queries import Db, query
 from service.routes.orgs import visible_org
 
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}

@@ -15,8 +15,7 @@ from litestar.params import JSONBody
 from service import users
 from service.api import COMMON_READ_ONLY, READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
 from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
 
 SQL = {"list": query("users.list")}
 
