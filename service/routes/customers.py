@@ -6,6 +6,10 @@ a customer needs customers.write and either all_orgs or having created it (403 o
 the job's and other users' customers belong to the administrators). Adding and removing
 projects needs customers.write on a visible customer, and only moves projects of the user's
 org (another org's project uuid is 404).
+
+Each write statement carries these conditions itself and returns one row saying which, if
+any, refused the change (docs/design.md, "Authorisation"); the handlers below only turn that
+row into 404, 403 or 400.
 """
 
 from __future__ import annotations
@@ -41,7 +45,6 @@ SQL = {
     name: query(f"customers.{name}")
     for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
 }
-PROJECTS_VISIBLE = query("projects.visible_among")
 ORIGINS = ("system", "default", "project", "manual")
 
 Name = Annotated[
@@ -113,36 +116,49 @@ POST_FIELDS = {
 }
 
 
-def _view(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is not None:
-        row.pop("mine", None)
-    return row
+def _not_found(customer_id: UUID) -> NotFoundException:
+    return NotFoundException(f"Customer {customer_id} not found.")
 
 
 async def visible_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
     row = await db.one(SQL["get"], customer_id=customer_id)
     if row is None:
-        raise NotFoundException(f"Customer {customer_id} not found.")
+        raise _not_found(customer_id)
     return row
 
 
-async def own_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
-    row = await visible_customer(db, customer_id)
-    if not row["mine"]:
+def owned(result: dict[str, Any] | None, customer_id: UUID) -> None:
+    """The answer of a guarded update or delete: no row 404, not the user's 403."""
+    if result is None:
+        raise _not_found(customer_id)
+    if not result["mine"]:
         raise PermissionDeniedException(
             "Only a super admin or the user who created this customer may change it."
         )
-    return row
 
 
-async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
-    """The referenced projects, all of which the user must be able to see (404 names the first not)."""
-    wanted = list(dict.fromkeys(ref.uuid for ref in refs.projects))
-    found = {row["uuid"]: row for row in await db.all(PROJECTS_VISIBLE, projects=wanted)}
-    for uuid in wanted:
-        if uuid not in found:
-            raise NotFoundException(f"Project {uuid} not found.")
-    return [found[uuid] for uuid in wanted]
+def moved(result: dict[str, Any], customer_id: UUID) -> None:
+    """The answer of add_projects/remove_projects: 404 for the customer or the first unknown
+    project, 400 for projects of another customer."""
+    if not result["customer_found"]:
+        raise _not_found(customer_id)
+    if result["missing_project"] is not None:
+        raise NotFoundException(f"Project {result['missing_project']} not found.")
+    if result.get("strangers"):
+        raise FieldErrors(
+            {"projects": [f"project {u} does not belong to this customer." for u in result["strangers"]]}
+        )
+
+
+async def _move(db: Db, statement: str, customer_id: UUID, refs: ProjectRefs) -> dict[str, Any]:
+    """add_projects or remove_projects: the guarded statement, then the customer as it is now."""
+    projects = [ref.uuid for ref in refs.projects]
+    result = await db.one(SQL[statement], customer_id=customer_id, projects=projects)
+    moved(result, customer_id)  # type: ignore[arg-type]
+    return {
+        "customer": await db.one(SQL["get"], customer_id=customer_id),
+        "projects": result["projects"],  # type: ignore[index]
+    }
 
 
 @get(
@@ -190,7 +206,7 @@ async def describe_customers(request: Request) -> Metadata:
 async def create_customer(request: Request, data: JSONBody[CustomerCreate]) -> Customer:
     async def work(db: Db) -> dict[str, Any] | None:
         row = await db.one(SQL["create"], name=data.name, description=data.description)
-        return _view(await db.one(SQL["get"], customer_id=row["uuid"]))  # type: ignore[index]
+        return await db.one(SQL["get"], customer_id=row["uuid"])  # type: ignore[index]
 
     return await run(request, "customers.write", work)
 
@@ -198,15 +214,14 @@ async def create_customer(request: Request, data: JSONBody[CustomerCreate]) -> C
 @get("/config/v1/customers/{customer_id:str}", tags=["customers"], responses=READ, summary="Get a customer")
 async def get_customer(request: Request, customer_id: CustomerId) -> Customer:
     async def work(db: Db) -> dict[str, Any] | None:
-        return _view(await visible_customer(db, customer_id))
+        return await visible_customer(db, customer_id)
 
     return await run(request, "customers.read", work)
 
 
 async def _update(request: Request, customer_id: UUID, data: CustomerUpdate | CustomerPatch) -> Any:
     async def work(db: Db) -> dict[str, Any] | None:
-        await own_customer(db, customer_id)
-        await db.one(
+        result = await db.one(
             SQL["update"],
             customer_id=customer_id,
             set_name=data.name is not UNSET,
@@ -214,7 +229,8 @@ async def _update(request: Request, customer_id: UUID, data: CustomerUpdate | Cu
             set_description=data.description is not UNSET,
             description=None if data.description is UNSET else data.description,
         )
-        return _view(await db.one(SQL["get"], customer_id=customer_id))
+        owned(result, customer_id)
+        return await db.one(SQL["get"], customer_id=customer_id)
 
     return await run(request, "customers.write", work)
 
@@ -253,8 +269,7 @@ async def patch_customer(
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        await own_customer(db, customer_id)
-        await db.one(SQL["delete"], customer_id=customer_id)
+        owned(await db.one(SQL["delete"], customer_id=customer_id), customer_id)
 
     await run(request, "customers.write", work)
 
@@ -268,15 +283,7 @@ async def delete_customer(request: Request, customer_id: CustomerId) -> None:
 )
 async def add_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_customer(db, customer_id)
-        projects = await _projects(db, data)
-        moved = await db.all(
-            SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
-        return {
-            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-            "projects": [row["uuid"] for row in moved],
-        }
+        return await _move(db, "add_projects", customer_id, data)
 
     return await run(request, "customers.write", work, default_field="projects")
 
@@ -292,20 +299,7 @@ async def remove_projects(
     request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]
 ) -> Association:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_customer(db, customer_id)
-        projects = await _projects(db, data)
-        strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
-        if strangers:
-            raise FieldErrors(
-                {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
-            )
-        removed = await db.all(
-            SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
-        return {
-            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-            "projects": [row["uuid"] for row in removed],
-        }
+        return await _move(db, "remove_projects", customer_id, data)
 
     return await run(request, "customers.write", work, default_field="projects")
 

@@ -41,10 +41,3 @@ RETURNING p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer
 DELETE FROM config.projects p
 WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
 RETURNING p.uuid;
-
--- name: visible_among
--- Which of the given project uuids the user may associate (its org's, or any with all_orgs).
-SELECT p.uuid, p.customer_id AS customer
-FROM config.projects p
-WHERE p.uuid = ANY (%(projects)s::uuid[])
-  AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid);
