@@ -1,6 +1,6 @@
 -- depends: 0001.baseline
 -- Release 6.1: Customers, the parallel hierarchy. Every project hangs under its org
--- and under exactly one customer. The rules of DESIGN.md section 4 live here, so they
+-- and under exactly one customer. The rules of docs/design.md section 4 live here, so they
 -- hold whoever writes: the HTTP service, a DBA in psql, a bulk load or pg_cron.
 --
 -- Rule map (where each rule lives in this file):

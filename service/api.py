@@ -1,6 +1,6 @@
 """Conventions shared by every resource: pagination, OPTIONS metadata, documented responses.
 
-Pagination (DESIGN 6): a list endpoint answers a plain JSON list unless ``page`` or
+Pagination (docs/api.md, Conventions): a list endpoint answers a plain JSON list unless ``page`` or
 ``page_size`` is given; then ``{"count", "current", "num_pages", "next", "previous",
 "results"}``. ``page_size`` defaults to 100 and must be 1..1000; ``page`` must be a positive
 integer (0, negatives and non-integers are 400 ``{"page": [...]}``); a page past the last one

@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN 6): a table of contents of the routes, and the app factory.
+"""The HTTP API (docs/api.md): a table of contents of the routes, and the app factory.
 
 ``hierarchy run`` serves ``create_app()`` with uvicorn (``factory=True``); the database URL comes
 from ``HIERARCHY_DATABASE_URL`` or ``DATABASE_URL``. Conventions (service.api, service.errors):

@@ -1,4 +1,4 @@
-"""Projects of an org, with their customer (DESIGN 6); the orphan audit is
+"""Projects of an org, with their customer (docs/api.md); the orphan audit is
 ``GET /config/v1/orgs/{org_id}/projects/?customer_id__isnull=True``."""
 
 from __future__ import annotations
