@@ -19,15 +19,9 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request
-
-# Litestar's own plugin for msgspec Structs (no public import path in Litestar 2)
-from litestar._openapi.schema_generation import SchemaCreator
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Schema
 from litestar.params import PathParameter, QueryParameter
-from litestar.typing import FieldDefinition
 
 from service.queries import split_total
 
@@ -69,21 +63,6 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
 
 READ = responses(400, 401, 403, 404)  # 400: bad query parameters
 WRITE = responses(400, 401, 403, 404, 413)
-
-
-# -- request bodies in the OpenAPI document -------------------------------------------------------
-class StrictStructSchemaPlugin(StructSchemaPlugin):
-    """Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false``:
-    the API answers 400 for an unknown field, so the document must not invite one."""
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
-        schema = super().to_openapi_schema(field_definition, schema_creator)
-        if (
-            getattr(field_definition.type_, "__struct_config__", None) is not None
-            and field_definition.type_.__struct_config__.forbid_unknown_fields
-        ):
-            schema.additional_properties = False
-        return schema
 
 
 # -- path parameters -----------------------------------------------------------------------------

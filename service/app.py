@@ -21,9 +21,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service import auth, scheduler
-from service.api import StrictStructSchemaPlugin, provide_paging
+from service.api import provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
+from service.openapi_struct import StrictStructSchemaPlugin
 from service.routes import audit, customers, health, jobs, orgs, projects, tunables, users
 
 log = logging.getLogger(__name__)
