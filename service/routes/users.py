@@ -15,6 +15,7 @@ from litestar.params import JSONBody
 from service import users
 from service.api import COMMON_READ_ONLY, READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
 from service.auth import run
+from service.names import PASSWORD_LENGTH, ROLES, one_of
 from service.queries import Db, query
 
 SQL = {"list": query("users.list")}
@@ -37,16 +38,21 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[
         str, msgspec.Meta(min_length=3, max_length=254, description="Unique (case-insensitive).")
     ]
-    password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
-    role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
+    password: Annotated[str, msgspec.Meta(min_length=PASSWORD_LENGTH[0], max_length=PASSWORD_LENGTH[1])]
+    role: Annotated[str, msgspec.Meta(description=f"{one_of(ROLES)}.")] = "read_only"
     org: Annotated[UUID | None, msgspec.Meta(description="Default: the creating user's org.")] = None
 
 
 POST_FIELDS = {
     **COMMON_READ_ONLY,
     "email": field("email", "Email", required=True, max_length=254),
-    "password": field("string", "Password", required=True, help_text="At least 8 characters; write-only."),
-    "role": field("choice", "Role", choices=users.ROLES),
+    "password": field(
+        "string",
+        "Password",
+        required=True,
+        help_text=f"At least {PASSWORD_LENGTH[0]} characters; write-only.",
+    ),
+    "role": field("choice", "Role", choices=ROLES),
     "org": field("uuid", "Org", help_text="Default: your org."),
     "is_active": field("boolean", "Active", read_only=True),
 }

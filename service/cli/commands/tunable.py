@@ -7,10 +7,10 @@ import json
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, CliError
 from service.cli.parser import command, group
+from service.names import GRACE_TUNABLE, MODE_TUNABLE
 from service.queries import SyncDb, query
 
 SQL = {name: query(f"tunables.{name}") for name in ("list", "get", "set")}
-MODE_TUNABLE = "turbine_api_feature_migrate_projects_to_orgs"
 
 
 def add_to(sub) -> None:
@@ -20,7 +20,7 @@ def add_to(sub) -> None:
         "get",
         get,
         "show one tunable, or all of them",
-        "hierarchy tunable get customer_orphan_grace_seconds",
+        f"hierarchy tunable get {GRACE_TUNABLE}",
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="the tunable (default: all)")
     p = command(
@@ -28,7 +28,7 @@ def add_to(sub) -> None:
         "set",
         set_,
         "change a tunable; VALUE is JSON (true, false, 120)",
-        "hierarchy tunable set customer_orphan_grace_seconds 300",
+        f"hierarchy tunable set {GRACE_TUNABLE} 300",
     )
     p.add_argument("name", metavar="NAME")
     p.add_argument("value", metavar="VALUE")

@@ -9,6 +9,7 @@ from psycopg import errors
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from service.cli.parser import command, group
+from service.names import PASSWORD_LENGTH, ROLES
 from service.queries import SyncDb, query
 
 SQL = {
@@ -18,8 +19,6 @@ SQL = {
     "first_org": query("users.first_org"),
     "org_by_name": query("cli.org_by_name"),
 }
-PASSWORD_LENGTH = (8, 1024)  # the API's rule (service/routes/users.py)
-ROLES = ("super_admin", "operator", "read_only")
 
 
 def add_to(sub) -> None:
