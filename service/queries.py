@@ -23,9 +23,10 @@ parameters, nothing else.
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -84,6 +85,11 @@ def query(name: str) -> str:
 
 
 # -- running them: one async and one sync face with the same defaults -------------------------------
+T = TypeVar("T")
+# A check written once for both faces: it yields (statement, params), is sent each first row
+# back, and returns its answer (Db.steps / SyncDb.steps drive it; see service/jobs.py).
+Steps = Generator[tuple[str, dict[str, Any]], "dict[str, Any] | None", T]
+
 WHOLE_LIST = {"limit": None, "offset": 0}  # a list statement's LIMIT/OFFSET when the caller gives none
 
 
@@ -138,6 +144,16 @@ class Db:
         """A list statement's rows without ``total``."""
         return split_total(await self.all(sql, **params))[0]
 
+    async def steps(self, steps: Steps[T]) -> T:
+        """Run a :data:`Steps` check: each statement it yields, its first row sent back."""
+        row = None
+        try:
+            while True:
+                statement, params = steps.send(row)
+                row = await self.one(statement, **params)
+        except StopIteration as done:
+            return done.value
+
 
 class SyncDb:
     """The sync face: the command line's transaction, scoped to every org by default."""
@@ -159,3 +175,12 @@ class SyncDb:
         """A list statement's rows without ``total``."""
         return split_total(self.all(sql, **params))[0]
 
+    def steps(self, steps: Steps[T]) -> T:
+        """Run a :data:`Steps` check: each statement it yields, its first row sent back."""
+        row = None
+        try:
+            while True:
+                statement, params = steps.send(row)
+                row = self.one(statement, **params)
+        except StopIteration as done:
+            return done.value

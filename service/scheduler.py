@@ -16,9 +16,9 @@ import contextlib
 import logging
 import os
 
+from service import jobs
 from service.db import Database
 from service.queries import Db, query
-from service.routes.health import cron_schedules_job
 
 log = logging.getLogger(__name__)
 RECONCILE = query("jobs.reconcile_from_scheduler")
@@ -42,7 +42,7 @@ async def tick(database: Database) -> dict | None:
     """One tick: the job's summary, or None when pg_cron schedules it."""
     async with database.connection() as conn, conn.transaction():
         db = Db(conn)
-        if await cron_schedules_job(db):
+        if await db.steps(jobs.cron_schedules_job()):
             return None
         row = await db.one(RECONCILE)
         return row["result"] if row else None

@@ -5,7 +5,7 @@ Exit 3 when there is no usable database or orphans are overdue (the job is not d
 
 from __future__ import annotations
 
-from service import migrations
+from service import jobs, migrations
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_PROBLEM, CliError, one_line
 from service.cli.parser import command
@@ -15,8 +15,6 @@ SQL = {
     "orphan_counts": query("cli.orphan_counts"),
     "mode": query("cli.mode"),
     "list_runs": query("jobs.list_runs"),
-    "cron_table_exists": query("jobs.cron_table_exists"),
-    "cron_scheduled": query("jobs.cron_scheduled"),
 }
 LAST_RUNS = 5
 
@@ -53,9 +51,7 @@ def status(ctx: Context, args) -> int:
 
 def _customer_status(db: SyncDb) -> dict:
     counts = db.one(SQL["orphan_counts"])
-    cron = bool(db.one(SQL["cron_table_exists"])["present"]) and bool(
-        db.one(SQL["cron_scheduled"])["scheduled"]
-    )
+    cron = db.steps(jobs.cron_schedules_job())
     return {
         "mode": "per_project" if db.one(SQL["mode"])["per_project"] else "single",
         "scheduler": "pg_cron" if cron else "service",
