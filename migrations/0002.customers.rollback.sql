@@ -33,7 +33,9 @@ ALTER TABLE config.projects DROP COLUMN customer_id, DROP COLUMN orphaned_at;
 DROP TABLE config.customers;
 DROP TABLE config.job_runs;
 
+DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);
+DROP FUNCTION config.switch_mode_plan(boolean);
 DROP FUNCTION config.switch_mode_now(boolean);
 DROP FUNCTION config.on_mode_changed();
 DROP FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer);
@@ -42,14 +44,25 @@ DROP FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid
 DROP FUNCTION config.orphans_due_before();
 DROP FUNCTION config.projects_settle();
 DROP FUNCTION config.settle_customers(uuid[]);
+DROP FUNCTION config.lock_customers(uuid[]);
 DROP FUNCTION config.rename_single_project_customers(uuid[]);
 DROP FUNCTION config.track_orphans();
 DROP FUNCTION config.assign_new_project();
 DROP FUNCTION config.default_customer(uuid);
 DROP FUNCTION config.create_customers(text, uuid[], text[]);
 DROP FUNCTION config.customers_guard_name();
+DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);
+DROP FUNCTION config.may_name_customer(uuid, boolean, uuid, uuid);
+DROP FUNCTION config.customer_mine(uuid, boolean, uuid);
+DROP FUNCTION config.customer_visible(uuid, uuid, boolean, uuid, uuid);
+DROP FUNCTION config.org_visible(uuid, boolean, uuid);
+DROP FUNCTION config.rolled_back(text, jsonb);
+DROP FUNCTION config.job_sources();
+DROP FUNCTION config.job_lock_key();
+DROP FUNCTION config.per_project_mode();
+DROP FUNCTION config.mode_tunable();
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '6.0'::text $$;

@@ -1,4 +1,4 @@
-"""The database pool, the per-request transaction, and database errors mapped to HTTP.
+"""The database pool, and one transaction on it with retries (:func:`transaction`).
 
 Pool settings and what a database restart costs (measured)
 -----------------------------------------------------------
@@ -26,12 +26,19 @@ Before the sweep and the outage check (plain ``check_connection``, timeout 2 s),
 request after a restart took 1.0 s (the pool's 1 s backoff between two dead connections) and
 requests during a 3 s outage waited the full 2 s timeout.
 
-Every request that touches the database runs in exactly one transaction on one pooled
-connection (:func:`run`): the bearer token is checked, the actor settings are set
-(``hierarchy.actor``, ``hierarchy.user_id``, read by the audit triggers and
-``customers.created_by``), then the handler's work runs. Deadlocks and serialization failures
-re-run the whole transaction (3 attempts, then 503). Other database errors become DRF-style
-4xx bodies (see :func:`map_error`); an unreachable database is 503 ``database unavailable``.
+A request's work runs in one :func:`transaction` (service/request.py adds the token check and
+the permission): deadlocks and serialization failures re-run the whole transaction (3
+attempts, then 503). Other database errors become DRF-style 4xx bodies
+(service.db_errors.map_error); an unreachable database is 503 ``database unavailable``.
+
+A replicated cluster (Patroni): the URL may list several hosts (``service.conninfo``; with
+``target_session_attrs=read-write`` libpq connects to the primary). During a failover every
+error that says the connection can no longer serve the request -- read-only (25006: a standby
+or a demoted primary), class 57 (admin shutdown, cannot connect now), class 08 or a lost
+connection -- discards the connection and answers 503 with ``Retry-After`` (never 500); a
+read-only one also replaces every pooled connection (service.db_errors.failover_error). The next
+request's connection goes to whichever node is primary by then. A commit whose answer was lost
+may have happened: the client retries, and a create then answers "already exists".
 """
 
 from __future__ import annotations
@@ -43,15 +50,17 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from service.conninfo import for_primary
+from service.db_errors import READ_ONLY, STANDBY, UNAVAILABLE, failover_error, map_error
 from service.errors import FieldErrors, ServiceUnavailable
-from service.queries import Scope
+from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,12 +74,20 @@ CHECK_INTERVAL = 1.0  # seconds between sweeps of idle connections (purges those
 CONNECT_TIMEOUT = 2  # libpq connect_timeout, seconds
 TRANSACTION_ATTEMPTS = 3
 
-UNAVAILABLE = "database unavailable"
 
 
 def database_url() -> str | None:
     """``HIERARCHY_DATABASE_URL`` (set by ``hierarchy run``) or ``DATABASE_URL``."""
     return os.environ.get("HIERARCHY_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+
+
+def prepare_threshold() -> int | None:
+    """psycopg's ``prepare_threshold`` for the pool: None (never prepare on the server) when
+    ``HIERARCHY_PREPARED_STATEMENTS=off``, as PgBouncer's transaction pooling (1.18) needs: a
+    statement prepared on one server connection is unknown on the next. Else psycopg's default
+    (prepare a statement after its 5th execution on a connection).
+    """
+    return 5 if prepared_statements() else None
 
 
 class _Outage(BaseException):
@@ -87,6 +104,7 @@ class Database:
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
+        self.url = for_primary(self.url)  # several hosts: find the primary (service.conninfo)
         self.pool = AsyncConnectionPool(
             self.url,
             min_size=POOL_MIN_SIZE,
@@ -101,6 +119,7 @@ class Database:
                 "connect_timeout": CONNECT_TIMEOUT,
                 "row_factory": dict_row,
                 "application_name": "hierarchy-api",
+                "prepare_threshold": prepare_threshold(),
             },
             open=False,
             name="hierarchy",
@@ -146,17 +165,31 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled connection; 503 quickly when the database cannot be reached."""
+        """A pooled connection; 503 quickly when the database cannot be reached or is failing over."""
         timeout = POOL_TIMEOUT if self.down_since is None else OUTAGE_TIMEOUT
         try:
             async with self.pool.connection(timeout=timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.Error as exc:
+                    if failover_error(exc) and not conn.closed:
+                        # a read-only connection is healthy to the pool: close it so the pool
+                        # replaces it instead of handing it out again
+                        await conn.close()
+                    raise
         except (PoolTimeout, _Outage):
             self._mark_down()
             raise ServiceUnavailable(UNAVAILABLE) from None
-        except psycopg.OperationalError as exc:
-            if exc.sqlstate and not exc.sqlstate.startswith(("08", "57")):
+        except psycopg.Error as exc:
+            if not failover_error(exc):
                 raise  # a query error of class 53/55/... : not an outage, map_error decides
+            if exc.sqlstate == READ_ONLY:
+                # The server we reached does not accept writes (a standby, a demoted primary):
+                # every pooled connection was made the same way. Replace them all; with
+                # target_session_attrs=read-write the new ones find the primary. (drain only
+                # closes the idle ones and schedules their replacements: it does not wait.)
+                await self.pool.drain()
+                raise ServiceUnavailable(STANDBY) from None
             self._mark_down()
             # a connection died under us: sweep the others now rather than on the next tick
             asyncio.get_running_loop().create_task(self.pool.check())
@@ -168,24 +201,6 @@ class Database:
         if self.down_since is None:
             self.down_since = time.monotonic()
             log.warning("database unavailable")
-
-
-@dataclass(frozen=True)
-class User:
-    uuid: Any
-    email: str
-    org_id: Any
-    role: str
-    permissions: frozenset[str]
-
-    @property
-    def all_orgs(self) -> bool:
-        return "all_orgs" in self.permissions
-
-    @property
-    def scope(self) -> Scope:
-        """Whom this user's statements run for (service.queries binds it to every statement)."""
-        return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
 
 
 async def transaction(
@@ -209,54 +224,3 @@ async def transaction(
         except UnicodeEncodeError as exc:  # e.g. a lone surrogate in a JSON string
             raise FieldErrors({default_field: [f"text cannot be stored: {exc.reason}"]}) from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-# -- database errors as HTTP ---------------------------------------------------------------------
-
-# constraint -> (field, message). Messages say what is allowed, from the column comments.
-CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "projects_org_name_unique": ("name", "project with this name already exists in this org."),
-    "projects_name_valid": (
-        "name",
-        "1 to 255 characters: letters, digits, _ and -; starts with a letter or digit.",
-    ),
-    "projects_settings_object": ("settings", "must be a JSON object."),
-    "projects_customer_id_fkey": ("customer", "customer does not exist."),
-    "customers_name_unique": ("name", "customer with this name already exists."),
-    "customers_name_valid": ("name", "1 to 255 characters, no whitespace or control characters."),
-    "users_email_unique": ("email", "user with this email already exists."),
-    "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
-    "users_org_id_fkey": ("org", "org does not exist."),
-    "users_role_fkey": ("role", "unknown role: use super_admin, operator or read_only."),
-    "orgs_name_valid": (
-        "name",
-        "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit.",
-    ),
-}
-
-
-def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Exception:
-    """The HTTP exception for a database error (unexpected ones are returned as they are)."""
-    diag = exc.diag
-    constraint = diag.constraint_name or ""
-    text = str(exc).strip()
-    primary = diag.message_primary or (text.splitlines()[0] if text else type(exc).__name__)
-    if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
-        return FieldErrors({"name": [primary]})
-    if isinstance(exc, errors.UniqueViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
-        return FieldErrors({fld: [message]})
-    if isinstance(exc, errors.CheckViolation | errors.ForeignKeyViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
-        return FieldErrors({fld: [message]})
-    if isinstance(exc, errors.NotNullViolation):
-        return FieldErrors({diag.column_name or default_field: ["This field may not be null."]})
-    if isinstance(exc, errors.NullValueNotAllowed | errors.InvalidParameterValue):
-        return FieldErrors({default_field: [primary]})
-    # class 22 (data exceptions: bad text, out of range, NUL bytes refused by psycopg) and 54
-    # (program limits): the input cannot be stored as given
-    if isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith(("22", "54")):
-        return FieldErrors({default_field: [primary]})
-    if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "08").startswith(("08", "57")):
-        return ServiceUnavailable(UNAVAILABLE)
-    return exc

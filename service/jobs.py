@@ -8,9 +8,11 @@ database (docs/design.md, section 4).
 
 from __future__ import annotations
 
+from service import releases
 from service.queries import Steps, query
 
-SQL = {name: query(f"jobs.{name}") for name in ("cron_table_exists", "cron_scheduled")}
+SQL = {name: query(f"jobs.{name}") for name in ("cron_table_exists", "cron_scheduled", "cron_ran_recently")}
+RELEASE = query("health.release")
 
 
 def cron_schedules_job() -> Steps[bool]:
@@ -20,3 +22,22 @@ def cron_schedules_job() -> Steps[bool]:
         return False
     row = yield SQL["cron_scheduled"], {}
     return bool(row and row["scheduled"])
+
+
+CRON_RECENT_SECONDS = 150.0  # pg_cron ticks every 60 s: two missed ticks and some slack
+
+
+def cron_runs_job(seconds: float = CRON_RECENT_SECONDS) -> Steps[bool]:
+    """Whether pg_cron ran the job successfully lately (not merely whether it is scheduled)."""
+    row = yield SQL["cron_table_exists"], {}
+    if not row or not row["present"]:
+        return False
+    row = yield SQL["cron_ran_recently"], {"seconds": seconds}
+    return bool(row and row["ran"])
+
+
+def job_has_work() -> Steps[bool]:
+    """Whether the database's release runs the job at all (releases.Release.job_runs)."""
+    row = yield RELEASE, {}
+    release = releases.get(row["release"]) if row else None
+    return release is not None and release.job_runs

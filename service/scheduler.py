@@ -1,12 +1,23 @@
 """The fallback scheduler: runs the background job from the service where pg_cron does not.
 
 Started by the app's lifespan. Each tick (``RECONCILE_INTERVAL`` seconds, default 10) first
-asks the database whether pg_cron schedules ``reconcile-customers``; if it does, the tick does
-nothing (the check is repeated, so installing pg_cron later takes over without a restart).
-Otherwise it runs ``SELECT config.reconcile_customers(source => 'service')``; the function's
-advisory lock makes several service processes safe (a concurrent run returns at once).
+asks the database whether pg_cron actually runs ``reconcile-customers``: a run recorded in
+``cron.job_run_details`` as succeeded within the last ``jobs.CRON_RECENT_SECONDS`` (two minute ticks
+and a half). If so, the tick does nothing (the check is repeated, so pg_cron takes over again
+without a restart). Otherwise (no pg_cron, a schedule whose runs fail, a freshly scheduled job
+that has not run yet, ``cron.log_run = off``) it runs
+``SELECT config.reconcile_customers(source => 'service')``. The function's advisory lock makes a
+service run and a pg_cron run, or several service processes, harmless: a concurrent run returns
+at once, recorded as skipped. pg_cron's row-level security shows a user only its own jobs: a
+service connecting as another user than the one that migrated sees no run and always runs the
+job as well (harmless, as said).
 Database errors are logged and the loop carries on; cancellation (shutdown) ends it cleanly.
 ``HIERARCHY_SCHEDULER=off`` disables it (the tests do).
+
+The scheduler follows the release: a tick at a release where the job has no work (6.0 has no
+customers; from 6.4 nothing can become an orphan) does nothing (``jobs.job_has_work``), so an
+upgrade or a downgrade takes effect at the next tick without a restart. The checks are in
+service/jobs.py.
 """
 
 from __future__ import annotations
@@ -39,10 +50,10 @@ def interval() -> float:
 
 
 async def tick(database: Database) -> dict | None:
-    """One tick: the job's summary, or None when pg_cron schedules it."""
+    """One tick: the job's summary, or None when pg_cron runs it or the release has no job."""
     async with database.connection() as conn, conn.transaction():
         db = Db(conn)
-        if await db.steps(jobs.cron_schedules_job()):
+        if not await db.steps(jobs.job_has_work()) or await db.steps(jobs.cron_runs_job()):
             return None
         row = await db.one(RECONCILE)
         return row["result"] if row else None

@@ -106,3 +106,21 @@ def test_remove_projects_refuses_all_when_one_is_a_stranger(db, arranged):
     assert (result["missing_project"], result["strangers"], result["projects"]) == (None, [other], [])
     still = db.execute("SELECT customer_id FROM config.projects WHERE uuid = %s", (arranged["project"],))
     assert still.fetchone()["customer_id"] == arranged["customer"]
+
+
+def test_project_create_naming_an_invisible_customer_inserts_nothing(db, arranged):
+    hidden = db.execute(
+        "INSERT INTO config.customers (name, origin, created_by) "
+        "VALUES ('hidden', 'manual', NULL) RETURNING uuid"
+    ).fetchone()["uuid"]
+    user = as_user(db, arranged["org"])
+    result = user.one(
+        query("projects.create"),
+        org_id=arranged["org"],
+        name="p9",
+        description=None,
+        settings="{}",
+        customer=hidden,
+    )
+    assert result["unknown_customer"] is True and result["uuid"] is None
+    assert db.execute("SELECT count(*) AS n FROM config.projects WHERE name = 'p9'").fetchone()["n"] == 0

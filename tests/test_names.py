@@ -30,9 +30,18 @@ def test_tunables_and_roles_are_the_databases(db_url):
     assert {r["name"] for r in rows(db_url, "SELECT name FROM config.roles")} == set(names.ROLES)
 
 
-def test_origins_and_job_sources_are_the_constraints(db_url):
+def test_origins_and_job_sources_are_the_databases(db_url):
     assert check_values(db_url, "customers_origin_known") == set(names.ORIGINS)
-    assert check_values(db_url, "job_runs_source_known") == set(names.JOB_SOURCES)
+    sources = rows(db_url, "SELECT config.job_sources() AS s")[0]["s"]
+    assert tuple(sources) == names.JOB_SOURCES
+    assert "config.job_sources()" in rows(
+        db_url,
+        "SELECT pg_get_constraintdef(oid) AS d FROM pg_constraint WHERE conname = 'job_runs_source_known'",
+    )[0]["d"]
+
+
+def test_the_mode_tunable_is_the_databases(db_url):
+    assert rows(db_url, "SELECT config.mode_tunable() AS m")[0]["m"] == names.MODE_TUNABLE
 
 
 def test_one_of():

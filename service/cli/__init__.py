@@ -10,7 +10,8 @@ Where things are:
     service/cli/commands/       one module per command or group:
 
     run                 migrate to the newest release, ensure the admin, serve     commands/run.py
-    migrate             upgrade or downgrade the schema (asks before deleting)     commands/migrate.py
+    migrate             upgrade or downgrade the schema (asks before deleting);    commands/migrate.py
+                        --dry-run: the steps and the pre-upgrade check
     status              release, schedule, last job runs, orphans                  commands/status.py
     reconcile           run the background job now, in batches, with a bar         commands/reconcile.py
     tunable get|set     read or change a tunable (the database checks the value)   commands/tunable.py
@@ -30,7 +31,11 @@ its streams, stdin and environment as arguments, so tests run commands in proces
 
 Exit codes: 0 done, 1 failed (the database refused, unreachable, ...), 2 bad usage (arguments,
 or input checked before anything is touched), 3 found a problem (orphans in ``audit orphans``;
-overdue orphans or no usable database in ``status``; due orphans ``reconcile`` could not home).
+overdue orphans or no usable database in ``status``; due orphans ``reconcile`` could not home;
+blockers of an upgrade in ``migrate --dry-run``, or the upgrade refused by them).
+
+Releases come from ``service.releases`` (one table); which commands do what at which release
+is a property there (``customers``, ``customers_final``), never a release name here.
 Every error is one line on stderr; ``HIERARCHY_DEBUG=1`` adds a traceback.
 """
 

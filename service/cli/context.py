@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from psycopg.rows import dict_row
 
-from service import migrations
+from service import migrations, releases
 from service.cli.errors import CliError
 from service.cli.output import Output
 from service.queries import SyncDb, query
@@ -59,8 +59,8 @@ class Context:
                 log.info("started the embedded PostgreSQL in %s", self.settings.data_dir)
         return self._cluster.url
 
-    def need_release(self, minimum: str) -> str:
-        """The database's URL, or a CliError saying how to get to release ``minimum``."""
+    def need_release(self, minimum: str) -> tuple[str, releases.Release]:
+        """The database's URL and release, or a CliError saying how to get to release ``minimum``."""
         url = self.url()
         release = migrations.current_release(url)
         if release is None:
@@ -71,7 +71,7 @@ class Context:
                 f"the database is at release {release}; this needs {minimum} (customers): "
                 "run `hierarchy migrate`"
             )
-        return url
+        return url, releases.BY_NAME[release]
 
     @contextlib.contextmanager
     def connection(self, url: str) -> Iterator[Any]:
@@ -90,7 +90,8 @@ class Context:
     @contextlib.contextmanager
     def database(self, minimum: str) -> Iterator[SyncDb]:
         """One transaction on a database at release ``minimum`` or later."""
-        with self.connection(self.need_release(minimum)) as conn, self.transaction(conn) as db:
+        url, _ = self.need_release(minimum)
+        with self.connection(url) as conn, self.transaction(conn) as db:
             yield db
 
     @contextlib.contextmanager

@@ -9,7 +9,11 @@ org (another org's project uuid is 404).
 
 Each write statement carries these conditions itself and returns one row saying which, if
 any, refused the change (docs/design.md, "Authorisation"); the handlers below only turn that
-row into 404, 403 or 400.
+row into 404, 403 or 409.
+
+From release 6.4 associations are final: adding and removing projects answer 400 before
+anything is touched, and deleting a customer that holds projects is 409 saying how many (the
+database refuses both whoever writes; service.routes.upgrade names the field).
 """
 
 from __future__ import annotations
@@ -28,29 +32,39 @@ from msgspec import UNSET, UnsetType
 from service.api import (
     COMMON_READ_ONLY,
     READ,
+    TEXT_PATTERN,
     WRITE,
     CustomerId,
     Metadata,
     Paging,
+    Text,
     field,
     listing,
     metadata,
     page_of,
+    responses,
 )
-from service.auth import run
-from service.errors import FieldErrors
+from service.errors import Conflict, FieldErrors
+from service.names import ORIGINS
 from service.queries import Db, query
+from service.request import run
+from service.routes.upgrade import associations_final, current_release, database_refusals
 
 SQL = {
     name: query(f"customers.{name}")
     for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
 }
-ORIGINS = ("system", "default", "project", "manual")
 
 Name = Annotated[
     str,
     msgspec.Meta(
-        description="Unique; spaces become dashes; 1 to 255 characters, no whitespace or control characters."
+        min_length=1,
+        max_length=255,
+        # the customers_name_valid check ([:space:] and [:cntrl:] of the C locale), spaces allowed:
+        # they are stored as dashes
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        description="Unique; spaces become dashes; 1 to 255 characters, no other whitespace or "
+        "control characters.",
     ),
 ]
 
@@ -70,17 +84,17 @@ CustomerPage = page_of(Customer, "CustomerPage")
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None = None
+    description: Text | None = None
 
 
 class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class ProjectRef(msgspec.Struct, forbid_unknown_fields=True):
@@ -139,21 +153,30 @@ def owned(result: dict[str, Any] | None, customer_id: UUID) -> None:
 
 def moved(result: dict[str, Any], customer_id: UUID) -> None:
     """The answer of add_projects/remove_projects: 404 for the customer or the first unknown
-    project, 400 for projects of another customer."""
+    project, 409 for projects of another customer."""
     if not result["customer_found"]:
         raise _not_found(customer_id)
     if result["missing_project"] is not None:
         raise NotFoundException(f"Project {result['missing_project']} not found.")
     if result.get("strangers"):
-        raise FieldErrors(
+        raise Conflict(
             {"projects": [f"project {u} does not belong to this customer." for u in result["strangers"]]}
         )
 
 
 async def _move(db: Db, statement: str, customer_id: UUID, refs: ProjectRefs) -> dict[str, Any]:
-    """add_projects or remove_projects: the guarded statement, then the customer as it is now."""
+    """add_projects or remove_projects: the guarded statement, then the customer as it is now.
+
+    From 6.4 the endpoint means nothing (associations are final, and the database refuses any
+    move whoever asks): it answers 400 before touching anything, 404 for a customer the user
+    cannot see, as before 6.4."""
+    release = await current_release(db)
+    if release.customers_final:
+        await visible_customer(db, customer_id)
+        raise FieldErrors({"projects": [associations_final(release)]})
     projects = [ref.uuid for ref in refs.projects]
-    result = await db.one(SQL[statement], customer_id=customer_id, projects=projects)
+    with database_refusals("projects"):
+        result = await db.one(SQL[statement], customer_id=customer_id, projects=projects)
     moved(result, customer_id)  # type: ignore[arg-type]
     return {
         "customer": await db.one(SQL["get"], customer_id=customer_id),
@@ -167,11 +190,14 @@ async def _move(db: Db, statement: str, customer_id: UUID, refs: ProjectRefs) ->
 async def list_customers(
     request: Request,
     paging: NamedDependency[Paging],
-    name: Annotated[str | None, QueryParameter(description="Only the customer with this exact name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(description="Only the customer with this exact name.", pattern=TEXT_PATTERN),
+    ] = None,
     origin: Annotated[
         str | None,
         QueryParameter(
-            description="Only customers of this origin.", pattern="^(system|default|project|manual)$"
+            description="Only customers of this origin.", pattern=f"^({'|'.join(ORIGINS)})$"
         ),
     ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
@@ -263,13 +289,15 @@ async def patch_customer(
 @delete(
     "/config/v1/customers/{customer_id:str}",
     tags=["customers"],
-    responses=READ,
-    summary="Delete a customer; its projects become orphans that the job re-homes",
+    summary="Delete a customer; before 6.4 its projects become orphans that the job re-homes, "
+    "from 6.4 one holding projects cannot be deleted (409)",
+    responses=responses(400, 401, 403, 404, 409),
 )
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        owned(await db.one(SQL["delete"], customer_id=customer_id), customer_id)
+        with database_refusals(deleting=True):
+            owned(await db.one(SQL["delete"], customer_id=customer_id), customer_id)
 
     await run(request, "customers.write", work)
 

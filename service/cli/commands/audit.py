@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service import releases
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_PROBLEM, CliError
 from service.cli.parser import command, group
@@ -23,7 +24,7 @@ def add_to(sub) -> None:
 
 
 def orphans(ctx: Context, args) -> int:
-    with ctx.database("6.1") as db:
+    with ctx.database(releases.FIRST_WITH_CUSTOMERS) as db:
         if args.org is not None and db.one(SQL["org_by_name"], name=args.org) is None:
             raise CliError(f"no org named '{args.org}'")
         found = db.all(SQL["orphans"], org=args.org)

@@ -5,6 +5,7 @@ Exit 3 when due orphans are left that the job could not home.
 
 from __future__ import annotations
 
+from service import releases
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_PROBLEM, CliError
 from service.cli.parser import command, positive
@@ -36,7 +37,16 @@ def add_to(sub) -> None:
 
 def reconcile(ctx: Context, args) -> int:
     out = ctx.output
-    url = ctx.need_release("6.1")
+    url, release = ctx.need_release(releases.FIRST_WITH_CUSTOMERS)
+    if release.customers_final:
+        result = {
+            "release": release.name,
+            "nothing_to_reconcile": True,
+            "detail": f"nothing to reconcile: at release {release.name} every project keeps its customer "
+            "for good, so there are no orphans and the job does not run",
+        }
+        out.emit(result, lambda r: out.print(r["detail"]))
+        return EXIT_OK
     with ctx.connection(url) as conn:
         if args.dry_run:
             with ctx.transaction(conn) as db:

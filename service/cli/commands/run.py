@@ -8,7 +8,7 @@ import os
 from service import migrations
 from service.cli.commands.migrate import migrate_with_progress
 from service.cli.context import Context
-from service.cli.errors import EXIT_OK
+from service.cli.errors import EXIT_OK, CliError
 from service.cli.parser import command, port
 
 
@@ -22,6 +22,11 @@ def add_to(sub) -> None:
     )
     p.add_argument("--host", help="listen address (default HIERARCHY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=port, help="listen port (default HIERARCHY_PORT or 8080)")
+    p.add_argument(
+        "--to",
+        metavar="RELEASE",
+        help=f"upgrade to this release first (default {migrations.LATEST}; never downgrades)",
+    )
 
 
 def serve(ctx: Context, args) -> int:
@@ -31,7 +36,13 @@ def serve(ctx: Context, args) -> int:
 
     settings = ctx.settings
     url = ctx.url()
-    steps = migrate_with_progress(ctx, url, None)
+    target = migrations.check_release(args.to)
+    if any(direction == "rollback" for direction, _ in migrations.plan(url, target)):
+        raise CliError(
+            f"the database is at release {migrations.current_release(url)}, past {target}: "
+            f"`hierarchy run` never downgrades; run `hierarchy migrate --to {target}` first"
+        )
+    steps = migrate_with_progress(ctx, url, target)
     email, password = users.ensure_admin(url, settings.admin_email, settings.admin_password)
     host, listen_port = args.host or settings.host, args.port or settings.port
     info = {

@@ -5,7 +5,8 @@ Exit 3 when there is no usable database or orphans are overdue (the job is not d
 
 from __future__ import annotations
 
-from service import jobs, migrations
+from service import jobs, migrations, releases
+from service.cli.commands.migrate import schema_of
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_PROBLEM, CliError, one_line
 from service.cli.parser import command
@@ -36,9 +37,11 @@ def status(ctx: Context, args) -> int:
         report["url"] = migrations.redact(url)
         report["release"] = migrations.current_release(url)
         report["database"] = "ok"
-        if report["release"] == "6.1":
+        release = releases.get(report["release"])
+        if release is not None and release.customers:
+            report["releases_sharing_schema"] = releases.sharing_schema(release.schema)
             with ctx.connection(url) as conn, ctx.transaction(conn) as db:
-                report.update(_customer_status(db))
+                report.update(_customer_status(db, release))
     except (migrations.MigrationError, CliError) as exc:
         report["error"] = str(exc)
     except Exception as exc:  # the database refused, the embedded cluster could not start, etc.
@@ -49,12 +52,12 @@ def status(ctx: Context, args) -> int:
     return EXIT_PROBLEM if report.get("orphans", {}).get("overdue") else EXIT_OK
 
 
-def _customer_status(db: SyncDb) -> dict:
+def _customer_status(db: SyncDb, release: releases.Release) -> dict:
     counts = db.one(SQL["orphan_counts"])
     cron = db.steps(jobs.cron_schedules_job())
     return {
         "mode": "per_project" if db.one(SQL["mode"])["per_project"] else "single",
-        "scheduler": "pg_cron" if cron else "service",
+        "scheduler": "pg_cron" if cron else "service" if release.job_runs else "none",
         "pg_cron_scheduled": cron,
         "grace_seconds": counts["grace_seconds"],
         "orphans": {k: counts[k] for k in ("total", "in_grace", "overdue")},
@@ -64,16 +67,21 @@ def _customer_status(db: SyncDb) -> dict:
 
 def _print(ctx: Context, report: dict) -> None:
     release = report["release"] or "not initialised (run `hierarchy migrate`)"
+    if len(report.get("releases_sharing_schema", [])) > 1:
+        release = schema_of(report["release"])
     if report["release"] and report["release"] != report["latest"]:
-        release += f" (latest is {report['latest']}: run `hierarchy migrate`)"
+        release += (
+            f" (latest is {report['latest']}: `hierarchy migrate --to {report['latest']} --dry-run` "
+            "checks what blocks it)"
+        )
     items = [("database", report["database"]), ("url", report.get("url")), ("release", release)]
     if "mode" in report:
         orphans = report["orphans"]
-        schedule = (
-            "pg_cron job reconcile-customers, every minute"
-            if report["pg_cron_scheduled"]
-            else "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds"
-        )
+        schedule = {
+            "pg_cron": "pg_cron job reconcile-customers, every minute",
+            "service": "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds",
+            "none": f"none: at release {report['release']} every project keeps its customer, no job runs",
+        }[report["scheduler"]]
         items += [
             ("mode", report["mode"]),
             ("schedule", schedule),

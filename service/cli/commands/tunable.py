@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from service import releases
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, CliError
 from service.cli.parser import command, group
@@ -35,7 +36,7 @@ def add_to(sub) -> None:
 
 
 def get(ctx: Context, args) -> int:
-    with ctx.database("6.0") as db:
+    with ctx.database(releases.FIRST) as db:
         found = [_tunable(db, args.name)] if args.name else db.listed(SQL["list"])
     ctx.output.emit(found[0] if args.name else found, lambda _: _print(ctx, found))
     return EXIT_OK
@@ -43,11 +44,16 @@ def get(ctx: Context, args) -> int:
 
 def set_(ctx: Context, args) -> int:
     value = parse_value(args.value)
-    with ctx.database("6.0") as db:
+    url, release = ctx.need_release(releases.FIRST)
+    with ctx.connection(url) as conn, ctx.transaction(conn) as db:
         _tunable(db, args.name)
         row = db.one(SQL["set"], name=args.name, value=value)
     ctx.output.emit(row, lambda r: _print(ctx, [r]))
-    if args.name == MODE_TUNABLE:
+    if args.name == MODE_TUNABLE and release.customers_final:
+        ctx.output.note(
+            f"at release {release.name} associations are final: the mode only matters after a downgrade"
+        )
+    elif args.name == MODE_TUNABLE:
         ctx.output.note(
             "the job ran in the same transaction; associations already made are kept "
             "(`hierarchy switch-mode` also moves the projects of auto-created customers)"

@@ -6,6 +6,7 @@ import getpass
 
 from psycopg import errors
 
+from service import releases
 from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from service.cli.parser import command, group
@@ -43,7 +44,7 @@ def create(ctx: Context, args) -> int:
     from service import users
 
     password = read_password(ctx, args.password_stdin)
-    with ctx.database("6.0") as db:
+    with ctx.database(releases.FIRST) as db:
         org = _org(db, args.org)
         try:
             row = users.create_user(db.conn, args.email, password, org["uuid"], args.role)
@@ -90,7 +91,7 @@ def _org(db: SyncDb, name: str | None) -> dict:
 
 
 def list_(ctx: Context, args) -> int:
-    with ctx.database("6.0") as db:
+    with ctx.database(releases.FIRST) as db:
         names = {o["uuid"]: o["name"] for o in db.listed(SQL["orgs"])}
         found = [{**u, "org_name": names.get(u["org"])} for u in db.listed(SQL["users"])]
     ctx.output.emit(
