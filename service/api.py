@@ -46,7 +46,13 @@ _DESCRIPTIONS = {
     403: ("The user's role does not allow this", Detail),
     404: ("No such object for this user (or an invalid uuid in the path)", Detail),
     405: ("Method not allowed on this path", Detail),
-    409: ("Refused by a rule of the release: a customer holding projects (from 6.4)", Detail),
+    # both bodies: a conflict with the current state names its field (a name taken, a referenced
+    # object missing), a rule of the release says why (a customer holding projects, from 6.4)
+    409: (
+        "Conflicts with the current state: each field names why (a name already taken), or a rule "
+        "of the release refuses it (a customer holding projects, from 6.4)",
+        ValidationErrors | Detail,
+    ),
     413: ("Request body larger than 1 MiB", Detail),
     429: ("Too many failed logins for this email; see Retry-After", Detail),
     503: ("Database unavailable or busy; retry", Detail),

@@ -110,7 +110,11 @@ class UpgradeCheck(msgspec.Struct):
 async def upgrade_blockers(
     request: Request,
     release: Annotated[
-        str | None, QueryParameter(description=f"The release to upgrade to (default {releases.LATEST}).")
+        str | None,
+        QueryParameter(
+            description=f"The release to upgrade to (default {releases.LATEST}).",
+            schema_extra={"enum": list(releases.NAMES)},  # documented; an unknown one is 400 saying so
+        ),
     ] = None,
 ) -> UpgradeCheck:
     target = releases.LATEST if release is None else release

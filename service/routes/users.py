@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -47,7 +47,8 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     password: Annotated[str, msgspec.Meta(min_length=PASSWORD_LENGTH[0], max_length=PASSWORD_LENGTH[1])]
-    role: Annotated[str, msgspec.Meta(description=f"{one_of(ROLES)}.")] = "read_only"
+    # one of the roles (a role outside them is 400 here, not a database conflict)
+    role: Annotated[Literal[ROLES], msgspec.Meta(description=f"{one_of(ROLES)}.")] = "read_only"  # type: ignore[valid-type]
     org: Annotated[UUID | None, msgspec.Meta(description="Default: the creating user's org.")] = None
 
 
