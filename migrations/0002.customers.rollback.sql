@@ -55,6 +55,15 @@ DROP FUNCTION config.customers_guard_name();
 DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);
+DROP FUNCTION config.may_name_customer(uuid, boolean, uuid, uuid);
+DROP FUNCTION config.customer_mine(uuid, boolean, uuid);
+DROP FUNCTION config.customer_visible(uuid, uuid, boolean, uuid, uuid);
+DROP FUNCTION config.org_visible(uuid, boolean, uuid);
+DROP FUNCTION config.rolled_back(text, jsonb);
+DROP FUNCTION config.job_sources();
+DROP FUNCTION config.job_lock_key();
+DROP FUNCTION config.per_project_mode();
+DROP FUNCTION config.mode_tunable();
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '6.0'::text $$;

@@ -1,6 +1,6 @@
 -- depends: 0001.baseline
 -- Release 6.1: Customers, the parallel hierarchy. Every project hangs under its org
--- and under exactly one customer. The rules of DESIGN.md section 4 live here, so they
+-- and under exactly one customer. The rules of docs/design.md section 4 live here, so they
 -- hold whoever writes: the HTTP service, a DBA in psql, a bulk load or pg_cron.
 --
 -- Rule map (where each rule lives in this file):
@@ -22,6 +22,52 @@
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '6.1'::text $$;
+
+-- ---------------------------------------------------------------------------
+-- Facts the functions share, each written once (service/names.py is Python's copy)
+-- ---------------------------------------------------------------------------
+
+-- The mode tunable's name (rules 2, 3, 7, 9).
+CREATE FUNCTION config.mode_tunable() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT 'turbine_api_feature_migrate_projects_to_orgs'::text $$;
+COMMENT ON FUNCTION config.mode_tunable() IS 'The name of the mode tunable: true, a customer per project (rule 3); false, one default customer per org (rule 2).';
+
+-- The mode now: true for a customer per project (rule 3), false for the org's default (rule 2).
+CREATE FUNCTION config.per_project_mode() RETURNS boolean
+LANGUAGE sql STABLE AS $$ SELECT config.tunable(config.mode_tunable()) = 'true'::jsonb $$;
+COMMENT ON FUNCTION config.per_project_mode() IS 'Whether the mode tunable asks for a customer per project (rule 3) rather than one default customer per org (rule 2).';
+
+-- The job's advisory lock: one run at a time; mode changes take it too (lock order: docs/dba.md).
+CREATE FUNCTION config.job_lock_key() RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT hashtextextended('config.reconcile_customers', 0) $$;
+COMMENT ON FUNCTION config.job_lock_key() IS 'The transaction-scoped advisory lock key of the background job: SELECT pg_advisory_xact_lock(config.job_lock_key()) holds every run off.';
+
+-- Who may start a run of the job (job_runs.source and reconcile_customers(source => ...)).
+CREATE FUNCTION config.job_sources() RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT ARRAY['cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql']::text[]
+$$;
+COMMENT ON FUNCTION config.job_sources() IS 'The sources of job runs: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
+
+-- A dry run of any change: runs p_statement (a SELECT of one jsonb, given p_args as $1) in a
+-- sub-transaction, then rolls it back by raising SQLSTATE HR001 (private to this schema)
+-- carrying the result in its DETAIL. Other errors propagate as they are.
+CREATE FUNCTION config.rolled_back(p_statement text, p_args jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    result jsonb;
+    detail text;
+BEGIN
+    BEGIN
+        EXECUTE p_statement INTO result USING p_args;
+        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+    EXCEPTION WHEN SQLSTATE 'HR001' THEN
+        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    END;
+    RETURN detail::jsonb;
+END
+$$;
+COMMENT ON FUNCTION config.rolled_back(text, jsonb) IS 'Dry runs: the jsonb result of p_statement (given p_args as $1), with everything it changed rolled back.';
 
 -- ---------------------------------------------------------------------------
 -- Tables
@@ -65,7 +111,7 @@ COMMENT ON INDEX config.projects_orphans_idx IS 'Orphans only: keeps an idle job
 CREATE TABLE config.job_runs (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     source              text NOT NULL
-                        CONSTRAINT job_runs_source_known CHECK (source IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql')),
+                        CONSTRAINT job_runs_source_known CHECK (source = ANY (config.job_sources())),
     dry_run             boolean NOT NULL,
     forced              boolean NOT NULL,
     skipped             boolean NOT NULL DEFAULT false,
@@ -100,6 +146,43 @@ CREATE TABLE config.customers_unsettled (
 COMMENT ON TABLE config.customers_unsettled IS 'Customers whose rule-4 name or empty-customer cleanup had to be skipped because a concurrent transaction held them (it was adding a project, or renaming to the same name); the next job run settles them. Empty when nothing is pending.';
 COMMENT ON COLUMN config.customers_unsettled.customer_id IS 'The customer to settle (no foreign key: a customer deleted meanwhile is simply skipped).';
 COMMENT ON COLUMN config.customers_unsettled.queued IS 'When a transaction left it for the job.';
+
+-- ---------------------------------------------------------------------------
+-- Who may see and change a customer (the API's scoping: docs/design.md section 5)
+-- ---------------------------------------------------------------------------
+
+-- Without all_orgs a user sees its own org's projects only. sql/queries/customers.sql calls
+-- these three in the statements that read or write, and the planner inlines them; the org
+-- statements (sql/queries/orgs.sql) run at 6.0 too and keep their predicate inline.
+CREATE FUNCTION config.org_visible(p_org uuid, p_all_orgs boolean, p_user_org uuid) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_all_orgs OR p_org = p_user_org $$;
+COMMENT ON FUNCTION config.org_visible(uuid, boolean, uuid) IS 'Whether a user (all_orgs, its org) may see an org''s projects: all_orgs, or its own org.';
+
+-- A customer is global: a user sees it with all_orgs, when it created it, or when the
+-- customer holds a project of the user's org.
+CREATE FUNCTION config.customer_visible(p_customer uuid, p_created_by uuid, p_all_orgs boolean,
+                                        p_user_org uuid, p_user_id uuid) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_all_orgs OR p_created_by = p_user_id
+           OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = p_customer AND p.org_id = p_user_org)
+$$;
+COMMENT ON FUNCTION config.customer_visible(uuid, uuid, boolean, uuid, uuid) IS 'Whether a user (all_orgs, its org, its uuid) sees a customer: all_orgs, its creator, or its org holds one of the customer''s projects.';
+
+-- A customer named in a project's body must be one the user sees (none named is fine).
+CREATE FUNCTION config.may_name_customer(p_customer uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_customer IS NULL
+           OR EXISTS (SELECT 1 FROM config.customers c
+                      WHERE c.uuid = p_customer
+                        AND config.customer_visible(c.uuid, c.created_by, p_all_orgs, p_user_org, p_user_id))
+$$;
+COMMENT ON FUNCTION config.may_name_customer(uuid, boolean, uuid, uuid) IS 'Whether a user may name this customer for a project (create, update): none named, or one it sees (config.customer_visible).';
+
+-- A user may change or delete a customer it sees with all_orgs or when it created it.
+CREATE FUNCTION config.customer_mine(p_created_by uuid, p_all_orgs boolean, p_user_id uuid) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_all_orgs OR p_created_by IS NOT DISTINCT FROM p_user_id $$;
+COMMENT ON FUNCTION config.customer_mine(uuid, boolean, uuid) IS 'Whether a user may change or delete a customer it sees: all_orgs, or it created the customer (403 otherwise).';
 
 -- ---------------------------------------------------------------------------
 -- Naming
@@ -263,7 +346,7 @@ BEGIN
     END IF;
     IF config.is_system_project(NEW.name) THEN
         origin := 'system';
-    ELSIF config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb THEN
+    ELSIF config.per_project_mode() THEN
         origin := 'project';
     ELSE
         -- the org's default customer, pinned as default_customer does; created when missing
@@ -532,7 +615,7 @@ CREATE FUNCTION config.orphans_due_before() RETURNS timestamptz
 LANGUAGE sql STABLE AS $$
     SELECT greatest(
         now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
-        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'))
+        (SELECT modified FROM config.tunables WHERE name = config.mode_tunable()))
 $$;
 COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at or before this instant are due (grace period over, or the mode changed since).';
 
@@ -542,7 +625,7 @@ COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at 
 CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
+    per_project boolean := config.per_project_mode();
     due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
     made_ids    uuid[] := '{}';
@@ -680,9 +763,8 @@ $$;
 COMMENT ON FUNCTION config.reconcile_orphans(boolean, boolean, integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
 
 -- The background job: idempotent, set-based, one run at a time (a concurrent call returns
--- at once, or waits when p_wait), recorded in job_runs. A dry run does the work in a
--- sub-transaction, reads what changed, and rolls it back by raising SQLSTATE HR001
--- (private to this schema) with the result in its DETAIL.
+-- at once, or waits when p_wait), recorded in job_runs. A dry run does the work and rolls
+-- it back (config.rolled_back).
 CREATE FUNCTION config.reconcile_customers(
     dry_run boolean DEFAULT false,
     force   boolean DEFAULT false,
@@ -696,18 +778,20 @@ DECLARE
     result  jsonb;
     failure text;
     run_id  bigint;
+    sources text[] := config.job_sources();
 BEGIN
-    IF source IS NULL OR source NOT IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql') THEN
-        RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
+    IF source IS NULL OR source <> ALL (sources) THEN
+        RAISE EXCEPTION 'unknown job source %: use % or %', source,
+            array_to_string(sources[1:cardinality(sources) - 1], ', '), sources[cardinality(sources)]
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1 (got %)', batch_size USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF wait THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+        PERFORM pg_advisory_xact_lock(config.job_lock_key());
         started := clock_timestamp();  -- a run that waited starts when it has the lock
-    ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
+    ELSIF NOT pg_try_advisory_xact_lock(config.job_lock_key()) THEN
         INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
         VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
         RETURNING id INTO run_id;
@@ -716,15 +800,14 @@ BEGIN
     END IF;
 
     BEGIN
-        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false), batch_size);
         IF dry_run THEN
-            RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+            result := config.rolled_back(
+                'SELECT config.reconcile_orphans(($1->>''force'')::boolean, true, ($1->>''batch_size'')::integer)',
+                jsonb_build_object('force', coalesce(force, false), 'batch_size', batch_size));
+        ELSE
+            result := config.reconcile_orphans(coalesce(force, false), false, batch_size);
         END IF;
     EXCEPTION
-        WHEN SQLSTATE 'HR001' THEN
-            GET STACKED DIAGNOSTICS failure = PG_EXCEPTION_DETAIL;
-            result := failure::jsonb;
-            failure := NULL;
         WHEN OTHERS THEN
             IF source IN ('upgrade', 'tunable', 'switch') THEN
                 RAISE;  -- the change that asked for this run must not commit without it
@@ -765,7 +848,7 @@ COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, 
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    PERFORM pg_advisory_xact_lock(config.job_lock_key());
     LOCK TABLE config.projects IN EXCLUSIVE MODE;
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
     RETURN NULL;
@@ -775,7 +858,7 @@ COMMENT ON FUNCTION config.on_mode_changed() IS 'Rule 7: AFTER UPDATE trigger on
 
 CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables
     FOR EACH ROW
-    WHEN (NEW.name = 'turbine_api_feature_migrate_projects_to_orgs' AND NEW.value IS DISTINCT FROM OLD.value)
+    WHEN (NEW.name = config.mode_tunable() AND NEW.value IS DISTINCT FROM OLD.value)
     EXECUTE FUNCTION config.on_mode_changed();
 COMMENT ON TRIGGER tunables_mode_changed ON config.tunables IS 'Rule 7: changing turbine_api_feature_migrate_projects_to_orgs runs the job in the same transaction.';
 
@@ -791,7 +874,7 @@ DECLARE
     job       jsonb;
 BEGIN
     UPDATE config.tunables SET value = to_jsonb(p_per_project)
-    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+    WHERE name = config.mode_tunable() AND value IS DISTINCT FROM to_jsonb(p_per_project);
 
     IF p_per_project THEN
         -- every project of the default customers, then the emptied default customers
@@ -916,9 +999,6 @@ COMMENT ON FUNCTION config.switch_mode_plan(boolean) IS 'Rule 9 dry run: does sw
 -- Rule 9: the documented manual transitions in one atomic step, with no window for a tick.
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql AS $$
-DECLARE
-    result jsonb;
-    detail text;
 BEGIN
     IF per_project IS NULL THEN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
@@ -926,19 +1006,15 @@ BEGIN
     END IF;
     -- The lock order (docs/dba.md): the mode tunable's row, the job lock, then the projects
     -- table, which keeps every project change (creates included) out until the switch commits.
-    PERFORM 1 FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' FOR NO KEY UPDATE;
-    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    PERFORM 1 FROM config.tunables WHERE name = config.mode_tunable() FOR NO KEY UPDATE;
+    PERFORM pg_advisory_xact_lock(config.job_lock_key());
     LOCK TABLE config.projects IN EXCLUSIVE MODE;
     IF NOT coalesce(dry_run, false) THEN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
-    BEGIN
-        result := config.switch_mode_plan(per_project);
-        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
-    EXCEPTION WHEN SQLSTATE 'HR001' THEN
-        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
-    END;
-    RETURN detail::jsonb || jsonb_build_object('dry_run', true);
+    RETURN config.rolled_back('SELECT config.switch_mode_plan(($1->>''per_project'')::boolean)',
+                              jsonb_build_object('per_project', per_project))
+           || jsonb_build_object('dry_run', true);
 END
 $$;
 COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run changes nothing and names what the switch would do: the projects it would move (from, to, why) and the customers it would dissolve, the first 1000 of each with totals.';

@@ -1,5 +1,5 @@
 -- depends: 0002.customers
--- Release 6.4: customers required, associations final (DESIGN.md section 8). Every project
+-- Release 6.4: customers required, associations final (docs/design.md section 7). Every project
 -- is created with a customer and keeps it; a customer holding projects cannot be deleted;
 -- nothing can become an orphan, so the background job has nothing left to do and is
 -- unscheduled. Releases 6.2 and 6.3 change nothing in this schema: they are the 6.1 schema.

@@ -1,6 +1,6 @@
 """Conventions shared by every resource: pagination, OPTIONS metadata, documented responses.
 
-Pagination (DESIGN 6): a list endpoint answers a plain JSON list unless ``page`` or
+Pagination (docs/api.md, Conventions): a list endpoint answers a plain JSON list unless ``page`` or
 ``page_size`` is given; then ``{"count", "current", "num_pages", "next", "previous",
 "results"}``. ``page_size`` defaults to 100 and must be 1..1000; ``page`` must be a positive
 integer (0, negatives and non-integers are 400 ``{"page": [...]}``); a page past the last one
@@ -19,17 +19,12 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request
-
-# Litestar's own plugin for msgspec Structs (no public import path in Litestar 2)
-from litestar._openapi.schema_generation import SchemaCreator
-from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Schema
 from litestar.params import PathParameter, QueryParameter
-from litestar.typing import FieldDefinition
 
 from service.errors import FieldErrors
+from service.queries import split_total
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -50,9 +45,14 @@ _DESCRIPTIONS = {
     401: ("Missing, malformed, expired or revoked token, or deactivated user", Detail),
     403: ("The user's role does not allow this", Detail),
     404: ("No such object for this user (or an invalid uuid in the path)", Detail),
-    409: ("Conflicts with the current state (a name already taken): each field names why", ValidationErrors),
     405: ("Method not allowed on this path", Detail),
-    409: ("Refused by a rule of the release: a customer holding projects (from 6.4)", Detail),
+    # both bodies: a conflict with the current state names its field (a name taken, a referenced
+    # object missing), a rule of the release says why (a customer holding projects, from 6.4)
+    409: (
+        "Conflicts with the current state: each field names why (a name already taken), or a rule "
+        "of the release refuses it (a customer holding projects, from 6.4)",
+        ValidationErrors | Detail,
+    ),
     413: ("Request body larger than 1 MiB", Detail),
     429: ("Too many failed logins for this email; see Retry-After", Detail),
     503: ("Database unavailable or busy; retry", Detail),
@@ -71,21 +71,6 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
 
 READ = responses(400, 401, 403, 404)  # 400: bad query parameters
 WRITE = responses(400, 401, 403, 404, 409, 413)
-
-
-# -- request bodies in the OpenAPI document -------------------------------------------------------
-class StrictStructSchemaPlugin(StructSchemaPlugin):
-    """Structs with ``forbid_unknown_fields`` are documented with ``additionalProperties: false``:
-    the API answers 400 for an unknown field, so the document must not invite one."""
-
-    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: SchemaCreator) -> Schema:
-        schema = super().to_openapi_schema(field_definition, schema_creator)
-        if (
-            getattr(field_definition.type_, "__struct_config__", None) is not None
-            and field_definition.type_.__struct_config__.forbid_unknown_fields
-        ):
-            schema.additional_properties = False
-        return schema
 
 
 # -- text fields -------------------------------------------------------------------------------
@@ -177,9 +162,7 @@ async def provide_paging(
 
 def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any:
     """The response body of a list endpoint: rows carry ``total`` (count(*) OVER ())."""
-    total = rows[0]["total"] if rows else 0
-    for row in rows:
-        del row["total"]
+    rows, total = split_total(rows)
     if not paging.paginate:
         return rows
     if not rows and paging.page > 1:

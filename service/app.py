@@ -1,4 +1,4 @@
-"""The HTTP API (DESIGN 6): a table of contents of the routes, and the app factory.
+"""The HTTP API (docs/api.md): a table of contents of the routes, and the app factory.
 
 ``hierarchy run`` serves ``create_app()`` with uvicorn (``factory=True``); the database URL comes
 from ``HIERARCHY_DATABASE_URL`` or ``DATABASE_URL``. Conventions (service.api, service.errors):
@@ -22,21 +22,21 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service import auth, releases, scheduler
-from service.api import StrictStructSchemaPlugin, provide_paging
+from service.api import provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
-from service.routes import audit, customers, health, jobs, orgs, projects, tunables, upgrade, users
+from service.openapi_struct import StrictStructSchemaPlugin
+from service.routes import audit, customers, health, jobs, login, orgs, projects, tunables, upgrade, users
 
 log = logging.getLogger(__name__)
 
 # Callable without a token (documented with security [{}]); every other route is behind the
 # auth.require_bearer guard: no or a malformed Authorization header is 401 before any parsing.
-PUBLIC = [auth.login, *health.HANDLERS]
+PUBLIC = [login.login, *health.HANDLERS]
 
 ROUTES = [
     # POST /config/v1/login, POST /config/v1/logout
-    auth.login,
-    auth.logout,
+    *login.HANDLERS,
     # GET|OPTIONS /config/v1/orgs/, GET /config/v1/orgs/{org_id}/
     *orgs.HANDLERS,
     # GET|POST|OPTIONS /config/v1/orgs/{org_id}/projects/, GET|PUT|PATCH|DELETE .../projects/{project_id}/

@@ -1,9 +1,10 @@
-"""Login, logout, bearer tokens, permissions, and the per-request transaction (:func:`run`).
+"""Who is asking: bearer tokens, the user they belong to, and the failed-login throttle.
 
-Tokens are ``secrets.token_urlsafe(32)``, shown once at login; the database stores only their
-SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and ``revoked`` set by logout.
-A request's token is checked inside the request's own transaction, together with the user's
-``is_active`` and the permissions of its role (``config.role_permissions``).
+Tokens are ``secrets.token_urlsafe(32)``, shown once at login (service/routes/auth.py); the
+database stores only their SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and
+``revoked`` set by logout. A request's token is checked inside the request's own transaction
+(service/request.py), together with the user's ``is_active`` and the permissions of its role
+(``config.role_permissions``).
 
 Failed logins are throttled in process: after 5 failures for one email within 60 s, login for
 that email answers 429 with ``Retry-After`` until the oldest of them is 60 s old. The counter
@@ -13,52 +14,28 @@ and lost on restart; a table would make it cluster-wide (see the report / README
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
-import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
-from uuid import UUID
+from dataclasses import dataclass
+from typing import Any
 
-import msgspec
-from litestar import Request, post
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import NotAuthorizedException
 from litestar.handlers import BaseRouteHandler
-from litestar.params import Body
-from msgspec import UNSET, UnsetType
 
-from service import users
-from service.api import TEXT_PATTERN, responses
-from service.db import Database, Db, User, transaction
-from service.errors import FieldErrors
-from service.queries import query
-
-T = TypeVar("T")
+from service.queries import Db, Scope, query
 
 TOKEN_TTL_SECONDS = 86400
 FAILURE_LIMIT = 5
 FAILURE_WINDOW_SECONDS = 60.0
 THROTTLE_MAX_EMAILS = 10_000
 
-SQL = {
-    name: query(f"auth.{name}")
-    for name in (
-        "user_for_login",
-        "update_password_hash",
-        "login_details",
-        "create_token",
-        "user_for_token",
-        "revoke_token",
-        "prune_tokens",
-    )
-}
+USER_FOR_TOKEN = query("auth.user_for_token")
 
-_REFUSED = {
+REFUSED = {
     "revoked": "Token has been revoked (logged out); log in again.",
     "expired": "Token has expired; log in again.",
     "inactive": "User account is disabled.",
@@ -69,7 +46,7 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def _unauthorized(detail: str) -> NotAuthorizedException:
+def unauthorized(detail: str) -> NotAuthorizedException:
     return NotAuthorizedException(detail, headers={"WWW-Authenticate": 'Bearer realm="config"'})
 
 
@@ -77,11 +54,11 @@ def bearer_token(request: Request | ASGIConnection) -> str:
     """The token of ``Authorization: Bearer <token>``; 401 when missing or malformed."""
     header = request.headers.get("authorization")
     if not header:
-        raise _unauthorized("Authentication credentials were not provided.")
+        raise unauthorized("Authentication credentials were not provided.")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token or not token.isascii():
-        raise _unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
+        raise unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
     return token
 
 
@@ -93,12 +70,32 @@ async def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler)
     bearer_token(connection)
 
 
+@dataclass(frozen=True)
+class User:
+    """The user a request's token belongs to, and what its role allows."""
+
+    uuid: Any
+    email: str
+    org_id: Any
+    role: str
+    permissions: frozenset[str]
+
+    @property
+    def all_orgs(self) -> bool:
+        return "all_orgs" in self.permissions
+
+    @property
+    def scope(self) -> Scope:
+        """Whom this user's statements run for (service.queries binds it to every statement)."""
+        return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
+
+
 async def authenticate(conn: Any, token: str) -> User:
-    row = await Db(conn).one(SQL["user_for_token"], token_hash=hash_token(token))
+    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token))
     if row is None:
-        raise _unauthorized("Invalid token.")
+        raise unauthorized("Invalid token.")
     if row["state"] != "ok":
-        raise _unauthorized(_REFUSED[row["state"]])
+        raise unauthorized(REFUSED[row["state"]])
     return User(
         uuid=row["uuid"],
         email=row["email"],
@@ -106,36 +103,6 @@ async def authenticate(conn: Any, token: str) -> User:
         role=row["role"],
         permissions=frozenset(row["permissions"]),
     )
-
-
-def database(request: Request) -> Database:
-    return request.app.state.database
-
-
-async def run(
-    request: Request,
-    permission: str | None,
-    work: Callable[[Db], Awaitable[T]],
-    *,
-    default_field: str = "non_field_errors",
-) -> T:
-    """Authenticate, authorise and run ``work`` in the request's one transaction.
-
-    ``permission`` is a ``config.role_permissions`` name (None: any authenticated user). The
-    token lookup also sets the actor settings, so every audit row the work causes names the user.
-    """
-    token = bearer_token(request)
-
-    async def in_transaction(conn: Any) -> T:
-        user = await authenticate(conn, token)
-        if permission is not None and permission not in user.permissions:
-            raise PermissionDeniedException(
-                f"You do not have permission to perform this action (role {user.role} lacks {permission})."
-            )
-        request.state.user = user
-        return await work(Db(conn, user))
-
-    return await transaction(database(request), in_transaction, default_field=default_field)
 
 
 # -- failed-login throttle -----------------------------------------------------------------------
@@ -176,146 +143,3 @@ class LoginThrottle:
         while failures and failures[0] < horizon:
             failures.popleft()
         return failures
-
-
-# -- endpoints -----------------------------------------------------------------------------------
-LoginName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=254, pattern=TEXT_PATTERN, description="The user's email.")
-]
-
-
-class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    """The Config API's login body, ``{"username", "password"}`` (what hdxcli sends), where
-    ``username`` is the user's email. ``email`` is accepted in its place for scripts written
-    against earlier releases; a body giving both must name the same user."""
-
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    username: LoginName | UnsetType = UNSET
-    email: LoginName | UnsetType = UNSET
-
-    def login_email(self) -> str:
-        """The email to log in as; 400 naming the fields when it is missing or ambiguous."""
-        if self.username is UNSET and self.email is UNSET:
-            raise FieldErrors({"username": ["This field is required."]})
-        if self.username is UNSET:
-            return self.email  # type: ignore[return-value]
-        if self.email is not UNSET and self.email.lower() != self.username.lower():
-            message = "username and email name different users; send only username."
-            raise FieldErrors({"username": [message], "email": [message]})
-        return self.username
-
-
-# The document states the contract: username (or its alias email) with password, not both.
-CREDENTIALS_SCHEMA = {
-    "oneOf": [{"required": ["username", "password"]}, {"required": ["email", "password"]}],
-}
-
-
-class OrgRef(msgspec.Struct):
-    uuid: UUID
-    name: str
-
-
-class AuthToken(msgspec.Struct):
-    access_token: str
-    token_type: str
-    expires_in: int
-
-
-class CurrentUser(msgspec.Struct):
-    """Who the token belongs to, as the Config API's ``users/current`` and login answer it."""
-
-    uuid: UUID
-    email: str
-    orgs: list[OrgRef]
-    roles: list[str]
-
-
-class LoginResponse(CurrentUser):
-    auth_token: AuthToken
-
-
-def _throttle(state: State) -> LoginThrottle:
-    if not hasattr(state, "login_throttle"):
-        state.login_throttle = LoginThrottle()
-    return state.login_throttle
-
-
-# security=[{}]: no token needed (Litestar drops an empty list and the document-wide bearer
-# requirement would apply)
-@post(
-    ["/config/v1/login"],
-    status_code=200,
-    security=[{}],
-    tags=["auth"],
-    summary="Log in with username (the user's email) and password; returns a 24 h bearer token",
-    responses={**responses(400, 401, 413, 429)},
-)
-async def login(
-    request: Request, data: Annotated[Credentials, Body(schema_extra=CREDENTIALS_SCHEMA)]
-) -> LoginResponse:
-    email = data.login_email()
-    throttle = _throttle(request.app.state)
-    if (wait := throttle.retry_after(email)) is not None:
-        raise HTTPException(
-            status_code=429,
-            detail=f"Too many failed logins; retry in {wait} s.",
-            headers={"Retry-After": str(wait)},
-        )
-
-    async def find(conn: Any) -> dict[str, Any] | None:
-        return await Db(conn).one(SQL["user_for_login"], email=email)
-
-    row = await transaction(database(request), find)
-    # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
-    ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
-    if not ok:
-        throttle.failed(email)
-        raise _unauthorized("Invalid email or password.")
-    assert row is not None
-    if not row["is_active"]:
-        raise _unauthorized(_REFUSED["inactive"])
-    throttle.succeeded(email)
-    token = secrets.token_urlsafe(32)
-    rehash = (
-        await asyncio.to_thread(users.hash_password, data.password)
-        if users.needs_rehash(row["password_hash"])
-        else None
-    )
-
-    async def issue(conn: Any) -> dict[str, Any] | None:
-        db = Db(conn)
-        await db.execute(
-            SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"], ttl=TOKEN_TTL_SECONDS
-        )
-        if rehash:
-            await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
-        await db.execute(SQL["prune_tokens"])
-        return await db.one(SQL["login_details"], org_id=row["org_id"])
-
-    org = await transaction(database(request), issue)
-    return LoginResponse(
-        uuid=row["uuid"],
-        email=row["email"],
-        orgs=[OrgRef(**org)] if org else [],
-        roles=[row["role"]],
-        auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS),
-    )
-
-
-@post(
-    ["/config/v1/logout"],
-    status_code=204,
-    tags=["auth"],
-    summary="Revoke the token of this request",
-    responses=responses(401),
-    response_description="Token revoked",
-)
-async def logout(request: Request) -> None:
-    # returns None (not Response[None]): the document shows the 204 without a body
-    token = bearer_token(request)
-
-    async def revoke(db: Db) -> None:
-        await db.execute(SQL["revoke_token"], token_hash=hash_token(token))
-
-    await run(request, None, revoke)

@@ -1,4 +1,4 @@
-"""The database pool, the per-request transaction, and database errors mapped to HTTP.
+"""The database pool, and one transaction on it with retries (:func:`transaction`).
 
 Pool settings and what a database restart costs (measured)
 -----------------------------------------------------------
@@ -26,19 +26,17 @@ Before the sweep and the outage check (plain ``check_connection``, timeout 2 s),
 request after a restart took 1.0 s (the pool's 1 s backoff between two dead connections) and
 requests during a 3 s outage waited the full 2 s timeout.
 
-Every request that touches the database runs in exactly one transaction on one pooled
-connection (:func:`run`): the bearer token is checked, the actor settings are set
-(``hierarchy.actor``, ``hierarchy.user_id``, read by the audit triggers and
-``customers.created_by``), then the handler's work runs. Deadlocks and serialization failures
-re-run the whole transaction (3 attempts, then 503). Other database errors become DRF-style
-4xx bodies (see :func:`map_error`); an unreachable database is 503 ``database unavailable``.
+A request's work runs in one :func:`transaction` (service/request.py adds the token check and
+the permission): deadlocks and serialization failures re-run the whole transaction (3
+attempts, then 503). Other database errors become DRF-style 4xx bodies
+(service.db_errors.map_error); an unreachable database is 503 ``database unavailable``.
 
 A replicated cluster (Patroni): the URL may list several hosts (``service.conninfo``; with
 ``target_session_attrs=read-write`` libpq connects to the primary). During a failover every
 error that says the connection can no longer serve the request -- read-only (25006: a standby
 or a demoted primary), class 57 (admin shutdown, cannot connect now), class 08 or a lost
 connection -- discards the connection and answers 503 with ``Retry-After`` (never 500); a
-read-only one also replaces every pooled connection (:func:`failover_error`). The next
+read-only one also replaces every pooled connection (service.db_errors.failover_error). The next
 request's connection goes to whichever node is primary by then. A commit whose answer was lost
 may have happened: the client retries, and a create then answers "already exists".
 """
@@ -52,7 +50,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from psycopg import errors
@@ -60,7 +58,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.conninfo import for_primary
-from service.errors import Conflict, FieldErrors, ServiceUnavailable
+from service.db_errors import READ_ONLY, STANDBY, UNAVAILABLE, failover_error, map_error
+from service.errors import FieldErrors, ServiceUnavailable
 from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
@@ -75,26 +74,11 @@ CHECK_INTERVAL = 1.0  # seconds between sweeps of idle connections (purges those
 CONNECT_TIMEOUT = 2  # libpq connect_timeout, seconds
 TRANSACTION_ATTEMPTS = 3
 
-UNAVAILABLE = "database unavailable"
-STANDBY = "database is read-only (a standby, or a failover in progress); retry"
-READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or a primary being demoted
 
 
 def database_url() -> str | None:
     """``HIERARCHY_DATABASE_URL`` (set by ``hierarchy run``) or ``DATABASE_URL``."""
     return os.environ.get("HIERARCHY_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
-
-
-def failover_error(exc: psycopg.Error) -> bool:
-    """Whether ``exc`` says this connection cannot do the request's work any more.
-
-    25006 (read-only: we reached a standby or a demoted primary), class 57 (admin or crash
-    shutdown, cannot connect now, ...), class 08 and a lost connection (no SQLSTATE). The
-    connection is discarded and the request answers 503 with Retry-After, never 500.
-    """
-    if exc.sqlstate == READ_ONLY:
-        return True
-    return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "08").startswith(("08", "57"))
 
 
 def prepare_threshold() -> int | None:
@@ -219,50 +203,6 @@ class Database:
             log.warning("database unavailable")
 
 
-@dataclass(frozen=True)
-class User:
-    uuid: Any
-    email: str
-    org_id: Any
-    role: str
-    permissions: frozenset[str]
-
-    @property
-    def all_orgs(self) -> bool:
-        return "all_orgs" in self.permissions
-
-    def scope(self) -> dict[str, Any]:
-        """The parameters every tenant-scoped statement takes."""
-        return {"all_orgs": self.all_orgs, "user_org": self.org_id, "user_id": self.uuid}
-
-
-class Db:
-    """One request's transaction: run named statements with the user's scope parameters."""
-
-    def __init__(self, conn: psycopg.AsyncConnection, user: User | None = None) -> None:
-        self.conn = conn
-        self.user = user
-
-    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
-        base: dict[str, Any] = {"limit": None, "offset": 0}
-        if self.user is not None:
-            base.update(self.user.scope())
-        base.update(params)
-        return base
-
-    async def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return await cur.fetchall()
-
-    async def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return await cur.fetchone()
-
-    async def execute(self, sql: str, **params: Any) -> int:
-        cur = await self.conn.execute(sql, self._params(params))  # type: ignore[arg-type]
-        return cur.rowcount
-
-
 async def transaction(
     database: Database,
     work: Callable[[psycopg.AsyncConnection], Awaitable[T]],
@@ -284,57 +224,3 @@ async def transaction(
         except UnicodeEncodeError as exc:  # e.g. a lone surrogate in a JSON string
             raise FieldErrors({default_field: [f"text cannot be stored: {exc.reason}"]}) from None
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-# -- database errors as HTTP ---------------------------------------------------------------------
-
-# constraint -> (field, message). Messages say what is allowed, from the column comments.
-CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "projects_org_name_unique": ("name", "project with this name already exists in this org."),
-    "projects_name_valid": (
-        "name",
-        "1 to 255 characters: letters, digits, _ and -; starts with a letter or digit.",
-    ),
-    "projects_settings_object": ("settings", "must be a JSON object."),
-    "projects_customer_id_fkey": ("customer", "customer does not exist."),
-    "customers_name_unique": ("name", "customer with this name already exists."),
-    "customers_name_valid": ("name", "1 to 255 characters, no whitespace or control characters."),
-    "users_email_unique": ("email", "user with this email already exists."),
-    "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
-    "users_org_id_fkey": ("org", "org does not exist."),
-    "users_role_fkey": ("role", "unknown role: use super_admin, operator or read_only."),
-    "orgs_name_valid": (
-        "name",
-        "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit.",
-    ),
-}
-
-
-def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Exception:
-    """The HTTP exception for a database error (unexpected ones are returned as they are)."""
-    diag = exc.diag
-    constraint = diag.constraint_name or ""
-    text = str(exc).strip()
-    primary = diag.message_primary or (text.splitlines()[0] if text else type(exc).__name__)
-    if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
-        return Conflict({"name": [primary]})
-    if isinstance(exc, errors.UniqueViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
-        return Conflict({fld: [message]})
-    if isinstance(exc, errors.ForeignKeyViolation):  # a referenced object that does not exist (now)
-        fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
-        return Conflict({fld: [message]})
-    if isinstance(exc, errors.CheckViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
-        return FieldErrors({fld: [message]})
-    if isinstance(exc, errors.NotNullViolation):
-        return FieldErrors({diag.column_name or default_field: ["This field may not be null."]})
-    if isinstance(exc, errors.NullValueNotAllowed | errors.InvalidParameterValue):
-        return FieldErrors({default_field: [primary]})
-    # class 22 (data exceptions: bad text, out of range, NUL bytes refused by psycopg) and 54
-    # (program limits): the input cannot be stored as given
-    if isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith(("22", "54")):
-        return FieldErrors({default_field: [primary]})
-    if failover_error(exc):
-        return ServiceUnavailable(STANDBY if exc.sqlstate == READ_ONLY else UNAVAILABLE)
-    return exc

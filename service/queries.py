@@ -11,12 +11,24 @@ builds SQL and never formats values into it: statements take psycopg named param
 with an explicit cast, and callers fetch them with :func:`query` at import time, so a
 misspelt name fails when the module is imported (the app refuses to start), not on a request.
 Loading fails on a duplicate name, a block without a statement, or text before the first name.
+
+Running them: the API (async, one request's transaction) and the command line (sync) use the
+same two faces, :class:`Db` and :class:`SyncDb`, which share what every statement is given
+(:func:`bind`: the caller's :class:`Scope`, then ``limit``/``offset`` defaults meaning "the
+whole list", then the statement's own parameters) and how a list's ``total`` column is taken
+off its rows (:func:`split_total`). A route or a command names the statement and its own
+parameters, nothing else.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Generator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
 
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "sql" / "queries"
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
@@ -70,3 +82,105 @@ def query(name: str) -> str:
         return QUERIES[name]
     except KeyError:
         raise QueryError(f"unknown query {name!r} (not in {QUERIES_DIR}/*.sql)") from None
+
+
+# -- running them: one async and one sync face with the same defaults -------------------------------
+T = TypeVar("T")
+# A check written once for both faces: it yields (statement, params), is sent each first row
+# back, and returns its answer (Db.steps / SyncDb.steps drive it; see service/jobs.py).
+Steps = Generator[tuple[str, dict[str, Any]], "dict[str, Any] | None", T]
+
+WHOLE_LIST = {"limit": None, "offset": 0}  # a list statement's LIMIT/OFFSET when the caller gives none
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whom a statement runs for: the parameters every tenant-scoped statement takes."""
+
+    all_orgs: bool
+    user_org: Any = None
+    user_id: Any = None
+
+    def params(self) -> dict[str, Any]:
+        return {"all_orgs": self.all_orgs, "user_org": self.user_org, "user_id": self.user_id}
+
+
+# The command line: an operator holding the database's credentials sees every org.
+EVERY_ORG = Scope(all_orgs=True)
+
+
+def bind(scope: Scope | None, params: dict[str, Any]) -> dict[str, Any]:
+    """A statement's parameters: list defaults, then the scope (none: unscoped statements only,
+    so a scoped statement run without one fails instead of seeing everything), then ``params``."""
+    return {**WHOLE_LIST, **(scope.params() if scope is not None else {}), **params}
+
+
+def split_total(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """A list statement's rows without their ``total`` column (count before LIMIT), and the total."""
+    total = rows[0]["total"] if rows else 0
+    for row in rows:
+        row.pop("total", None)
+    return rows, total
+
+
+class Db:
+    """The async face: one API request's transaction, scoped to its user (``user.scope``)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection, user: Any = None) -> None:
+        self.conn = conn
+        self.user = user
+        self.scope: Scope | None = user.scope if user is not None else None
+
+    async def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        return await (await self.conn.execute(sql, bind(self.scope, params))).fetchall()
+
+    async def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
+        return await (await self.conn.execute(sql, bind(self.scope, params))).fetchone()
+
+    async def execute(self, sql: str, **params: Any) -> int:
+        return (await self.conn.execute(sql, bind(self.scope, params))).rowcount
+
+    async def listed(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """A list statement's rows without ``total``."""
+        return split_total(await self.all(sql, **params))[0]
+
+    async def steps(self, steps: Steps[T]) -> T:
+        """Run a :data:`Steps` check: each statement it yields, its first row sent back."""
+        row = None
+        try:
+            while True:
+                statement, params = steps.send(row)
+                row = await self.one(statement, **params)
+        except StopIteration as done:
+            return done.value
+
+
+class SyncDb:
+    """The sync face: the command line's transaction, scoped to every org by default."""
+
+    def __init__(self, conn: psycopg.Connection, scope: Scope | None = EVERY_ORG) -> None:
+        self.conn = conn
+        self.scope = scope
+
+    def all(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        return self.conn.execute(sql, bind(self.scope, params)).fetchall()
+
+    def one(self, sql: str, **params: Any) -> dict[str, Any] | None:
+        return self.conn.execute(sql, bind(self.scope, params)).fetchone()
+
+    def execute(self, sql: str, **params: Any) -> int:
+        return self.conn.execute(sql, bind(self.scope, params)).rowcount
+
+    def listed(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """A list statement's rows without ``total``."""
+        return split_total(self.all(sql, **params))[0]
+
+    def steps(self, steps: Steps[T]) -> T:
+        """Run a :data:`Steps` check: each statement it yields, its first row sent back."""
+        row = None
+        try:
+            while True:
+                statement, params = steps.send(row)
+                row = self.one(statement, **params)
+        except StopIteration as done:
+            return done.value

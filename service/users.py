@@ -19,11 +19,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from psycopg.rows import dict_row
 
 from service.conninfo import for_primary
+from service.names import SUPER_ADMIN
 from service.queries import query
 
 HASHER = PasswordHasher()
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
-ROLES = ("super_admin", "operator", "read_only")
 
 CREATE = query("users.create")
 LOCK = query("users.lock_admin_bootstrap")
@@ -108,5 +108,5 @@ def ensure_admin(url: str, email: str | None = None, password: str | None = None
         if org is None:
             raise RuntimeError("no org exists: migrate the database first (`hierarchy migrate`)")
         generated = None if given else secrets.token_urlsafe(18)
-        create_user(conn, email, given or generated, org["uuid"], "super_admin")  # type: ignore[arg-type]
+        create_user(conn, email, given or generated, org["uuid"], SUPER_ADMIN)  # type: ignore[arg-type]
     return email, generated

@@ -34,7 +34,7 @@ BEGIN
     END IF;
     IF config.is_system_project(NEW.name) THEN
         origin := 'system';
-    ELSIF config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb THEN
+    ELSIF config.per_project_mode() THEN
         origin := 'project';
     ELSE
         -- the org's default customer, pinned as default_customer does; created when missing
@@ -212,6 +212,20 @@ $$;
 COMMENT ON FUNCTION config.current_user_id() IS 'The acting application user uuid (setting hierarchy.user_id), NULL for plain SQL sessions.';
 
 --
+-- Name: customer_mine(uuid, boolean, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customer_mine(p_created_by uuid, p_all_orgs boolean, p_user_id uuid) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT p_all_orgs OR p_created_by IS NOT DISTINCT FROM p_user_id $$;
+
+--
+-- Name: FUNCTION customer_mine(p_created_by uuid, p_all_orgs boolean, p_user_id uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customer_mine(p_created_by uuid, p_all_orgs boolean, p_user_id uuid) IS 'Whether a user may change or delete a customer it sees: all_orgs, or it created the customer (403 otherwise).';
+
+--
 -- Name: customer_name_candidates(text, uuid); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -227,6 +241,23 @@ $$;
 --
 
 COMMENT ON FUNCTION config.customer_name_candidates(p_name text, p_key uuid) IS 'Rule 4 naming: the customer names derived from a project (or org) name, most preferred first.';
+
+--
+-- Name: customer_visible(uuid, uuid, boolean, uuid, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customer_visible(p_customer uuid, p_created_by uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT p_all_orgs OR p_created_by = p_user_id
+           OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = p_customer AND p.org_id = p_user_org)
+$$;
+
+--
+-- Name: FUNCTION customer_visible(p_customer uuid, p_created_by uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customer_visible(p_customer uuid, p_created_by uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid) IS 'Whether a user (all_orgs, its org, its uuid) sees a customer: all_orgs, its creator, or its org holds one of the customer''s projects.';
 
 --
 -- Name: customers_guard_name(); Type: FUNCTION; Schema: config; Owner: -
@@ -326,6 +357,36 @@ CREATE FUNCTION config.is_system_project(p_name text) RETURNS boolean
 COMMENT ON FUNCTION config.is_system_project(p_name text) IS 'Rule 1: hydro and sample_project always get one customer each (origin system).';
 
 --
+-- Name: job_lock_key(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.job_lock_key() RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT hashtextextended('config.reconcile_customers', 0) $$;
+
+--
+-- Name: FUNCTION job_lock_key(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.job_lock_key() IS 'The transaction-scoped advisory lock key of the background job: SELECT pg_advisory_xact_lock(config.job_lock_key()) holds every run off.';
+
+--
+-- Name: job_sources(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.job_sources() RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT ARRAY['cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql']::text[]
+$$;
+
+--
+-- Name: FUNCTION job_sources(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.job_sources() IS 'The sources of job runs: cron, service (fallback scheduler), api, cli, upgrade (init job), tunable (mode change), switch (switch_customer_mode), sql (a DBA).';
+
+--
 -- Name: lock_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -370,6 +431,39 @@ $$;
 COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
 
 --
+-- Name: may_name_customer(uuid, boolean, uuid, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.may_name_customer(p_customer uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT p_customer IS NULL
+           OR EXISTS (SELECT 1 FROM config.customers c
+                      WHERE c.uuid = p_customer
+                        AND config.customer_visible(c.uuid, c.created_by, p_all_orgs, p_user_org, p_user_id))
+$$;
+
+--
+-- Name: FUNCTION may_name_customer(p_customer uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.may_name_customer(p_customer uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid) IS 'Whether a user may name this customer for a project (create, update): none named, or one it sees (config.customer_visible).';
+
+--
+-- Name: mode_tunable(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.mode_tunable() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'turbine_api_feature_migrate_projects_to_orgs'::text $$;
+
+--
+-- Name: FUNCTION mode_tunable(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.mode_tunable() IS 'The name of the mode tunable: true, a customer per project (rule 3); false, one default customer per org (rule 2).';
+
+--
 -- Name: on_mode_changed(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -377,7 +471,7 @@ CREATE FUNCTION config.on_mode_changed() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    PERFORM pg_advisory_xact_lock(config.job_lock_key());
     LOCK TABLE config.projects IN EXCLUSIVE MODE;
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
     RETURN NULL;
@@ -389,6 +483,20 @@ $$;
 --
 
 COMMENT ON FUNCTION config.on_mode_changed() IS 'Rule 7: AFTER UPDATE trigger on the mode tunable running the job in the same transaction.';
+
+--
+-- Name: org_visible(uuid, boolean, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.org_visible(p_org uuid, p_all_orgs boolean, p_user_org uuid) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT p_all_orgs OR p_org = p_user_org $$;
+
+--
+-- Name: FUNCTION org_visible(p_org uuid, p_all_orgs boolean, p_user_org uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.org_visible(p_org uuid, p_all_orgs boolean, p_user_org uuid) IS 'Whether a user (all_orgs, its org) may see an org''s projects: all_orgs, or its own org.';
 
 --
 -- Name: orphan_is_due(uuid, timestamp with time zone, boolean, timestamp with time zone, uuid); Type: FUNCTION; Schema: config; Owner: -
@@ -416,7 +524,7 @@ CREATE FUNCTION config.orphans_due_before() RETURNS timestamp with time zone
     AS $$
     SELECT greatest(
         now() - make_interval(secs => config.tunable('customer_orphan_grace_seconds')::text::integer),
-        (SELECT modified FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs'))
+        (SELECT modified FROM config.tunables WHERE name = config.mode_tunable()))
 $$;
 
 --
@@ -424,6 +532,20 @@ $$;
 --
 
 COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at or before this instant are due (grace period over, or the mode changed since).';
+
+--
+-- Name: per_project_mode(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.per_project_mode() RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$ SELECT config.tunable(config.mode_tunable()) = 'true'::jsonb $$;
+
+--
+-- Name: FUNCTION per_project_mode(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.per_project_mode() IS 'Whether the mode tunable asks for a customer per project (rule 3) rather than one default customer per org (rule 2).';
 
 --
 -- Name: projects_settle(); Type: FUNCTION; Schema: config; Owner: -
@@ -474,24 +596,26 @@ COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on proj
 
 CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false, batch_size integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
-    AS $$
+    AS $_$
 DECLARE
     started timestamptz := clock_timestamp();
     result  jsonb;
     failure text;
     run_id  bigint;
+    sources text[] := config.job_sources();
 BEGIN
-    IF source IS NULL OR source NOT IN ('cron', 'service', 'api', 'cli', 'upgrade', 'tunable', 'switch', 'sql') THEN
-        RAISE EXCEPTION 'unknown job source %: use cron, service, api, cli, upgrade, tunable, switch or sql', source
+    IF source IS NULL OR source <> ALL (sources) THEN
+        RAISE EXCEPTION 'unknown job source %: use % or %', source,
+            array_to_string(sources[1:cardinality(sources) - 1], ', '), sources[cardinality(sources)]
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1 (got %)', batch_size USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF wait THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+        PERFORM pg_advisory_xact_lock(config.job_lock_key());
         started := clock_timestamp();  -- a run that waited starts when it has the lock
-    ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
+    ELSIF NOT pg_try_advisory_xact_lock(config.job_lock_key()) THEN
         INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
         VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
         RETURNING id INTO run_id;
@@ -500,15 +624,14 @@ BEGIN
     END IF;
 
     BEGIN
-        result := config.reconcile_orphans(coalesce(force, false), coalesce(dry_run, false), batch_size);
         IF dry_run THEN
-            RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+            result := config.rolled_back(
+                'SELECT config.reconcile_orphans(($1->>''force'')::boolean, true, ($1->>''batch_size'')::integer)',
+                jsonb_build_object('force', coalesce(force, false), 'batch_size', batch_size));
+        ELSE
+            result := config.reconcile_orphans(coalesce(force, false), false, batch_size);
         END IF;
     EXCEPTION
-        WHEN SQLSTATE 'HR001' THEN
-            GET STACKED DIAGNOSTICS failure = PG_EXCEPTION_DETAIL;
-            result := failure::jsonb;
-            failure := NULL;
         WHEN OTHERS THEN
             IF source IN ('upgrade', 'tunable', 'switch') THEN
                 RAISE;  -- the change that asked for this run must not commit without it
@@ -535,7 +658,7 @@ BEGIN
     RETURN result || jsonb_build_object('run_id', run_id, 'source', source, 'dry_run', coalesce(dry_run, false),
                                         'forced', coalesce(force, false), 'skipped', false, 'error', failure);
 END
-$$;
+$_$;
 
 --
 -- Name: FUNCTION reconcile_customers(dry_run boolean, force boolean, source text, wait boolean, batch_size integer); Type: COMMENT; Schema: config; Owner: -
@@ -551,7 +674,7 @@ CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batc
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
+    per_project boolean := config.per_project_mode();
     due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
     made_ids    uuid[] := '{}';
@@ -812,6 +935,33 @@ $$;
 COMMENT ON FUNCTION config.rename_single_project_customers(p_customers uuid[]) IS 'Rule 4: names each given customer that has exactly one project after that project.';
 
 --
+-- Name: rolled_back(text, jsonb); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.rolled_back(p_statement text, p_args jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    result jsonb;
+    detail text;
+BEGIN
+    BEGIN
+        EXECUTE p_statement INTO result USING p_args;
+        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
+    EXCEPTION WHEN SQLSTATE 'HR001' THEN
+        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    END;
+    RETURN detail::jsonb;
+END
+$$;
+
+--
+-- Name: FUNCTION rolled_back(p_statement text, p_args jsonb); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.rolled_back(p_statement text, p_args jsonb) IS 'Dry runs: the jsonb result of p_statement (given p_args as $1), with everything it changed rolled back.';
+
+--
 -- Name: schema_release(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -879,10 +1029,7 @@ COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the c
 
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql
-    AS $$
-DECLARE
-    result jsonb;
-    detail text;
+    AS $_$
 BEGIN
     IF per_project IS NULL THEN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
@@ -890,21 +1037,17 @@ BEGIN
     END IF;
     -- The lock order (docs/dba.md): the mode tunable's row, the job lock, then the projects
     -- table, which keeps every project change (creates included) out until the switch commits.
-    PERFORM 1 FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' FOR NO KEY UPDATE;
-    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    PERFORM 1 FROM config.tunables WHERE name = config.mode_tunable() FOR NO KEY UPDATE;
+    PERFORM pg_advisory_xact_lock(config.job_lock_key());
     LOCK TABLE config.projects IN EXCLUSIVE MODE;
     IF NOT coalesce(dry_run, false) THEN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
-    BEGIN
-        result := config.switch_mode_plan(per_project);
-        RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
-    EXCEPTION WHEN SQLSTATE 'HR001' THEN
-        GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
-    END;
-    RETURN detail::jsonb || jsonb_build_object('dry_run', true);
+    RETURN config.rolled_back('SELECT config.switch_mode_plan(($1->>''per_project'')::boolean)',
+                              jsonb_build_object('per_project', per_project))
+           || jsonb_build_object('dry_run', true);
 END
-$$;
+$_$;
 
 --
 -- Name: FUNCTION switch_customer_mode(per_project boolean, dry_run boolean); Type: COMMENT; Schema: config; Owner: -
@@ -925,7 +1068,7 @@ DECLARE
     job       jsonb;
 BEGIN
     UPDATE config.tunables SET value = to_jsonb(p_per_project)
-    WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' AND value IS DISTINCT FROM to_jsonb(p_per_project);
+    WHERE name = config.mode_tunable() AND value IS DISTINCT FROM to_jsonb(p_per_project);
 
     IF p_per_project THEN
         -- every project of the default customers, then the emptied default customers
@@ -1370,7 +1513,7 @@ CREATE TABLE config.job_runs (
     orphans_waiting integer DEFAULT 0 NOT NULL,
     orphans_unresolved integer DEFAULT 0 NOT NULL,
     error text,
-    CONSTRAINT job_runs_source_known CHECK ((source = ANY (ARRAY['cron'::text, 'service'::text, 'api'::text, 'cli'::text, 'upgrade'::text, 'tunable'::text, 'switch'::text, 'sql'::text])))
+    CONSTRAINT job_runs_source_known CHECK ((source = ANY (config.job_sources())))
 );
 
 --
@@ -2255,7 +2398,7 @@ COMMENT ON TRIGGER tunables_audit ON config.tunables IS 'Writes tunable value ch
 -- Name: tunables tunables_mode_changed; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables FOR EACH ROW WHEN (((new.name = 'turbine_api_feature_migrate_projects_to_orgs'::text) AND (new.value IS DISTINCT FROM old.value))) EXECUTE FUNCTION config.on_mode_changed();
+CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables FOR EACH ROW WHEN (((new.name = config.mode_tunable()) AND (new.value IS DISTINCT FROM old.value))) EXECUTE FUNCTION config.on_mode_changed();
 
 ALTER TABLE config.tunables DISABLE TRIGGER tunables_mode_changed;
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,23 +12,14 @@ from litestar.testing import TestClient
 
 from service import migrations
 from service.app import create_app
+from tests.cli.conftest import run_cli_subprocess
 
 UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/hierarchy"
 
 
 def hierarchy(*args: str, url: str, tmp_path: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": url, "HIERARCHY_DATA_DIR": str(tmp_path / "unused")}
-    script = Path(sys.executable).with_name("hierarchy")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        input=stdin,
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+    """The console script itself, end to end (most CLI tests run in process: tests/cli)."""
+    return run_cli_subprocess(url, *args, stdin=stdin, tmp_path=tmp_path)
 
 
 def test_status_json(db_url, tmp_path):

@@ -21,7 +21,7 @@ from litestar.testing import TestClient
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from yoyo.connections import parse_uri
 
-from service import db, migrations, scheduler, users
+from service import db, db_errors, jobs, migrations, scheduler, users
 from service.app import create_app
 from service.conninfo import for_primary
 from service.errors import ServiceUnavailable
@@ -124,7 +124,7 @@ def test_a_read_only_connection_is_503_with_retry_after_then_replaced(db_url):
         assert client.blocking_portal.call(_make_pooled_connections_read_only, app.state.database) >= 1
         r = client.post(path, json={"name": "on-a-standby"}, headers=headers)
         assert r.status_code == 503, r.text
-        assert r.json() == {"detail": db.STANDBY} and r.headers["Retry-After"] == "1"
+        assert r.json() == {"detail": db_errors.STANDBY} and r.headers["Retry-After"] == "1"
         assert _stored(db_url, "on-a-standby") == 0
         # every read-only connection was replaced: the very next request writes
         r = client.post(path, json={"name": "on-a-standby"}, headers=headers)
@@ -148,11 +148,11 @@ def test_failover_errors_from_a_real_server(db_url):
     victim.close()
     assert shutdown.value.sqlstate in ("57P01", None)  # admin shutdown, or the lost connection
     for exc in (read_only.value, shutdown.value):
-        assert db.failover_error(exc)
-        mapped = db.map_error(exc)
+        assert db_errors.failover_error(exc)
+        mapped = db_errors.map_error(exc)
         assert isinstance(mapped, ServiceUnavailable) and mapped.headers == {"Retry-After": "1"}
-    assert db.map_error(read_only.value).detail == db.STANDBY
-    assert not db.failover_error(duplicate.value)
+    assert db_errors.map_error(read_only.value).detail == db_errors.STANDBY
+    assert not db_errors.failover_error(duplicate.value)
 
 
 def _prepared_after_repeats(url: str) -> int:
@@ -212,5 +212,5 @@ def test_fallback_scheduler_stands_down_only_for_a_recent_successful_cron_run(cr
     assert asyncio.run(tick()) is not None and service_runs() == before + 1
     cron_run("succeeded", 5)
     assert asyncio.run(tick()) is None and service_runs() == before + 1
-    cron_run("succeeded", int(scheduler.CRON_RECENT_SECONDS) + 30)  # pg_cron stopped running it
+    cron_run("succeeded", int(jobs.CRON_RECENT_SECONDS) + 30)  # pg_cron stopped running it
     assert asyncio.run(tick()) is not None and service_runs() == before + 2

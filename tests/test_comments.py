@@ -1,4 +1,4 @@
-"""Every object a DBA meets in schema ``config`` has a ``COMMENT ON`` (DESIGN.md 6b).
+"""Every object a DBA meets in schema ``config`` has a ``COMMENT ON`` (docs/design.md section 3).
 
 The rule, checked on a database at the newest release:
 

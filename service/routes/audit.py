@@ -12,9 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.api import READ, TEXT_PATTERN, Metadata, Paging, listing, metadata, page_of, strict_query
-from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 
 SQL = {"list": query("audit.list")}
 OBJECT_TYPES = ("orgs", "projects", "customers", "tunables", "users")

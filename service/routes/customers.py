@@ -7,6 +7,10 @@ the job's and other users' customers belong to the administrators). Adding and r
 projects needs customers.write on a visible customer, and only moves projects of the user's
 org (another org's project uuid is 404).
 
+Each write statement carries these conditions itself and returns one row saying which, if
+any, refused the change (docs/design.md, "Authorisation"); the handlers below only turn that
+row into 404, 403 or 409.
+
 From release 6.4 associations are final: adding and removing projects answer 400 before
 anything is touched, and deleting a customer that holds projects is 409 saying how many (the
 database refuses both whoever writes; service.routes.upgrade names the field).
@@ -40,18 +44,16 @@ from service.api import (
     page_of,
     responses,
 )
-from service.auth import run
-from service.db import Db
 from service.errors import Conflict, FieldErrors
-from service.queries import query
+from service.names import ORIGINS
+from service.queries import Db, query
+from service.request import run
 from service.routes.upgrade import associations_final, current_release, database_refusals
 
 SQL = {
     name: query(f"customers.{name}")
     for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
 }
-PROJECTS_VISIBLE = query("projects.visible_among")
-ORIGINS = ("system", "default", "project", "manual")
 
 Name = Annotated[
     str,
@@ -128,43 +130,58 @@ POST_FIELDS = {
 }
 
 
-def _view(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is not None:
-        row.pop("mine", None)
-    return row
+def _not_found(customer_id: UUID) -> NotFoundException:
+    return NotFoundException(f"Customer {customer_id} not found.")
 
 
 async def visible_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
     row = await db.one(SQL["get"], customer_id=customer_id)
     if row is None:
-        raise NotFoundException(f"Customer {customer_id} not found.")
+        raise _not_found(customer_id)
     return row
 
 
-async def own_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
-    row = await visible_customer(db, customer_id)
-    if not row["mine"]:
+def owned(result: dict[str, Any] | None, customer_id: UUID) -> None:
+    """The answer of a guarded update or delete: no row 404, not the user's 403."""
+    if result is None:
+        raise _not_found(customer_id)
+    if not result["mine"]:
         raise PermissionDeniedException(
             "Only a super admin or the user who created this customer may change it."
         )
-    return row
 
 
-async def _associations_open(db: Db) -> None:
-    """From 6.4 a project keeps its customer: moving projects is refused before anything else."""
+def moved(result: dict[str, Any], customer_id: UUID) -> None:
+    """The answer of add_projects/remove_projects: 404 for the customer or the first unknown
+    project, 409 for projects of another customer."""
+    if not result["customer_found"]:
+        raise _not_found(customer_id)
+    if result["missing_project"] is not None:
+        raise NotFoundException(f"Project {result['missing_project']} not found.")
+    if result.get("strangers"):
+        raise Conflict(
+            {"projects": [f"project {u} does not belong to this customer." for u in result["strangers"]]}
+        )
+
+
+async def _move(db: Db, statement: str, customer_id: UUID, refs: ProjectRefs) -> dict[str, Any]:
+    """add_projects or remove_projects: the guarded statement, then the customer as it is now.
+
+    From 6.4 the endpoint means nothing (associations are final, and the database refuses any
+    move whoever asks): it answers 400 before touching anything, 404 for a customer the user
+    cannot see, as before 6.4."""
     release = await current_release(db)
     if release.customers_final:
+        await visible_customer(db, customer_id)
         raise FieldErrors({"projects": [associations_final(release)]})
-
-
-async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
-    """The referenced projects, all of which the user must be able to see (404 names the first not)."""
-    wanted = list(dict.fromkeys(ref.uuid for ref in refs.projects))
-    found = {row["uuid"]: row for row in await db.all(PROJECTS_VISIBLE, projects=wanted)}
-    for uuid in wanted:
-        if uuid not in found:
-            raise NotFoundException(f"Project {uuid} not found.")
-    return [found[uuid] for uuid in wanted]
+    projects = [ref.uuid for ref in refs.projects]
+    with database_refusals("projects"):
+        result = await db.one(SQL[statement], customer_id=customer_id, projects=projects)
+    moved(result, customer_id)  # type: ignore[arg-type]
+    return {
+        "customer": await db.one(SQL["get"], customer_id=customer_id),
+        "projects": result["projects"],  # type: ignore[index]
+    }
 
 
 @get(
@@ -180,7 +197,7 @@ async def list_customers(
     origin: Annotated[
         str | None,
         QueryParameter(
-            description="Only customers of this origin.", pattern="^(system|default|project|manual)$"
+            description="Only customers of this origin.", pattern=f"^({'|'.join(ORIGINS)})$"
         ),
     ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
@@ -215,7 +232,7 @@ async def describe_customers(request: Request) -> Metadata:
 async def create_customer(request: Request, data: JSONBody[CustomerCreate]) -> Customer:
     async def work(db: Db) -> dict[str, Any] | None:
         row = await db.one(SQL["create"], name=data.name, description=data.description)
-        return _view(await db.one(SQL["get"], customer_id=row["uuid"]))  # type: ignore[index]
+        return await db.one(SQL["get"], customer_id=row["uuid"])  # type: ignore[index]
 
     return await run(request, "customers.write", work)
 
@@ -223,15 +240,14 @@ async def create_customer(request: Request, data: JSONBody[CustomerCreate]) -> C
 @get("/config/v1/customers/{customer_id:str}", tags=["customers"], responses=READ, summary="Get a customer")
 async def get_customer(request: Request, customer_id: CustomerId) -> Customer:
     async def work(db: Db) -> dict[str, Any] | None:
-        return _view(await visible_customer(db, customer_id))
+        return await visible_customer(db, customer_id)
 
     return await run(request, "customers.read", work)
 
 
 async def _update(request: Request, customer_id: UUID, data: CustomerUpdate | CustomerPatch) -> Any:
     async def work(db: Db) -> dict[str, Any] | None:
-        await own_customer(db, customer_id)
-        await db.one(
+        result = await db.one(
             SQL["update"],
             customer_id=customer_id,
             set_name=data.name is not UNSET,
@@ -239,7 +255,8 @@ async def _update(request: Request, customer_id: UUID, data: CustomerUpdate | Cu
             set_description=data.description is not UNSET,
             description=None if data.description is UNSET else data.description,
         )
-        return _view(await db.one(SQL["get"], customer_id=customer_id))
+        owned(result, customer_id)
+        return await db.one(SQL["get"], customer_id=customer_id)
 
     return await run(request, "customers.write", work)
 
@@ -279,9 +296,8 @@ async def patch_customer(
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        await own_customer(db, customer_id)
         with database_refusals(deleting=True):
-            await db.one(SQL["delete"], customer_id=customer_id)
+            owned(await db.one(SQL["delete"], customer_id=customer_id), customer_id)
 
     await run(request, "customers.write", work)
 
@@ -295,17 +311,7 @@ async def delete_customer(request: Request, customer_id: CustomerId) -> None:
 )
 async def add_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_customer(db, customer_id)
-        await _associations_open(db)
-        projects = await _projects(db, data)
-        with database_refusals("projects"):
-            moved = await db.all(
-                SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-            )
-        return {
-            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-            "projects": [row["uuid"] for row in moved],
-        }
+        return await _move(db, "add_projects", customer_id, data)
 
     return await run(request, "customers.write", work, default_field="projects")
 
@@ -321,22 +327,7 @@ async def remove_projects(
     request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]
 ) -> Association:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_customer(db, customer_id)
-        await _associations_open(db)
-        projects = await _projects(db, data)
-        strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
-        if strangers:
-            raise Conflict(
-                {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
-            )
-        with database_refusals("projects"):
-            removed = await db.all(
-                SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-            )
-        return {
-            "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
-            "projects": [row["uuid"] for row in removed],
-        }
+        return await _move(db, "remove_projects", customer_id, data)
 
     return await run(request, "customers.write", work, default_field="projects")
 

@@ -20,13 +20,11 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
-from service import releases
-from service.db import Db
-from service.queries import query
+from service import jobs, releases
+from service.queries import Db, query
 
 REQUIRED_RELEASE = releases.FIRST_WITH_CUSTOMERS  # the oldest release the service serves
 SQL = {name: query(f"health.{name}") for name in ("release", "last_run", "orphans")}
-CRON = {name: query(f"jobs.{name}") for name in ("cron_table_exists", "cron_scheduled")}
 
 ORPHANS = Gauge("hierarchy_orphaned_projects", "Projects without a customer (the job re-homes them)")
 SINCE_LAST_RUN = Gauge(
@@ -56,15 +54,6 @@ class Health(msgspec.Struct):
     detail: str | None = None
 
 
-async def cron_schedules_job(db: Db) -> bool:
-    """Whether pg_cron in this database has the reconcile-customers schedule."""
-    row = await db.one(CRON["cron_table_exists"])
-    if not row or not row["present"]:
-        return False
-    row = await db.one(CRON["cron_scheduled"])
-    return bool(row and row["scheduled"])
-
-
 async def _probe(request: Request) -> dict[str, Any]:
     report: dict[str, Any] = {
         "status": "unavailable",
@@ -85,7 +74,7 @@ async def _probe(request: Request) -> dict[str, Any]:
                 release = releases.get(report["release"])
                 report["scheduler"] = (
                     "pg_cron"
-                    if await cron_schedules_job(db)
+                    if await db.steps(jobs.cron_schedules_job())
                     else "none"
                     if release is not None and release.customers_final
                     else ("service" if request.app.state.scheduler_enabled else "off")

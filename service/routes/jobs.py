@@ -13,10 +13,9 @@ from litestar.openapi.spec import Operation
 from litestar.params import JSONBody
 
 from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of, strict_body
-from service.auth import run
-from service.db import Db
 from service.errors import FieldErrors
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 from service.routes.upgrade import associations_final, current_release
 
 SQL = {name: query(f"jobs.{name}") for name in ("reconcile", "list_runs", "switch_mode")}

@@ -12,9 +12,8 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 
 from service.api import READ, Metadata, OrgId, Paging, listing, metadata, page_of
-from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 
 SQL = {name: query(f"orgs.{name}") for name in ("list", "get")}
 

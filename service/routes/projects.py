@@ -1,4 +1,4 @@
-"""Projects of an org, with their customer (DESIGN 6); the orphan audit is
+"""Projects of an org, with their customer (docs/api.md); the orphan audit is
 ``GET /config/v1/orgs/{org_id}/projects/?customer_id__isnull=True``."""
 
 from __future__ import annotations
@@ -28,15 +28,13 @@ from service.api import (
     metadata,
     page_of,
 )
-from service.auth import run
-from service.db import Db
 from service.errors import Conflict
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 from service.routes.orgs import visible_org
 from service.routes.upgrade import current_release, database_refusals
 
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
-VISIBLE_CUSTOMER = query("customers.get")
 
 Name = Annotated[
     str,
@@ -119,10 +117,15 @@ POST_FIELDS_FINAL = {
 }
 
 
-async def _check_customer(db: Db, customer: Any) -> None:
-    """A customer given in a body must be one the user can see (else it is 'not found')."""
-    if customer not in (None, UNSET) and await db.one(VISIBLE_CUSTOMER, customer_id=customer) is None:
+def _written(row: dict[str, Any], customer: Any, project_id: UUID | None = None) -> dict[str, Any]:
+    """The answer of the guarded create or update: the statement wrote nothing when the body
+    names a customer the user cannot see (409 'does not exist') or there is no such project
+    (404); otherwise the project."""
+    if row.pop("unknown_customer"):
         raise Conflict({"customer": [f"customer {customer} does not exist."]})
+    if row["uuid"] is None:
+        raise NotFoundException(f"Project {project_id} not found.")
+    return row
 
 
 async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]:
@@ -195,9 +198,8 @@ async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
 async def create_project(request: Request, org_id: OrgId, data: JSONBody[ProjectCreate]) -> Project:
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
-        await _check_customer(db, data.customer)
         with database_refusals():  # from 6.4: no customer is "This field is required."
-            return await db.one(
+            row = await db.one(
                 SQL["create"],
                 org_id=org_id,
                 name=data.name,
@@ -205,6 +207,7 @@ async def create_project(request: Request, org_id: OrgId, data: JSONBody[Project
                 settings=msgspec.json.encode(data.settings).decode(),
                 customer=data.customer,
             )
+        return _written(row, data.customer)  # type: ignore[arg-type]
 
     return await run(request, "projects.write", work)
 
@@ -231,7 +234,6 @@ async def _update(
 
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
-        await _check_customer(db, data.customer)
         settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
         with database_refusals():  # from 6.4: a different customer is refused
             row = await db.one(
@@ -247,7 +249,7 @@ async def _update(
                 set_customer=given("customer"),
                 customer=data.customer if given("customer") else None,
             )
-        return await _found(row, project_id)
+        return _written(row, data.customer, project_id)  # type: ignore[arg-type]
 
     return await run(request, "projects.write", work)
 

@@ -14,9 +14,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter
 
 from service.api import READ, WRITE, Metadata, Paging, listing, metadata, page_of, strict_body
-from service.auth import run
-from service.db import Db
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 
 SQL = {name: query(f"tunables.{name}") for name in ("list", "get", "set")}
 TunableName = Annotated[str, PathParameter(description="The tunable's name.")]

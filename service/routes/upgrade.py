@@ -26,10 +26,9 @@ from psycopg import errors
 
 from service import releases
 from service.api import READ
-from service.auth import run
-from service.db import Db
 from service.errors import FieldErrors
-from service.queries import query
+from service.queries import Db, query
+from service.request import run
 
 SQL = {name: query(f"releases.{name}") for name in ("has_upgrade_blockers", "upgrade_blockers")}
 RELEASE = query("health.release")
@@ -111,7 +110,11 @@ class UpgradeCheck(msgspec.Struct):
 async def upgrade_blockers(
     request: Request,
     release: Annotated[
-        str | None, QueryParameter(description=f"The release to upgrade to (default {releases.LATEST}).")
+        str | None,
+        QueryParameter(
+            description=f"The release to upgrade to (default {releases.LATEST}).",
+            schema_extra={"enum": list(releases.NAMES)},  # documented; an unknown one is 400 saying so
+        ),
     ] = None,
 ) -> UpgradeCheck:
     target = releases.LATEST if release is None else release

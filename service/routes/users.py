@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -14,12 +14,12 @@ from litestar.params import JSONBody
 
 from service import users
 from service.api import COMMON_READ_ONLY, READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
-from service.auth import SQL as AUTH_SQL
-from service.auth import CurrentUser, OrgRef, run
-from service.db import Db
-from service.queries import query
+from service.names import PASSWORD_LENGTH, ROLES, one_of
+from service.queries import Db, query
+from service.request import run
+from service.routes.login import CurrentUser, OrgRef
 
-SQL = {"list": query("users.list")}
+SQL = {"list": query("users.list"), "login_details": query("auth.login_details")}
 
 
 class UserOut(msgspec.Struct):
@@ -46,16 +46,22 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
             description="name@domain, unique (case-insensitive).",
         ),
     ]
-    password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
-    role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
+    password: Annotated[str, msgspec.Meta(min_length=PASSWORD_LENGTH[0], max_length=PASSWORD_LENGTH[1])]
+    # one of the roles (a role outside them is 400 here, not a database conflict)
+    role: Annotated[Literal[ROLES], msgspec.Meta(description=f"{one_of(ROLES)}.")] = "read_only"  # type: ignore[valid-type]
     org: Annotated[UUID | None, msgspec.Meta(description="Default: the creating user's org.")] = None
 
 
 POST_FIELDS = {
     **COMMON_READ_ONLY,
     "email": field("email", "Email", required=True, max_length=254),
-    "password": field("string", "Password", required=True, help_text="At least 8 characters; write-only."),
-    "role": field("choice", "Role", choices=users.ROLES),
+    "password": field(
+        "string",
+        "Password",
+        required=True,
+        help_text=f"At least {PASSWORD_LENGTH[0]} characters; write-only.",
+    ),
+    "role": field("choice", "Role", choices=ROLES),
     "org": field("uuid", "Org", help_text="Default: your org."),
     "is_active": field("boolean", "Active", read_only=True),
 }
@@ -114,7 +120,7 @@ async def current_user(request: Request) -> CurrentUser:
     async def work(db: Db) -> CurrentUser:
         user = db.user
         assert user is not None  # run() authenticated the token
-        org = await db.one(AUTH_SQL["login_details"], org_id=user.org_id)
+        org = await db.one(SQL["login_details"], org_id=user.org_id)
         return CurrentUser(
             uuid=user.uuid, email=user.email, orgs=[OrgRef(**org)] if org else [], roles=[user.role]
         )

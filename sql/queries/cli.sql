@@ -45,4 +45,4 @@ ORDER BY o.name, p.name, p.uuid;
 SELECT o.uuid, o.name FROM config.orgs o WHERE o.name = %(name)s::text;
 
 -- name: mode
-SELECT config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb AS per_project;
+SELECT config.per_project_mode() AS per_project;

@@ -1,7 +1,12 @@
 -- Customers are global. A user with all_orgs sees every customer; any other user sees the
 -- customers holding a project of its org and the customers it created (created_by), and
--- only its org's projects in `projects`. The predicate is repeated in each statement so
--- every statement stands alone for a reviewer.
+-- only its org's projects in `projects`: config.customer_visible, config.customer_mine and
+-- config.org_visible (migrations/0002) say it once; the planner inlines them.
+--
+-- Every write carries its own guard: the visibility and ownership conditions sit in the
+-- statement that changes the rows (docs/design.md, "Authorisation"), and the statement
+-- returns what the handler needs to answer 404 (not visible) or 403 (not the user's) from that
+-- one result. No earlier read decides, so no interleaving or other caller can separate them.
 
 -- name: list
 -- The page is chosen first (ordered by the unique name: an index scan), and only its rows
@@ -10,9 +15,7 @@
 WITH visible AS NOT MATERIALIZED (
     SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
     FROM config.customers c
-    WHERE (%(all_orgs)s::boolean
-           OR c.created_by = %(user_id)s::uuid
-           OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
+    WHERE config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
       AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
       AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
 ), page AS (
@@ -22,25 +25,21 @@ WITH visible AS NOT MATERIALIZED (
 )
 SELECT c.uuid, c.name, c.description, c.origin,
        ARRAY(SELECT p.uuid FROM config.projects p
-             WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid)
+             WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
              ORDER BY p.name, p.uuid) AS projects,
        c.created, c.modified, (SELECT count(*) FROM visible) AS total
 FROM page c
 ORDER BY c.name, c.uuid;
 
 -- name: get
--- `mine` says whether the user may change or delete it (all_orgs, or it created it).
 SELECT c.uuid, c.name, c.description, c.origin,
        ARRAY(SELECT p.uuid FROM config.projects p
-             WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid)
+             WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
              ORDER BY p.name, p.uuid) AS projects,
-       c.created, c.modified,
-       (%(all_orgs)s::boolean OR c.created_by IS NOT DISTINCT FROM %(user_id)s::uuid) AS mine
+       c.created, c.modified
 FROM config.customers c
 WHERE c.uuid = %(customer_id)s::uuid
-  AND (%(all_orgs)s::boolean
-       OR c.created_by = %(user_id)s::uuid
-       OR EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid));
+  AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid);
 
 -- name: create
 -- created_by defaults to config.current_user_id() (the request's hierarchy.user_id).
@@ -49,41 +48,114 @@ VALUES (%(name)s::text, %(description)s::text, 'manual')
 RETURNING uuid;
 
 -- name: update
-UPDATE config.customers c SET
-    name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE c.name END,
-    description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE c.description END
-WHERE c.uuid = %(customer_id)s::uuid
-RETURNING c.uuid;
+-- No row: not visible (404). `mine` false: visible but not the user's to change (403), and
+-- nothing changed. The user may change it when all_orgs or it created the customer.
+WITH target AS (
+    SELECT c.uuid, config.customer_mine(c.created_by, %(all_orgs)s::boolean, %(user_id)s::uuid) AS mine
+    FROM config.customers c
+    WHERE c.uuid = %(customer_id)s::uuid
+      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+), changed AS (
+    UPDATE config.customers c SET
+        name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE c.name END,
+        description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE c.description END
+    FROM target t
+    WHERE c.uuid = t.uuid AND t.mine
+    RETURNING c.uuid
+)
+SELECT t.uuid, t.mine FROM target t;
 
 -- name: delete
--- Before 6.4 ON DELETE SET NULL orphans its projects and the job re-homes them (rule 6); from
--- 6.4 one holding projects is refused (trigger customers_keep_projects, ON DELETE RESTRICT).
-DELETE FROM config.customers c WHERE c.uuid = %(customer_id)s::uuid RETURNING c.uuid;
+-- As update: no row 404, `mine` false 403. Before 6.4 ON DELETE SET NULL orphans its
+-- projects and the job re-homes them (rule 6); from 6.4 one holding projects is refused
+-- (trigger customers_keep_projects, ON DELETE RESTRICT).
+WITH target AS (
+    SELECT c.uuid, config.customer_mine(c.created_by, %(all_orgs)s::boolean, %(user_id)s::uuid) AS mine
+    FROM config.customers c
+    WHERE c.uuid = %(customer_id)s::uuid
+      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+), gone AS (
+    DELETE FROM config.customers c USING target t
+    WHERE c.uuid = t.uuid AND t.mine
+    RETURNING c.uuid
+)
+SELECT t.uuid, t.mine FROM target t;
 
 -- name: add_projects
--- Moves the given projects (already checked visible) to the customer; returns those moved.
--- The rows are locked in uuid order first, so two calls on overlapping sets cannot deadlock.
-WITH target AS (
-    SELECT p.uuid FROM config.projects p
-    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+-- Moves the given projects to the customer, all or none: only when the customer is visible
+-- and every project is one the user may move (its org's, or any with all_orgs). One row:
+-- `customer_found` false is 404 for the customer, `missing_project` (the first, in request
+-- order) 404 for that project; otherwise `projects` lists those that changed customer.
+WITH customer AS (
+    SELECT c.uuid
+    FROM config.customers c
+    WHERE c.uuid = %(customer_id)s::uuid
+      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+), missing AS (
+    SELECT w.uuid
+    FROM unnest(%(projects)s::uuid[]) WITH ORDINALITY AS w(uuid, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM config.projects p
+                      WHERE p.uuid = w.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid))
+    ORDER BY w.ord
+    LIMIT 1
+), locked AS (
+    -- in uuid order, so two calls on overlapping sets cannot deadlock
+    SELECT p.uuid
+    FROM config.projects p, customer c
+    WHERE p.uuid = ANY (%(projects)s::uuid[])
+      AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+      AND p.customer_id IS DISTINCT FROM c.uuid
+      AND NOT EXISTS (SELECT 1 FROM missing)
     ORDER BY p.uuid
-    FOR NO KEY UPDATE
+    FOR NO KEY UPDATE OF p
+), moved AS (
+    UPDATE config.projects p SET customer_id = c.uuid
+    FROM customer c, locked l
+    WHERE p.uuid = l.uuid AND p.customer_id IS DISTINCT FROM c.uuid
+    RETURNING p.uuid
 )
-UPDATE config.projects p SET customer_id = %(customer_id)s::uuid
-FROM target t
-WHERE p.uuid = t.uuid AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
-RETURNING p.uuid;
+SELECT EXISTS (SELECT 1 FROM customer) AS customer_found,
+       (SELECT m.uuid FROM missing m) AS missing_project,
+       ARRAY(SELECT m.uuid FROM moved m) AS projects;
 
 -- name: remove_projects
--- Orphans the given projects if they belong to the customer; returns those removed.
--- Locked in uuid order first, as add_projects.
-WITH target AS (
-    SELECT p.uuid FROM config.projects p
-    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+-- Orphans the given projects, all or none: only when the customer is visible, every project
+-- is one the user may move, and every one belongs to this customer. One row: as add_projects,
+-- plus `strangers`, the projects (request order) that belong to another customer or none
+-- (409); otherwise `projects` lists those orphaned.
+WITH customer AS (
+    SELECT c.uuid
+    FROM config.customers c
+    WHERE c.uuid = %(customer_id)s::uuid
+      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+), wanted AS (
+    SELECT w.uuid, min(w.ord) AS ord
+    FROM unnest(%(projects)s::uuid[]) WITH ORDINALITY AS w(uuid, ord)
+    GROUP BY w.uuid
+), found AS (
+    SELECT w.uuid, w.ord, p.uuid IS NOT NULL AS found, p.customer_id
+    FROM wanted w
+    LEFT JOIN config.projects p
+           ON p.uuid = w.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+), refused AS (
+    SELECT (SELECT f.uuid FROM found f WHERE NOT f.found ORDER BY f.ord LIMIT 1) AS missing_project,
+           ARRAY(SELECT f.uuid FROM found f, customer c
+                 WHERE f.found AND f.customer_id IS DISTINCT FROM c.uuid ORDER BY f.ord) AS strangers
+), locked AS (
+    -- in uuid order, as add_projects
+    SELECT p.uuid
+    FROM config.projects p, customer c, refused r
+    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = c.uuid
+      AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+      AND r.missing_project IS NULL AND cardinality(r.strangers) = 0
     ORDER BY p.uuid
-    FOR NO KEY UPDATE
+    FOR NO KEY UPDATE OF p
+), removed AS (
+    UPDATE config.projects p SET customer_id = NULL
+    FROM customer c, locked l
+    WHERE p.uuid = l.uuid AND p.customer_id = c.uuid
+    RETURNING p.uuid
 )
-UPDATE config.projects p SET customer_id = NULL
-FROM target t
-WHERE p.uuid = t.uuid AND p.customer_id = %(customer_id)s::uuid
-RETURNING p.uuid;
+SELECT EXISTS (SELECT 1 FROM customer) AS customer_found, r.missing_project, r.strangers,
+       ARRAY(SELECT m.uuid FROM removed m) AS projects
+FROM refused r;

@@ -1,5 +1,7 @@
--- Projects of an org. The handler first checks the org is visible (orgs.get), so these
--- statements only scope by the org in the path; `customer` is the customer's uuid.
+-- Projects of an org. The handler first checks the org is visible (orgs.get: a user's org
+-- and all_orgs do not change under a request), so these statements only scope by the org in
+-- the path; `customer` is the customer's uuid, and a customer named in a body is checked in
+-- the statement that writes it (create, update).
 
 -- name: list
 SELECT p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
@@ -19,32 +21,44 @@ FROM config.projects p
 WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid;
 
 -- name: create
--- A NULL customer lets the projects_assign_customer trigger choose one (rule 5).
-INSERT INTO config.projects (org_id, name, description, settings, customer_id)
-VALUES (%(org_id)s::uuid, %(name)s::text, %(description)s::text,
-        coalesce(%(settings)s::jsonb, '{}'::jsonb), %(customer)s::uuid)
-RETURNING uuid, name, org_id AS org, description, settings, customer_id AS customer, created, modified;
+-- A NULL customer lets the projects_assign_customer trigger choose one (rule 5). A customer
+-- given must be one the user sees (customers.sql): otherwise nothing is inserted and
+-- `unknown_customer` is true (409), in this one statement.
+WITH refused AS (
+    SELECT NOT config.may_name_customer(%(customer)s::uuid, %(all_orgs)s::boolean, %(user_org)s::uuid,
+                                        %(user_id)s::uuid) AS unknown_customer
+), made AS (
+    INSERT INTO config.projects (org_id, name, description, settings, customer_id)
+    SELECT %(org_id)s::uuid, %(name)s::text, %(description)s::text,
+           coalesce(%(settings)s::jsonb, '{}'::jsonb), %(customer)s::uuid
+    FROM refused r
+    WHERE NOT r.unknown_customer
+    RETURNING uuid, name, org_id AS org, description, settings, customer_id AS customer, created, modified
+)
+SELECT r.unknown_customer, m.* FROM refused r LEFT JOIN made m ON true;
 
 -- name: update
 -- Each field changes only when its set_* flag is true (PATCH leaves absent fields alone;
--- an explicit null clears description or orphans the project).
-UPDATE config.projects p SET
-    name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE p.name END,
-    description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE p.description END,
-    settings    = CASE WHEN %(set_settings)s::boolean THEN %(settings)s::jsonb ELSE p.settings END,
-    customer_id = CASE WHEN %(set_customer)s::boolean THEN %(customer)s::uuid ELSE p.customer_id END
-WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
-RETURNING p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
-          p.created, p.modified;
+-- an explicit null clears description or orphans the project). A customer given must be one
+-- the user sees, as for create: `unknown_customer` (409) and nothing changed; no project
+-- columns (uuid NULL): no such project in the org (404).
+WITH refused AS (
+    SELECT NOT config.may_name_customer(%(customer)s::uuid, %(all_orgs)s::boolean, %(user_org)s::uuid,
+                                        %(user_id)s::uuid) AS unknown_customer
+), changed AS (
+    UPDATE config.projects p SET
+        name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE p.name END,
+        description = CASE WHEN %(set_description)s::boolean THEN %(description)s::text ELSE p.description END,
+        settings    = CASE WHEN %(set_settings)s::boolean THEN %(settings)s::jsonb ELSE p.settings END,
+        customer_id = CASE WHEN %(set_customer)s::boolean THEN %(customer)s::uuid ELSE p.customer_id END
+    FROM refused r
+    WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid AND NOT r.unknown_customer
+    RETURNING p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+              p.created, p.modified
+)
+SELECT r.unknown_customer, c.* FROM refused r LEFT JOIN changed c ON true;
 
 -- name: delete
 DELETE FROM config.projects p
 WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
 RETURNING p.uuid;
-
--- name: visible_among
--- Which of the given project uuids the user may associate (its org's, or any with all_orgs).
-SELECT p.uuid, p.customer_id AS customer
-FROM config.projects p
-WHERE p.uuid = ANY (%(projects)s::uuid[])
-  AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid);

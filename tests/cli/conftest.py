@@ -1,12 +1,15 @@
-"""Helpers for the command-line tests: the real ``hierarchy`` in a subprocess, a real database.
+"""Helpers for the command-line tests: ``hierarchy`` run in process, a real database.
 
-``cli(*args)`` runs the installed console script (or ``python -m service``) with
-``DATABASE_URL`` set to the test's database clone and stdin closed (not a terminal), and returns
-the CompletedProcess. ``sql(url, statement, params)`` arranges and checks rows directly.
+``cli(*args)`` calls ``service.cli.main`` with ``DATABASE_URL`` set to the test's database clone,
+stdout and stderr captured in ``StringIO``s and stdin empty (not a terminal), and returns a
+CompletedProcess as a subprocess would. ``run_cli_subprocess`` runs the installed console script
+itself, for the few end-to-end tests (tests/test_cli_foundation.py, ``hierarchy run``).
+``sql(url, statement, params)`` arranges and checks rows directly.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -18,15 +21,13 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from service.cli import actor
+from service.cli import actor, main
 
 UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/hierarchy"
 ACTOR = actor()  # what the CLI names itself in the audit log: cli:<OS user>
 
 
-def run_cli(
-    url: str, *args: str, stdin: str | None = None, tmp_path: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+def _environment(url: str, tmp_path: Path, env: dict[str, str] | None) -> dict[str, str]:
     environment = {
         **os.environ,
         "DATABASE_URL": url,
@@ -35,6 +36,25 @@ def run_cli(
         **(env or {}),
     }
     environment.pop("HIERARCHY_DEBUG", None)
+    return environment
+
+
+def run_cli(
+    url: str, *args: str, stdin: str | None = None, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``hierarchy *args`` in this process: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        list(args), out=out, err=err, stdin=io.StringIO(stdin or ""), environ=_environment(url, tmp_path, env)
+    )
+    return subprocess.CompletedProcess(["hierarchy", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_cli_subprocess(
+    url: str, *args: str, stdin: str | None = None, tmp_path: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``hierarchy *args`` as the installed console script (stdin closed unless given)."""
+    environment = _environment(url, tmp_path, env)
     script = Path(sys.executable).with_name("hierarchy")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "service"]
     return subprocess.run(

@@ -1,0 +1,115 @@
+"""``hierarchy user create|list``: users of the API."""
+
+from __future__ import annotations
+
+import getpass
+
+from psycopg import errors
+
+from service import releases
+from service.cli.context import Context
+from service.cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from service.cli.parser import command, group
+from service.names import PASSWORD_LENGTH, ROLES
+from service.queries import SyncDb, query
+
+SQL = {
+    "users": query("users.list"),
+    "orgs": query("orgs.list"),
+    "org": query("orgs.get"),
+    "first_org": query("users.first_org"),
+    "org_by_name": query("cli.org_by_name"),
+}
+
+
+def add_to(sub) -> None:
+    user = group(sub, "user", "users of the API", "hierarchy user list")
+    p = command(
+        user,
+        "create",
+        create,
+        "create a user (asks for the password on a terminal)",
+        "hierarchy user create --email ops@example.com --role operator   # asks twice\n"
+        "printf '%s\\n' \"$PW\" | hierarchy user create --email ci@example.com --role read_only "
+        "--password-stdin",
+    )
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--org", metavar="NAME", help="the user's org (default: the first org)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    command(user, "list", list_, "list users", "hierarchy user list --json")
+
+
+def create(ctx: Context, args) -> int:
+    from service import users
+
+    password = read_password(ctx, args.password_stdin)
+    with ctx.database(releases.FIRST) as db:
+        org = _org(db, args.org)
+        try:
+            row = users.create_user(db.conn, args.email, password, org["uuid"], args.role)
+        except errors.UniqueViolation:
+            raise CliError(f"a user with email {args.email} already exists") from None
+        except errors.CheckViolation:
+            raise CliError(
+                f"'{args.email}' is not an email address (name@domain, at most 254 characters)"
+            ) from None
+    row["org_name"] = org["name"]
+    ctx.output.emit(
+        row,
+        lambda r: ctx.output.print(f"created {r['role']} {r['email']} in org {r['org_name']} ({r['uuid']})"),
+    )
+    return EXIT_OK
+
+
+def read_password(ctx: Context, from_stdin: bool) -> str:
+    """The new user's password: one line of stdin, or asked twice on a terminal."""
+    if from_stdin:
+        password = ctx.stdin.readline().rstrip("\r\n")
+    elif ctx.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            raise CliError("the passwords differ; nothing changed", EXIT_USAGE)
+    else:
+        raise CliError("no password: pipe it in with --password-stdin, or run on a terminal", EXIT_USAGE)
+    low, high = PASSWORD_LENGTH
+    if not low <= len(password) <= high:
+        raise CliError(f"the password must have {low} to {high} characters", EXIT_USAGE)
+    return password
+
+
+def _org(db: SyncDb, name: str | None) -> dict:
+    if name is None:
+        first = db.one(SQL["first_org"])
+        if first is None:
+            raise CliError("no org exists: run `hierarchy migrate`")
+        return db.one(SQL["org"], org_id=first["uuid"])  # type: ignore[return-value]
+    org = db.one(SQL["org_by_name"], name=name)
+    if org is None:
+        raise CliError(f"no org named '{name}'")
+    return org
+
+
+def list_(ctx: Context, args) -> int:
+    with ctx.database(releases.FIRST) as db:
+        names = {o["uuid"]: o["name"] for o in db.listed(SQL["orgs"])}
+        found = [{**u, "org_name": names.get(u["org"])} for u in db.listed(SQL["users"])]
+    ctx.output.emit(
+        found,
+        lambda us: ctx.output.table(
+            None,
+            ["email", "role", "org", "active", "created", "uuid"],
+            [
+                [
+                    u["email"],
+                    u["role"],
+                    u["org_name"],
+                    "yes" if u["is_active"] else "no",
+                    f"{u['created']:%Y-%m-%d %H:%M:%S}",
+                    u["uuid"],
+                ]
+                for u in us
+            ],
+        ),
+    )
+    return EXIT_OK

@@ -1,0 +1,181 @@
+"""``POST /config/v1/login`` and ``POST /config/v1/logout``: tokens in and out (service.auth)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.params import Body
+from msgspec import UNSET, UnsetType
+
+from service import users
+from service.api import TEXT_PATTERN, responses
+from service.auth import REFUSED, TOKEN_TTL_SECONDS, LoginThrottle, bearer_token, hash_token, unauthorized
+from service.db import transaction
+from service.errors import FieldErrors
+from service.names import PASSWORD_LENGTH
+from service.queries import Db, query
+from service.request import database, run
+
+SQL = {
+    name: query(f"auth.{name}")
+    for name in (
+        "user_for_login",
+        "update_password_hash",
+        "login_details",
+        "create_token",
+        "revoke_token",
+        "prune_tokens",
+    )
+}
+
+
+LoginName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=254, pattern=TEXT_PATTERN, description="The user's email.")
+]
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    """The Config API's login body, ``{"username", "password"}`` (what hdxcli sends), where
+    ``username`` is the user's email. ``email`` is accepted in its place for scripts written
+    against earlier releases; a body giving both must name the same user."""
+
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=PASSWORD_LENGTH[1])]
+    username: LoginName | UnsetType = UNSET
+    email: LoginName | UnsetType = UNSET
+
+    def login_email(self) -> str:
+        """The email to log in as; 400 naming the fields when it is missing or ambiguous."""
+        if self.username is UNSET and self.email is UNSET:
+            raise FieldErrors({"username": ["This field is required."]})
+        if self.username is UNSET:
+            return self.email  # type: ignore[return-value]
+        if self.email is not UNSET and self.email.lower() != self.username.lower():
+            message = "username and email name different users; send only username."
+            raise FieldErrors({"username": [message], "email": [message]})
+        return self.username
+
+
+# The document states the contract: username (or its alias email) with password, not both.
+CREDENTIALS_SCHEMA = {
+    "oneOf": [{"required": ["username", "password"]}, {"required": ["email", "password"]}],
+}
+
+
+class OrgRef(msgspec.Struct):
+    uuid: UUID
+    name: str
+
+
+class AuthToken(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class CurrentUser(msgspec.Struct):
+    """Who the token belongs to, as the Config API's ``users/current`` and login answer it."""
+
+    uuid: UUID
+    email: str
+    orgs: list[OrgRef]
+    roles: list[str]
+
+
+class LoginResponse(CurrentUser):
+    auth_token: AuthToken
+
+
+def _throttle(state: State) -> LoginThrottle:
+    if not hasattr(state, "login_throttle"):
+        state.login_throttle = LoginThrottle()
+    return state.login_throttle
+
+
+# security=[{}]: no token needed (Litestar drops an empty list and the document-wide bearer
+# requirement would apply)
+@post(
+    ["/config/v1/login"],
+    status_code=200,
+    security=[{}],
+    tags=["auth"],
+    summary="Log in with username (the user's email) and password; returns a 24 h bearer token",
+    responses={**responses(400, 401, 413, 429)},
+)
+async def login(
+    request: Request, data: Annotated[Credentials, Body(schema_extra=CREDENTIALS_SCHEMA)]
+) -> LoginResponse:
+    email = data.login_email()
+    throttle = _throttle(request.app.state)
+    if (wait := throttle.retry_after(email)) is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=f"Too many failed logins; retry in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+
+    async def find(conn: Any) -> dict[str, Any] | None:
+        return await Db(conn).one(SQL["user_for_login"], email=email)
+
+    row = await transaction(database(request), find)
+    # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
+    ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
+    if not ok:
+        throttle.failed(email)
+        raise unauthorized("Invalid email or password.")
+    assert row is not None
+    if not row["is_active"]:
+        raise unauthorized(REFUSED["inactive"])
+    throttle.succeeded(email)
+    token = secrets.token_urlsafe(32)
+    rehash = (
+        await asyncio.to_thread(users.hash_password, data.password)
+        if users.needs_rehash(row["password_hash"])
+        else None
+    )
+
+    async def issue(conn: Any) -> dict[str, Any] | None:
+        db = Db(conn)
+        await db.execute(
+            SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"], ttl=TOKEN_TTL_SECONDS
+        )
+        if rehash:
+            await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
+        await db.execute(SQL["prune_tokens"])
+        return await db.one(SQL["login_details"], org_id=row["org_id"])
+
+    org = await transaction(database(request), issue)
+    return LoginResponse(
+        uuid=row["uuid"],
+        email=row["email"],
+        orgs=[OrgRef(**org)] if org else [],
+        roles=[row["role"]],
+        auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS),
+    )
+
+
+@post(
+    ["/config/v1/logout"],
+    status_code=204,
+    tags=["auth"],
+    summary="Revoke the token of this request",
+    responses=responses(401),
+    response_description="Token revoked",
+)
+async def logout(request: Request) -> None:
+    # returns None (not Response[None]): the document shows the 204 without a body
+    token = bearer_token(request)
+
+    async def revoke(db: Db) -> None:
+        await db.execute(SQL["revoke_token"], token_hash=hash_token(token))
+
+    await run(request, None, revoke)
+
+
+HANDLERS = [login, logout]
