@@ -60,7 +60,17 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.conninfo import for_primary
-from service.errors import Conflict, FieldErrors, ServiceUnavailable
+from service.errors import (
+    CUSTOMER_MISSING,
+    CUSTOMER_NAME_TAKEN,
+    EMAIL_TAKEN,
+    ORG_MISSING,
+    PROJECT_NAME_TAKEN,
+    TAKEN,
+    Conflict,
+    FieldErrors,
+    ServiceUnavailable,
+)
 from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
@@ -290,18 +300,18 @@ async def transaction(
 
 # constraint -> (field, message). Messages say what is allowed, from the column comments.
 CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "projects_org_name_unique": ("name", "project with this name already exists in this org."),
+    "projects_org_name_unique": ("name", PROJECT_NAME_TAKEN),
     "projects_name_valid": (
         "name",
         "1 to 255 characters: letters, digits, _ and -; starts with a letter or digit.",
     ),
     "projects_settings_object": ("settings", "must be a JSON object."),
-    "projects_customer_id_fkey": ("customer", "customer does not exist."),
-    "customers_name_unique": ("name", "customer with this name already exists."),
+    "projects_customer_id_fkey": ("customer", CUSTOMER_MISSING),
+    "customers_name_unique": ("name", CUSTOMER_NAME_TAKEN),
     "customers_name_valid": ("name", "1 to 255 characters, no whitespace or control characters."),
-    "users_email_unique": ("email", "user with this email already exists."),
+    "users_email_unique": ("email", EMAIL_TAKEN),
     "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
-    "users_org_id_fkey": ("org", "org does not exist."),
+    "users_org_id_fkey": ("org", ORG_MISSING),
     "users_role_fkey": ("role", "unknown role: use super_admin, operator or read_only."),
     "orgs_name_valid": (
         "name",
@@ -319,7 +329,7 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
         return Conflict({"name": [primary]})
     if isinstance(exc, errors.UniqueViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
+        fld, message = CONSTRAINTS.get(constraint, (default_field, TAKEN))
         return Conflict({fld: [message]})
     if isinstance(exc, errors.ForeignKeyViolation):  # a referenced object that does not exist (now)
         fld, message = CONSTRAINTS.get(constraint, (default_field, primary))

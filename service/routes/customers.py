@@ -42,7 +42,7 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import Conflict
+from service.errors import NOT_THIS_CUSTOMERS, Conflict, FieldErrors
 from service.queries import query
 from service.routes.upgrade import associations_final, current_release, database_refusals
 
@@ -326,9 +326,7 @@ async def remove_projects(
         projects = await _projects(db, data)
         strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
         if strangers:
-            raise Conflict(
-                {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
-            )
+            raise Conflict({"projects": [NOT_THIS_CUSTOMERS.format(u) for u in strangers]})
         with database_refusals("projects"):
             removed = await db.all(
                 SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]

@@ -30,7 +30,7 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import Conflict
+from service.errors import NO_SUCH_CUSTOMER, Conflict
 from service.queries import query
 from service.routes.orgs import visible_org
 from service.routes.upgrade import current_release, database_refusals
@@ -122,7 +122,7 @@ POST_FIELDS_FINAL = {
 async def _check_customer(db: Db, customer: Any) -> None:
     """A customer given in a body must be one the user can see (else it is 'not found')."""
     if customer not in (None, UNSET) and await db.one(VISIBLE_CUSTOMER, customer_id=customer) is None:
-        raise Conflict({"customer": [f"customer {customer} does not exist."]})
+        raise Conflict({"customer": [NO_SUCH_CUSTOMER.format(customer)]})
 
 
 async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]:
