@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any
+from typing import Any, Literal, get_args
 
 import psycopg
 from argon2 import PasswordHasher
@@ -23,7 +23,8 @@ from service.queries import query
 
 HASHER = PasswordHasher()
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
-ROLES = ("super_admin", "operator", "read_only")
+Role = Literal["super_admin", "operator", "read_only"]  # the rows of config.roles
+ROLES: tuple[str, ...] = get_args(Role)
 
 CREATE = query("users.create")
 LOCK = query("users.lock_admin_bootstrap")

@@ -111,7 +111,12 @@ class UpgradeCheck(msgspec.Struct):
 async def upgrade_blockers(
     request: Request,
     release: Annotated[
-        str | None, QueryParameter(description=f"The release to upgrade to (default {releases.LATEST}).")
+        str | None,
+        # an enum in the document, so that it allows no release this refuses
+        QueryParameter(
+            description=f"The release to upgrade to (default {releases.LATEST}).",
+            schema_extra={"enum": list(releases.NAMES)},
+        ),
     ] = None,
 ) -> UpgradeCheck:
     target = releases.LATEST if release is None else release

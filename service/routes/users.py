@@ -47,7 +47,9 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
-    role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
+    # an enum in the document: an unknown role is a validation error (the users_role_fkey
+    # reference says the same to other writers)
+    role: Annotated[users.Role, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
     org: Annotated[UUID | None, msgspec.Meta(description="Default: the creating user's org.")] = None
 
 
