@@ -41,18 +41,16 @@ class Detail(msgspec.Struct):
 ValidationErrors = dict[str, list[str]]
 
 _DESCRIPTIONS = {
-    400: ("Invalid input: each field names what is wrong", ValidationErrors),
+    400: (
+        "Invalid input, or input the current state refuses (a name already taken, a referenced "
+        "object that does not exist): each field names what is wrong",
+        ValidationErrors,
+    ),
     401: ("Missing, malformed, expired or revoked token, or deactivated user", Detail),
     403: ("The user's role does not allow this", Detail),
     404: ("No such object for this user (or an invalid uuid in the path)", Detail),
     405: ("Method not allowed on this path", Detail),
-    # both bodies: a conflict with the current state names its field (a name taken, a referenced
-    # object missing), a rule of the release says why (a customer holding projects, from 6.4)
-    409: (
-        "Conflicts with the current state: each field names why (a name already taken), or a rule "
-        "of the release refuses it (a customer holding projects, from 6.4)",
-        ValidationErrors | Detail,
-    ),
+    409: ("Refused by a rule of the release: a customer holding projects (from 6.4)", Detail),
     413: ("Request body larger than 1 MiB", Detail),
     429: ("Too many failed logins for this email; see Retry-After", Detail),
     503: ("Database unavailable or busy; retry", Detail),
@@ -70,7 +68,7 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
 
 
 READ = responses(400, 401, 403, 404)  # 400: bad query parameters
-WRITE = responses(400, 401, 403, 404, 409, 413)
+WRITE = responses(400, 401, 403, 404, 413)
 
 
 # -- text fields -------------------------------------------------------------------------------

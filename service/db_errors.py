@@ -2,10 +2,10 @@
 
 :func:`map_error` turns what PostgreSQL raised into the DRF-style body the API documents
 (service.errors): a constraint violation is 400 naming the field and saying what is allowed
-(the messages follow the column comments), or 409 with the same body when the input is valid
-but the current state refuses it (a name taken, a referenced object missing), a data
-exception is 400, a connection that can no
-longer serve the request (:func:`failover_error`) is 503. Anything else is returned as it is
+(the messages follow the column comments), also when the input is valid but the current
+state refuses it (a name taken, a referenced object missing: service.errors.Conflict, 400 as
+the Config API answers), a data exception is 400, a connection that can no longer serve
+the request (:func:`failover_error`) is 503. Anything else is returned as it is
 and ends as a logged 500, which the tests treat as a bug.
 """
 
@@ -14,7 +14,17 @@ from __future__ import annotations
 import psycopg
 from psycopg import errors
 
-from service.errors import Conflict, FieldErrors, ServiceUnavailable
+from service.errors import (
+    CUSTOMER_MISSING,
+    CUSTOMER_NAME_TAKEN,
+    EMAIL_TAKEN,
+    ORG_MISSING,
+    PROJECT_NAME_TAKEN,
+    TAKEN,
+    Conflict,
+    FieldErrors,
+    ServiceUnavailable,
+)
 from service.names import ROLES, one_of
 
 UNAVAILABLE = "database unavailable"
@@ -36,18 +46,18 @@ def failover_error(exc: psycopg.Error) -> bool:
 
 # constraint -> (field, message). Messages say what is allowed, from the column comments.
 CONSTRAINTS: dict[str, tuple[str, str]] = {
-    "projects_org_name_unique": ("name", "project with this name already exists in this org."),
+    "projects_org_name_unique": ("name", PROJECT_NAME_TAKEN),
     "projects_name_valid": (
         "name",
         "1 to 255 characters: letters, digits, _ and -; starts with a letter or digit.",
     ),
     "projects_settings_object": ("settings", "must be a JSON object."),
-    "projects_customer_id_fkey": ("customer", "customer does not exist."),
-    "customers_name_unique": ("name", "customer with this name already exists."),
+    "projects_customer_id_fkey": ("customer", CUSTOMER_MISSING),
+    "customers_name_unique": ("name", CUSTOMER_NAME_TAKEN),
     "customers_name_valid": ("name", "1 to 255 characters, no whitespace or control characters."),
-    "users_email_unique": ("email", "user with this email already exists."),
+    "users_email_unique": ("email", EMAIL_TAKEN),
     "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
-    "users_org_id_fkey": ("org", "org does not exist."),
+    "users_org_id_fkey": ("org", ORG_MISSING),
     "users_role_fkey": ("role", f"unknown role: use {one_of(ROLES)}."),
     "orgs_name_valid": (
         "name",
@@ -65,7 +75,7 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
         return Conflict({"name": [primary]})
     if isinstance(exc, errors.UniqueViolation):
-        fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
+        fld, message = CONSTRAINTS.get(constraint, (default_field, TAKEN))
         return Conflict({fld: [message]})
     if isinstance(exc, errors.ForeignKeyViolation):  # a referenced object that does not exist (now)
         fld, message = CONSTRAINTS.get(constraint, (default_field, primary))

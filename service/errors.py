@@ -1,9 +1,11 @@
 """DRF-style error bodies for every error the API can answer.
 
-* validation, 400: ``{"field": ["message", ...]}``; a conflict with the current state (a name
-  already taken), 409 with the same body; (``non_field_errors`` when no one field is
+* validation, 400: ``{"field": ["message", ...]}`` (``non_field_errors`` when no one field is
   to blame: malformed JSON, a body that is not an object, a database rule about the whole row);
-* 401/403/404/405/413/503: ``{"detail": "..."}`` (503 also sends ``Retry-After``);
+  a conflict with the current state (a name already taken) is a 400 with the same body, as DRF
+  answers it (``Conflict``);
+* 401/403/404/405/413/503: ``{"detail": "..."}`` (503 also sends ``Retry-After``); from 6.4,
+  deleting a customer that holds projects is 409 ``{"detail"}`` (service.routes.upgrade);
 * an invalid uuid in the path is 404 (no object can have that id), saying the id is invalid;
 * anything unexpected is logged with its traceback and answered 500 ``{"detail": ...}``. It is
   a last resort: the tests fail if any request reaches it.
@@ -35,13 +37,60 @@ class FieldErrors(HTTPException):
 
 
 class Conflict(FieldErrors):
-    """409 with ``{"field": ["message"]}``: valid input that the current state refuses (a name
-    already taken, a name that rule 4 ties to a project, a referenced object that does not
-    exist, a project of another customer). DRF would answer 400; 409 tells a client (and the
-    OpenAPI document's readers) that the input is well-formed and the same request may
-    succeed in another state."""
+    """400 with ``{"field": ["message"]}`` for well-formed input that the current state refuses:
+    a name already taken, a name that rule 4 ties to a project, a referenced object that does
+    not exist (or is not visible), a project of another customer; the same request may succeed
+    in another state. 400, not 409: DRF and the Config API answer 400, and their clients expect
+    it. Every message is one of STATE_CONFLICTS, so ``is_state_conflict`` can tell such a body
+    from a validation error."""
 
-    status_code = 409
+
+# -- conflicts with the current state ------------------------------------------------------------
+# Every message a Conflict carries, each written once: service.db's CONSTRAINTS and the routes
+# format these ("{}" for a variable part), and is_state_conflict() recognises them.
+PROJECT_NAME_TAKEN = "project with this name already exists in this org."
+CUSTOMER_NAME_TAKEN = "customer with this name already exists."
+EMAIL_TAKEN = "user with this email already exists."
+TAKEN = "already exists."  # a unique constraint without a message of its own
+CUSTOMER_MISSING = "customer does not exist."
+ORG_MISSING = "org does not exist."
+NO_SUCH_CUSTOMER = "customer {} does not exist."
+NOT_THIS_CUSTOMERS = "project {} does not belong to this customer."
+# rule 4's trigger words its own message (migrations/0002, constraint customers_single_project_name;
+# "%" there for each "{}" here)
+SINGLE_PROJECT_NAME = (
+    "customer {} has exactly one project ({}): its name follows the project; rename the project instead"
+)
+STATE_CONFLICTS = (
+    PROJECT_NAME_TAKEN,
+    CUSTOMER_NAME_TAKEN,
+    EMAIL_TAKEN,
+    TAKEN,
+    CUSTOMER_MISSING,
+    ORG_MISSING,
+    NO_SUCH_CUSTOMER,
+    NOT_THIS_CUSTOMERS,
+    SINGLE_PROJECT_NAME,
+)
+_STATE_CONFLICT = re.compile(
+    "|".join(".+".join(map(re.escape, template.split("{}"))) for template in STATE_CONFLICTS), re.DOTALL
+)
+
+
+def is_state_conflict(body: Any) -> bool:
+    """Whether a 400 body is a Conflict's: a DRF field body (``{"field": ["message", ...]}``) in
+    which every message is one of STATE_CONFLICTS. (The fuzz test accepts such a 400 for input
+    the OpenAPI document allows; a validation error is not one.)"""
+    return (
+        isinstance(body, dict)
+        and bool(body)
+        and all(
+            isinstance(messages, list)
+            and bool(messages)
+            and all(isinstance(m, str) and _STATE_CONFLICT.fullmatch(m) for m in messages)
+            for messages in body.values()
+        )
+    )
 
 
 class ServiceUnavailable(HTTPException):

@@ -9,7 +9,7 @@ org (another org's project uuid is 404).
 
 Each write statement carries these conditions itself and returns one row saying which, if
 any, refused the change (docs/design.md, "Authorisation"); the handlers below only turn that
-row into 404, 403 or 409.
+row into 404, 403 or 400.
 
 From release 6.4 associations are final: adding and removing projects answer 400 before
 anything is touched, and deleting a customer that holds projects is 409 saying how many (the
@@ -44,7 +44,7 @@ from service.api import (
     page_of,
     responses,
 )
-from service.errors import Conflict, FieldErrors
+from service.errors import NOT_THIS_CUSTOMERS, Conflict, FieldErrors
 from service.names import ORIGINS
 from service.queries import Db, query
 from service.request import run
@@ -153,14 +153,14 @@ def owned(result: dict[str, Any] | None, customer_id: UUID) -> None:
 
 def moved(result: dict[str, Any], customer_id: UUID) -> None:
     """The answer of add_projects/remove_projects: 404 for the customer or the first unknown
-    project, 409 for projects of another customer."""
+    project, 400 for projects of another customer."""
     if not result["customer_found"]:
         raise _not_found(customer_id)
     if result["missing_project"] is not None:
         raise NotFoundException(f"Project {result['missing_project']} not found.")
     if result.get("strangers"):
         raise Conflict(
-            {"projects": [f"project {u} does not belong to this customer." for u in result["strangers"]]}
+            {"projects": [NOT_THIS_CUSTOMERS.format(u) for u in result["strangers"]]}
         )
 
 

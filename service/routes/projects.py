@@ -28,7 +28,7 @@ from service.api import (
     metadata,
     page_of,
 )
-from service.errors import Conflict
+from service.errors import NO_SUCH_CUSTOMER, Conflict
 from service.queries import Db, query
 from service.request import run
 from service.routes.orgs import visible_org
@@ -119,10 +119,10 @@ POST_FIELDS_FINAL = {
 
 def _written(row: dict[str, Any], customer: Any, project_id: UUID | None = None) -> dict[str, Any]:
     """The answer of the guarded create or update: the statement wrote nothing when the body
-    names a customer the user cannot see (409 'does not exist') or there is no such project
+    names a customer the user cannot see (400 'does not exist') or there is no such project
     (404); otherwise the project."""
     if row.pop("unknown_customer"):
-        raise Conflict({"customer": [f"customer {customer} does not exist."]})
+        raise Conflict({"customer": [NO_SUCH_CUSTOMER.format(customer)]})
     if row["uuid"] is None:
         raise NotFoundException(f"Project {project_id} not found.")
     return row
