@@ -17,6 +17,11 @@ lookup, the actor settings, the org check, the list query, COMMIT; prepared stat
 psycopg prepares them) with the same number of connections for the same time: the database's
 ceiling on this machine. The service's peak memory is ``VmHWM`` of the uvicorn processes
 (sampled over the whole benchmark).
+
+The **full plain customers list** (``GET /config/v1/customers/``, no paging: what hdxcli asks
+for with ``pagination=False``) is timed per run on a fresh one-process uvicorn (no login: the
+token is inserted directly, so argon2's memory does not count), from the request to the last
+byte, and that process's ``VmHWM`` after it is its peak resident set.
 """
 
 from __future__ import annotations
@@ -251,6 +256,34 @@ class Service:
                 self.proc.wait(10)
 
 
+def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, float, float]:
+    """(seconds, body MiB, peak VmHWM MiB) of one full plain customers list on a fresh service."""
+    token = secrets.token_urlsafe(32)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            query("auth.create_token"), {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
+        )
+    svc = Service(url, 1)
+    try:
+        with MemorySampler(svc.pids, interval=0.05) as mem:
+            t0 = time.perf_counter()
+            with httpx.stream(
+                "GET",
+                svc.base + "/config/v1/customers/",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            ) as r:
+                r.raise_for_status()
+                body = b"".join(r.iter_bytes())
+            elapsed = time.perf_counter() - t0
+    finally:
+        svc.stop()
+    got = len(json.loads(body))
+    if got != expected:
+        raise AssertionError(f"full customers list: {got} customers, expected {expected}")
+    return elapsed, len(body) / 2**20, max(mem.hwm_kb.values(), default=0) / 1024
+
+
 def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Section:
     tpl = bc.template("6.1", projects, per_project=True)
     dbname = "bench_api"
@@ -276,8 +309,18 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     rss_master = Figure("uvicorn supervisor peak VmHWM", "MiB")
     rss_worker = Figure("uvicorn worker peak VmHWM (largest worker)", "MiB")
     rss_total = Figure("uvicorn all processes, sum of peak VmHWM", "MiB")
+    full_s = Figure(f"full plain customers list ({projects:,}): request to last byte", "s")
+    full_mib = Figure("full plain customers list: body", "MiB")
+    full_rss = Figure("full plain customers list: service peak VmHWM", "MiB", note="one fresh process")
     try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            customers = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
         for i in range(runs):
+            took, mib, peak = _full_list(url, user, customers)
+            full_s.add(took)
+            full_mib.add(mib)
+            full_rss.add(peak)
+            log(f"api run {i + 1} full customers list: {took:.2f}s {mib:.1f}MiB peak VmHWM {peak:.0f}MiB")
             svc = Service(url, WORKERS)
             try:
                 with MemorySampler(svc.pids, interval=0.2) as mem:
@@ -336,11 +379,17 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     for k, (label, _path) in endpoints.items():
         section.targets.append(Target(f"{label}: throughput", figs[k + "_rps"], ">=", 2500))
         section.targets.append(Target(f"{label}: p99", figs[k + "_p99"], "<=", 15))
+    section.targets.append(Target("orphan audit: service / pgbench", figs["orphans_ratio"], ">=", 0.35))
+    section.targets.append(
+        Target("customers list, first page of 100: service / pgbench", figs["customers_ratio"], ">=", 0.6)
+    )
+    section.targets.append(Target("full plain customers list: time", full_s, "<=", 1.0))
+    section.targets.append(Target("full plain customers list: service peak VmHWM", full_rss, "<=", 100))
     mem_section = Section(
         "5. Service memory under the API load",
         "VmHWM (kernel high-water mark of the resident set) of each uvicorn process, sampled every 0.2 s "
         "over a whole API run (login, warm-ups, both endpoints).",
-        [rss_master, rss_worker, rss_total],
+        [rss_master, rss_worker, rss_total, full_s, full_mib, full_rss],
     )
     section.extra = mem_section  # type: ignore[attr-defined]
     return section
