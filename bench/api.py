@@ -260,9 +260,8 @@ def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, fl
     """(seconds, body MiB, peak VmHWM MiB) of one full plain customers list on a fresh service."""
     token = secrets.token_urlsafe(32)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            query("auth.create_token"), {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
-        )
+        params = {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
+        conn.execute(query("auth.create_token"), params)
     svc = Service(url, 1)
     try:
         with MemorySampler(svc.pids, interval=0.05) as mem:

@@ -78,7 +78,8 @@ CREATE TABLE bench_design.customers (
     name                text NOT NULL UNIQUE
                         CHECK (name ~ '^[^[:space:][:cntrl:]]+$' AND length(name) <= 255),
     description         text,
-    origin              text NOT NULL DEFAULT 'manual' CHECK (origin IN ('system', 'default', 'project', 'manual')),
+    origin              text NOT NULL DEFAULT 'manual'
+                        CHECK (origin IN ('system', 'default', 'project', 'manual')),
     default_for_org     uuid UNIQUE REFERENCES config.orgs (uuid) ON DELETE CASCADE,
     created_for_project uuid UNIQUE,
     created_by          uuid REFERENCES config.users (uuid) ON DELETE SET NULL,
@@ -107,7 +108,8 @@ WITH new AS (
     INSERT INTO bench_design.customers (name, origin, default_for_org, created_for_project)
     SELECT s.name, s.origin, s.org, s.project
     FROM (
-        SELECT p.name, CASE WHEN p.name IN ('hydro', 'sample_project') THEN 'system' ELSE 'project' END AS origin,
+        SELECT p.name,
+               CASE WHEN p.name IN ('hydro', 'sample_project') THEN 'system' ELSE 'project' END AS origin,
                NULL::uuid AS org, p.uuid AS project
         FROM bench_design.projects p
         WHERE p.customer_id IS NULL AND (%(per_project)s OR p.name IN ('hydro', 'sample_project'))
@@ -187,7 +189,9 @@ def design_floor(url: str, per_project: bool) -> float:
             with conn.transaction():
                 conn.execute(DESIGN_INSERT, {"per_project": per_project})
                 n = conn.execute(DESIGN_UPDATE, {"per_project": per_project}).rowcount
-        left = conn.execute("SELECT count(*) FROM bench_design.projects WHERE customer_id IS NULL").fetchone()[0]
+        left = conn.execute(
+            "SELECT count(*) FROM bench_design.projects WHERE customer_id IS NULL"
+        ).fetchone()[0]
         conn.execute("DROP SCHEMA bench_design CASCADE")
     if left or not n:
         raise AssertionError(f"design floor left {left} projects without a customer ({n} associated)")
