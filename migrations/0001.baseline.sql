@@ -3,6 +3,9 @@
 --
 -- Conventions used by every migration:
 --   * everything lives in schema `config`; every object a DBA meets has a COMMENT;
+--   * name checks use `+`/`*` and a length test, never bounded repetition (`{0,254}`): the
+--     regex engine is slow on bounds (100,000 names: 3.3 to 4.0 s against 0.13 s), and a
+--     check runs on every INSERT and UPDATE of the row, an association included;
 --   * the acting application user is passed per transaction in the setting
 --     `hierarchy.actor` (an email) and `hierarchy.user_id` (a uuid); plain SQL
 --     sessions fall back to the database role, so the audit log always names someone.
@@ -55,7 +58,7 @@ COMMENT ON FUNCTION config.touch_modified() IS 'BEFORE UPDATE trigger: sets modi
 CREATE TABLE config.orgs (
     uuid     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name     text NOT NULL UNIQUE
-             CONSTRAINT orgs_name_valid CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$'),
+             CONSTRAINT orgs_name_valid CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' AND length(name) <= 255),
     created  timestamptz NOT NULL DEFAULT now(),
     modified timestamptz NOT NULL DEFAULT now()
 );
@@ -69,7 +72,7 @@ CREATE TABLE config.projects (
     uuid        uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     org_id      uuid NOT NULL REFERENCES config.orgs (uuid) ON DELETE RESTRICT,
     name        text NOT NULL
-                CONSTRAINT projects_name_valid CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$'),
+                CONSTRAINT projects_name_valid CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_-]*$' AND length(name) <= 255),
     description text,
     settings    jsonb NOT NULL DEFAULT '{}'::jsonb
                 CONSTRAINT projects_settings_object CHECK (jsonb_typeof(settings) = 'object'),

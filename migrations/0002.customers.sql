@@ -26,7 +26,7 @@ CREATE TABLE config.customers (
     uuid                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name                text NOT NULL
                         CONSTRAINT customers_name_unique UNIQUE
-                        CONSTRAINT customers_name_valid CHECK (name ~ '^[^[:space:][:cntrl:]]{1,255}$'),
+                        CONSTRAINT customers_name_valid CHECK (name ~ '^[^[:space:][:cntrl:]]+$' AND length(name) <= 255),
     description         text,
     origin              text NOT NULL DEFAULT 'manual'
                         CONSTRAINT customers_origin_known CHECK (origin IN ('system', 'default', 'project', 'manual')),

@@ -986,7 +986,7 @@ CREATE TABLE config.customers (
     created_by uuid DEFAULT config.current_user_id(),
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT customers_name_valid CHECK ((name ~ '^[^[:space:][:cntrl:]]{1,255}$'::text)),
+    CONSTRAINT customers_name_valid CHECK (((name ~ '^[^[:space:][:cntrl:]]+$'::text) AND (length(name) <= 255))),
     CONSTRAINT customers_origin_known CHECK ((origin = ANY (ARRAY['system'::text, 'default'::text, 'project'::text, 'manual'::text]))),
     CONSTRAINT customers_origin_links CHECK ((((origin = 'default'::text) = (default_for_org IS NOT NULL)) AND ((origin = ANY (ARRAY['system'::text, 'project'::text])) = (created_for_project IS NOT NULL))))
 );
@@ -1148,7 +1148,7 @@ CREATE TABLE config.orgs (
     name text NOT NULL,
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT orgs_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$'::text))
+    CONSTRAINT orgs_name_valid CHECK (((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$'::text) AND (length(name) <= 255)))
 );
 
 --
@@ -1177,7 +1177,7 @@ CREATE TABLE config.projects (
     modified timestamp with time zone DEFAULT now() NOT NULL,
     customer_id uuid,
     orphaned_at timestamp with time zone,
-    CONSTRAINT projects_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$'::text)),
+    CONSTRAINT projects_name_valid CHECK (((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]*$'::text) AND (length(name) <= 255))),
     CONSTRAINT projects_settings_object CHECK ((jsonb_typeof(settings) = 'object'::text))
 );
 
