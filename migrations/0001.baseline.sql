@@ -300,6 +300,10 @@ END
 $$;
 COMMENT ON FUNCTION config.audit_changes() IS 'AFTER statement trigger: writes one audit_log row per inserted, changed or deleted row (arguments: columns to leave out).';
 
+-- No JIT: the UPDATE branch joins two transition tables, estimated far past jit_above_cost
+-- for a bulk update; compiling it costs more than running it (see 0002, "No JIT").
+ALTER FUNCTION config.audit_changes() SET jit = off;
+
 CREATE TRIGGER orgs_audit_insert AFTER INSERT ON config.orgs REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
 CREATE TRIGGER orgs_audit_update AFTER UPDATE ON config.orgs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows

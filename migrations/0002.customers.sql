@@ -707,6 +707,27 @@ $$;
 COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
 
 -- ---------------------------------------------------------------------------
+-- No JIT inside the rules
+-- ---------------------------------------------------------------------------
+
+-- The job's and the statement triggers' statements join transition tables and whole tables
+-- whose estimates reach 10^8 rows, far past jit_above_cost: with jit on (the server default)
+-- PostgreSQL compiles them on every call, seconds of LLVM work for plans that run in
+-- milliseconds to a few seconds. The per-row triggers (assign_new_project, track_orphans,
+-- customers_guard_name) run single-row lookups below any JIT threshold and keep no SET clause,
+-- which would cost a settings save and restore per row.
+ALTER FUNCTION config.create_customers(text, uuid[], text[]) SET jit = off;
+ALTER FUNCTION config.default_customer(uuid) SET jit = off;
+ALTER FUNCTION config.rename_single_project_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.settle_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.projects_settle() SET jit = off;
+ALTER FUNCTION config.reconcile_orphans(boolean, boolean, integer) SET jit = off;
+ALTER FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer) SET jit = off;
+ALTER FUNCTION config.on_mode_changed() SET jit = off;
+ALTER FUNCTION config.switch_mode_now(boolean) SET jit = off;
+ALTER FUNCTION config.switch_customer_mode(boolean, boolean) SET jit = off;
+
+-- ---------------------------------------------------------------------------
 -- Schedule
 -- ---------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigge
 
 CREATE FUNCTION config.audit_changes() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 DECLARE
     hidden text[] := coalesce(TG_ARGV::text[], '{}');
@@ -144,6 +145,7 @@ COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables:
 
 CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS integer
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     level   integer;
@@ -267,6 +269,7 @@ COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customer
 
 CREATE FUNCTION config.default_customer(p_org_id uuid) RETURNS uuid
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     found uuid;
@@ -307,6 +310,7 @@ COMMENT ON FUNCTION config.is_system_project(p_name text) IS 'Rule 1: hydro and 
 
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 BEGIN
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
@@ -361,6 +365,7 @@ COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at 
 
 CREATE FUNCTION config.projects_settle() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 DECLARE
     touched uuid[];
@@ -420,6 +425,7 @@ COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on proj
 
 CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false, batch_size integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -494,6 +500,7 @@ COMMENT ON FUNCTION config.reconcile_customers(dry_run boolean, force boolean, s
 
 CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
@@ -613,6 +620,7 @@ COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_
 
 CREATE FUNCTION config.rename_single_project_customers(p_customers uuid[]) RETURNS integer
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     level   integer;
@@ -674,6 +682,7 @@ COMMENT ON FUNCTION config.schema_release() IS 'The Config API release this sche
 
 CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     renamed integer;
@@ -708,6 +717,7 @@ COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the c
 
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     result jsonb;
@@ -743,6 +753,7 @@ COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boo
 
 CREATE FUNCTION config.switch_mode_now(p_per_project boolean) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     dissolved integer;
