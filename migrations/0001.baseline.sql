@@ -263,7 +263,10 @@ COMMENT ON COLUMN config.audit_log.after IS 'For updates the changed columns onl
 CREATE FUNCTION config.audit_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    hidden text[] := coalesce(TG_ARGV::text[], '{}');
+    hidden  text[] := coalesce(TG_ARGV::text[], '{}');
+    changed text;
+    before  text;
+    after   text;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO config.audit_log (action, object_type, object_id, after)
@@ -272,28 +275,30 @@ BEGIN
         INSERT INTO config.audit_log (action, object_type, object_id, before)
         SELECT 'delete', TG_TABLE_NAME, o.uuid, to_jsonb(o) - hidden FROM old_rows o;
     ELSE
-        -- One pass per row: each row is turned into jsonb once (OFFSET 0 keeps the planner
-        -- from inlining to_jsonb into every use), and one aggregate over its keys yields the
-        -- changed keys with their before and after values.
-        -- EXECUTE plans this join afresh with the transition tables' real sizes: a cached plan
+        -- A narrow row per changed object: the changed columns with their old and new values,
+        -- compared column by column in their own types. No whole-row jsonb and no jsonb_each
+        -- diff per row: the statement is written from the catalog for this table (so a column
+        -- a later release adds is audited too), then run once over the transition tables.
+        -- EXECUTE plans the join afresh with the transition tables' real sizes: a cached plan
         -- made for an UPDATE that changed no rows would nest-loop a later million-row update.
-        EXECUTE $sql$
+        SELECT string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN %1$L END', a.attname),
+                          ', ' ORDER BY a.attname::text),
+               string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN jsonb_build_object(%1$L, o.%1$I)'
+                                 ' ELSE ''{}''::jsonb END', a.attname), ' || ' ORDER BY a.attname::text),
+               string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN jsonb_build_object(%1$L, n.%1$I)'
+                                 ' ELSE ''{}''::jsonb END', a.attname), ' || ' ORDER BY a.attname::text)
+        INTO changed, before, after
+        FROM pg_attribute a
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> ALL (hidden);
+        EXECUTE format($sql$
         INSERT INTO config.audit_log (action, object_type, object_id, changed, before, after)
-        SELECT 'update', $1, j.uuid, d.keys, d.b, d.a
+        SELECT 'update', $1, d.uuid, d.changed, d.before, d.after
         FROM (
-            SELECT n.uuid, to_jsonb(o) AS b, to_jsonb(n) AS a
+            SELECT n.uuid, array_remove(ARRAY[%s]::text[], NULL) AS changed, %s AS before, %s AS after
             FROM new_rows n JOIN old_rows o USING (uuid)
-            OFFSET 0
-        ) j
-        CROSS JOIN LATERAL (
-            SELECT array_agg(e.key ORDER BY e.key) AS keys,
-                   jsonb_object_agg(e.key, j.b -> e.key) AS b,
-                   jsonb_object_agg(e.key, e.value) AS a
-            FROM jsonb_each(j.a) e
-            WHERE e.value IS DISTINCT FROM j.b -> e.key AND e.key <> ALL ($2)
         ) d
-        WHERE d.keys IS NOT NULL
-        $sql$ USING TG_TABLE_NAME, hidden;
+        WHERE d.changed <> '{}'
+        $sql$, changed, before, after) USING TG_TABLE_NAME;
     END IF;
     RETURN NULL;
 END
