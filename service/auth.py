@@ -14,26 +14,30 @@ and lost on restart; a table would make it cluster-wide (see the report / README
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import secrets
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from litestar import Request, post
+import psycopg
+from litestar import MediaType, Request, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
+from litestar.response import Stream
+from psycopg.rows import tuple_row
 
 from service import users
 from service.api import responses
-from service.db import Database, Db, User, transaction
+from service.db import Database, Db, User, map_error, transaction
 from service.queries import query
 
 T = TypeVar("T")
@@ -42,6 +46,7 @@ TOKEN_TTL_SECONDS = 86400
 FAILURE_LIMIT = 5
 FAILURE_WINDOW_SECONDS = 60.0
 THROTTLE_MAX_EMAILS = 10_000
+STREAM_ROWS = 2000  # rows per fetch of a streamed list (a few hundred kB)
 
 SQL = {
     name: query(f"auth.{name}")
@@ -134,6 +139,49 @@ async def run(
         return await work(Db(conn, user))
 
     return await transaction(database(request), in_transaction, default_field=default_field)
+
+
+async def stream_json(request: Request, permission: str, sql: str, **params: Any) -> Stream:
+    """A JSON array streamed from one statement whose rows are JSON texts (first column).
+
+    The token, the permission and the statement's start are checked before the response
+    begins, so a refusal or a bad parameter is still a clean 4xx. The rows then come from a
+    server-side cursor, ``STREAM_ROWS`` at a time, in the same transaction: the service holds
+    one chunk, never the whole list.
+    """
+    token = bearer_token(request)
+    stack = contextlib.AsyncExitStack()
+    try:
+        conn = await stack.enter_async_context(database(request).connection())
+        await stack.enter_async_context(conn.transaction())
+        user = await authenticate(conn, token)
+        if permission not in user.permissions:
+            raise PermissionDeniedException(
+                f"You do not have permission to perform this action (role {user.role} lacks {permission})."
+            )
+        request.state.user = user
+        cursor = conn.cursor("stream_json", row_factory=tuple_row)
+        await cursor.execute(sql, Db(conn, user)._params(params))
+        rows = await cursor.fetchmany(STREAM_ROWS)
+    except BaseException as exc:
+        await stack.__aexit__(type(exc), exc, exc.__traceback__)
+        if isinstance(exc, psycopg.Error):
+            raise map_error(exc) from exc
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal rows
+        try:
+            opening = b"["
+            while rows:
+                yield opening + ",".join(row[0] for row in rows).encode()
+                opening = b","
+                rows = await cursor.fetchmany(STREAM_ROWS)
+            yield b"[]" if opening == b"[" else b"]"
+        finally:
+            await stack.aclose()
+
+    return Stream(body(), media_type=MediaType.JSON)
 
 
 # -- failed-login throttle -----------------------------------------------------------------------

@@ -33,14 +33,14 @@ from service.api import (
     metadata,
     page_of,
 )
-from service.auth import run
+from service.auth import run, stream_json
 from service.db import Db
 from service.errors import FieldErrors
 from service.queries import query
 
 SQL = {
     name: query(f"customers.{name}")
-    for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
+    for name in ("list", "all_json", "get", "create", "update", "delete", "add_projects", "remove_projects")
 }
 PROJECTS_VISIBLE = query("projects.visible_among")
 ORIGINS = ("system", "default", "project", "manual")
@@ -160,6 +160,9 @@ async def list_customers(
         ),
     ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
+    if not paging.paginate:  # the whole list (hdxcli's pagination=False): streamed, never held
+        return await stream_json(request, "customers.read", SQL["all_json"], name=name, origin=origin)
+
     async def work(db: Db) -> Any:
         return listing(request, paging, await db.all(SQL["list"], name=name, origin=origin, **paging.sql()))
 

@@ -28,6 +28,33 @@ SELECT c.uuid, c.name, c.description, c.origin,
 FROM page c
 ORDER BY c.name, c.uuid;
 
+-- name: all_json
+-- The plain (unpaginated) list, one JSON object per row as the API writes a Customer, for
+-- streaming: the service sends the rows as they come instead of building the list in memory.
+-- The projects arrays come from one grouped pass over projects, not a lookup per customer.
+-- Times are written in UTC as the API writes them ("Z"; microseconds only when not zero).
+SELECT row_to_json(r)::text AS customer
+FROM (
+    SELECT c.uuid, c.name, c.description, c.origin, coalesce(g.projects, '{}') AS projects,
+           to_char(c.created AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', c.created) = c.created
+               THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS created,
+           to_char(c.modified AT TIME ZONE 'UTC', CASE WHEN date_trunc('second', c.modified) = c.modified
+               THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END) AS modified
+    FROM config.customers c
+    LEFT JOIN (
+        SELECT p.customer_id, array_agg(p.uuid ORDER BY p.name, p.uuid) AS projects
+        FROM config.projects p
+        WHERE p.customer_id IS NOT NULL AND (%(all_orgs)s::boolean OR p.org_id = %(user_org)s::uuid)
+        GROUP BY p.customer_id
+    ) g ON g.customer_id = c.uuid
+    WHERE (%(all_orgs)s::boolean
+           OR c.created_by = %(user_id)s::uuid
+           OR g.customer_id IS NOT NULL)
+      AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
+      AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
+    ORDER BY c.name, c.uuid
+) r;
+
 -- name: get
 -- `mine` says whether the user may change or delete it (all_orgs, or it created it).
 SELECT c.uuid, c.name, c.description, c.origin,

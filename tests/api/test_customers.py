@@ -144,3 +144,31 @@ def test_update_bad_input(api, method, body):
     r = api.request(method, f"{BASE}/{c['uuid']}", json=body)
     assert r.status_code == 400, r.text
     assert api.counts() == before
+
+
+def test_plain_list_is_streamed_and_matches_the_pages(api):
+    """The unpaginated list (streamed from the database) is the paged list's rows, byte for byte
+    per customer, for a super admin and for an operator who sees only its org's customers."""
+    other = api.other_org()
+    one = api.project("streamed-one")
+    api.project("streamed-two")
+    elsewhere = api.project("elsewhere", org=other)
+    mine = api.customer("made-by-operator", role="operator")
+    for role in ("super_admin", "operator"):
+        plain = api.get("/config/v1/customers/", role)
+        assert plain.status_code == 200 and plain.headers["content-type"].startswith("application/json")
+        paged, page = [], 1
+        while True:
+            body = api.get("/config/v1/customers/", role, params={"page_size": 2, "page": page}).json()
+            paged += body["results"]
+            if body["next"] is None:
+                break
+            page += 1
+        assert plain.json() == paged and len(paged) == body["count"]
+        projects = {p for c in plain.json() for p in c["projects"]}
+        assert {one["uuid"], mine["uuid"]} <= projects | {c["uuid"] for c in plain.json()}
+        assert (elsewhere["uuid"] in projects) is (role == "super_admin")
+    assert api.get("/config/v1/customers/", role=None).status_code == 401
+    assert api.get("/config/v1/customers/", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert [c["uuid"] for c in api.get(f"/config/v1/customers/?name={mine['name']}").json()] == [mine["uuid"]]
+    assert api.get("/config/v1/customers/?origin=manual&name=nothing-like-it").json() == []
