@@ -29,7 +29,12 @@ import psycopg
 from litestar import MediaType, Request, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.handlers import BaseRouteHandler
 from litestar.params import JSONBody
 from litestar.response import Stream
@@ -96,12 +101,22 @@ async def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler)
     bearer_token(connection)
 
 
-async def authenticate(conn: Any, token: str) -> User:
-    row = await Db(conn).one(SQL["user_for_token"], token_hash=hash_token(token))
+async def authenticate(
+    conn: Any, token: str, permission: str | None = None, org_id: UUID | None = None
+) -> User:
+    """The token's user (401), holding ``permission`` (403), and with ``org_id`` allowed to see
+    that org (404): one statement, the token lookup, answers all three."""
+    row = await Db(conn).one(SQL["user_for_token"], token_hash=hash_token(token), org_id=org_id)
     if row is None:
         raise _unauthorized("Invalid token.")
     if row["state"] != "ok":
         raise _unauthorized(_REFUSED[row["state"]])
+    if permission is not None and permission not in row["permissions"]:
+        raise PermissionDeniedException(
+            f"You do not have permission to perform this action (role {row['role']} lacks {permission})."
+        )
+    if not row["org_visible"]:
+        raise NotFoundException(f"Org {org_id} not found.")
     return User(
         uuid=row["uuid"],
         email=row["email"],
@@ -121,24 +136,27 @@ async def run(
     work: Callable[[Db], Awaitable[T]],
     *,
     default_field: str = "non_field_errors",
+    read_only: bool = False,
+    org_id: UUID | None = None,
 ) -> T:
     """Authenticate, authorise and run ``work`` in the request's one transaction.
 
     ``permission`` is a ``config.role_permissions`` name (None: any authenticated user). The
     token lookup also sets the actor settings, so every audit row the work causes names the user.
+    ``read_only`` (reads that change nothing): no transaction block, each statement in
+    autocommit (see :func:`service.db.transaction`); the token is checked all the same.
+    ``org_id``: the org in the path, checked visible by the token lookup itself (404).
     """
     token = bearer_token(request)
 
     async def in_transaction(conn: Any) -> T:
-        user = await authenticate(conn, token)
-        if permission is not None and permission not in user.permissions:
-            raise PermissionDeniedException(
-                f"You do not have permission to perform this action (role {user.role} lacks {permission})."
-            )
+        user = await authenticate(conn, token, permission, org_id)
         request.state.user = user
         return await work(Db(conn, user))
 
-    return await transaction(database(request), in_transaction, default_field=default_field)
+    return await transaction(
+        database(request), in_transaction, default_field=default_field, read_only=read_only
+    )
 
 
 async def stream_json(request: Request, permission: str, sql: str, **params: Any) -> Stream:
@@ -154,11 +172,7 @@ async def stream_json(request: Request, permission: str, sql: str, **params: Any
     try:
         conn = await stack.enter_async_context(database(request).connection())
         await stack.enter_async_context(conn.transaction())
-        user = await authenticate(conn, token)
-        if permission not in user.permissions:
-            raise PermissionDeniedException(
-                f"You do not have permission to perform this action (role {user.role} lacks {permission})."
-            )
+        user = await authenticate(conn, token, permission)
         request.state.user = user
         cursor = conn.cursor("stream_json", row_factory=tuple_row)
         await cursor.execute(sql, Db(conn, user)._params(params))

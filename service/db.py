@@ -218,12 +218,20 @@ async def transaction(
     work: Callable[[psycopg.AsyncConnection], Awaitable[T]],
     *,
     default_field: str = "non_field_errors",
+    read_only: bool = False,
 ) -> T:
-    """Run ``work`` in one transaction, retried on deadlock/serialization failure."""
+    """Run ``work`` in one transaction, retried on deadlock/serialization failure.
+
+    ``read_only``: the work only reads, so its statements run in autocommit, each its own
+    snapshot: no BEGIN and no COMMIT, two round trips fewer per request.
+    """
     for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
-            async with database.connection() as conn, conn.transaction():
-                return await work(conn)
+            async with database.connection() as conn:
+                if read_only:
+                    return await work(conn)
+                async with conn.transaction():
+                    return await work(conn)
         except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
             log.info("transaction attempt %d failed (%s): retrying", attempt, exc.sqlstate)
             if attempt == TRANSACTION_ATTEMPTS:

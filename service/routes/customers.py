@@ -166,7 +166,7 @@ async def list_customers(
     async def work(db: Db) -> Any:
         return listing(request, paging, await db.all(SQL["list"], name=name, origin=origin, **paging.sql()))
 
-    return await run(request, "customers.read", work)
+    return await run(request, "customers.read", work, read_only=True)
 
 
 @route(

@@ -134,8 +134,7 @@ async def list_projects(
     ] = None,
     name: Annotated[str | None, QueryParameter(description="Only the project with this exact name.")] = None,
 ) -> list[Project] | ProjectPage:  # type: ignore[valid-type]
-    async def work(db: Db) -> Any:
-        await visible_org(db, org_id)
+    async def work(db: Db) -> Any:  # the org is checked visible by the token lookup (org_id=)
         rows = await db.all(
             SQL["list"],
             org_id=org_id,
@@ -146,7 +145,7 @@ async def list_projects(
         )
         return listing(request, paging, rows)
 
-    return await run(request, "projects.read", work)
+    return await run(request, "projects.read", work, read_only=True, org_id=org_id)
 
 
 @route(
