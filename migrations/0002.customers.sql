@@ -153,6 +153,97 @@ COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit
 COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
 
 -- ---------------------------------------------------------------------------
+-- Customer counts
+-- ---------------------------------------------------------------------------
+
+-- How many customers of each origin exist, for the paginated list's `count` without counting
+-- 100,000 rows per page. Insert-only: every statement that creates, deletes or re-labels
+-- customers appends its net change per origin (no row is ever updated, so concurrent writers
+-- never wait on each other), and the sum over a transaction's snapshot is exactly what
+-- count(*) would see in it.
+CREATE TABLE config.customer_counts (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    origin text NOT NULL,
+    delta  bigint NOT NULL
+);
+COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by trigger customers_count_*; compacted now and then by the same trigger.';
+COMMENT ON COLUMN config.customer_counts.origin IS 'The origin whose count changed.';
+COMMENT ON COLUMN config.customer_counts.delta IS 'By how much (negative for deletions and re-labelled customers).';
+
+-- Appends one statement's net change per origin. Every 256th row, a read-committed transaction
+-- that can take the compaction lock folds the rows into one per origin (others skip: the
+-- lock is tried, never waited for).
+CREATE FUNCTION config.count_customers() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    crossed boolean;  -- whether this statement's rows passed a multiple of 256 ids
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM config.customer_counts;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT n.origin, count(*) FROM new_rows n GROUP BY n.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT o.origin, -count(*) FROM old_rows o GROUP BY o.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSE
+        -- EXECUTE: planned with the transition tables' real sizes (as in audit_changes)
+        EXECUTE $sql$
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT d.origin, sum(d.delta)
+            FROM new_rows n JOIN old_rows o USING (uuid)
+            CROSS JOIN LATERAL (VALUES (o.origin, -1), (n.origin, 1)) AS d (origin, delta)
+            WHERE o.origin <> n.origin
+            GROUP BY d.origin
+            HAVING sum(d.delta) <> 0
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 FROM added
+        $sql$ INTO crossed;
+    END IF;
+    IF crossed AND current_setting('transaction_isolation') = 'read committed'
+       AND pg_try_advisory_xact_lock(hashtextextended('config.customer_counts', 0)) THEN
+        WITH gone AS (DELETE FROM config.customer_counts RETURNING origin, delta)
+        INSERT INTO config.customer_counts (origin, delta)
+        SELECT g.origin, sum(g.delta) FROM gone g GROUP BY g.origin HAVING sum(g.delta) <> 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts.';
+
+-- The number of customers (of one origin, or all), as count(*) would say in this snapshot.
+CREATE FUNCTION config.customer_count(p_origin text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(delta), 0)::bigint FROM config.customer_counts WHERE p_origin IS NULL OR origin = p_origin
+$$;
+COMMENT ON FUNCTION config.customer_count(text) IS 'How many customers exist (of origin p_origin, or all when NULL), from customer_counts.';
+
+CREATE TRIGGER customers_count_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_count_update AFTER UPDATE ON config.customers
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_count_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_count_truncate AFTER TRUNCATE ON config.customers
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+COMMENT ON TRIGGER customers_count_insert ON config.customers IS 'Counts new customers in customer_counts.';
+COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-labelled customers between origins in customer_counts.';
+COMMENT ON TRIGGER customers_count_delete ON config.customers IS 'Counts deleted customers out of customer_counts.';
+COMMENT ON TRIGGER customers_count_truncate ON config.customers IS 'Empties customer_counts with the customers.';
+
+-- ---------------------------------------------------------------------------
 -- Creating customers
 -- ---------------------------------------------------------------------------
 

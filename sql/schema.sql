@@ -145,6 +145,65 @@ $$;
 COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables: records value changes in audit_log.';
 
 --
+-- Name: count_customers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.count_customers() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    crossed boolean;  -- whether this statement's rows passed a multiple of 256 ids
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM config.customer_counts;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT n.origin, count(*) FROM new_rows n GROUP BY n.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT o.origin, -count(*) FROM old_rows o GROUP BY o.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSE
+        -- EXECUTE: planned with the transition tables' real sizes (as in audit_changes)
+        EXECUTE $sql$
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT d.origin, sum(d.delta)
+            FROM new_rows n JOIN old_rows o USING (uuid)
+            CROSS JOIN LATERAL (VALUES (o.origin, -1), (n.origin, 1)) AS d (origin, delta)
+            WHERE o.origin <> n.origin
+            GROUP BY d.origin
+            HAVING sum(d.delta) <> 0
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 FROM added
+        $sql$ INTO crossed;
+    END IF;
+    IF crossed AND current_setting('transaction_isolation') = 'read committed'
+       AND pg_try_advisory_xact_lock(hashtextextended('config.customer_counts', 0)) THEN
+        WITH gone AS (DELETE FROM config.customer_counts RETURNING origin, delta)
+        INSERT INTO config.customer_counts (origin, delta)
+        SELECT g.origin, sum(g.delta) FROM gone g GROUP BY g.origin HAVING sum(g.delta) <> 0;
+    END IF;
+    RETURN NULL;
+END
+$_$;
+
+--
+-- Name: FUNCTION count_customers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts.';
+
+--
 -- Name: create_customers(text, uuid[], text[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -214,6 +273,22 @@ $$;
 --
 
 COMMENT ON FUNCTION config.current_user_id() IS 'The acting application user uuid (setting hierarchy.user_id), NULL for plain SQL sessions.';
+
+--
+-- Name: customer_count(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customer_count(p_origin text) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(delta), 0)::bigint FROM config.customer_counts WHERE p_origin IS NULL OR origin = p_origin
+$$;
+
+--
+-- Name: FUNCTION customer_count(p_origin text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customer_count(p_origin text) IS 'How many customers exist (of origin p_origin, or all when NULL), from customer_counts.';
 
 --
 -- Name: customer_name_candidates(text, uuid); Type: FUNCTION; Schema: config; Owner: -
@@ -989,6 +1064,47 @@ ALTER TABLE config.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: customer_counts; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.customer_counts (
+    id bigint NOT NULL,
+    origin text NOT NULL,
+    delta bigint NOT NULL
+);
+
+--
+-- Name: TABLE customer_counts; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by trigger customers_count_*; compacted now and then by the same trigger.';
+
+--
+-- Name: COLUMN customer_counts.origin; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customer_counts.origin IS 'The origin whose count changed.';
+
+--
+-- Name: COLUMN customer_counts.delta; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customer_counts.delta IS 'By how much (negative for deletions and re-labelled customers).';
+
+--
+-- Name: customer_counts_id_seq; Type: SEQUENCE; Schema: config; Owner: -
+--
+
+ALTER TABLE config.customer_counts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME config.customer_counts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: customers; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1441,6 +1557,13 @@ ALTER TABLE ONLY config.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 
 --
+-- Name: customer_counts customer_counts_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customer_counts
+    ADD CONSTRAINT customer_counts_pkey PRIMARY KEY (id);
+
+--
 -- Name: customers customers_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -1627,6 +1750,54 @@ CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCI
 --
 
 COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
+
+--
+-- Name: customers customers_count_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_delete ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_delete ON config.customers IS 'Counts deleted customers out of customer_counts.';
+
+--
+-- Name: customers customers_count_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_insert ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_insert ON config.customers IS 'Counts new customers in customer_counts.';
+
+--
+-- Name: customers customers_count_truncate; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_truncate AFTER TRUNCATE ON config.customers FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_truncate ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_truncate ON config.customers IS 'Empties customer_counts with the customers.';
+
+--
+-- Name: customers customers_count_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_update ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-labelled customers between origins in customer_counts.';
 
 --
 -- Name: customers customers_guard_name; Type: TRIGGER; Schema: config; Owner: -
