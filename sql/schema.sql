@@ -158,14 +158,20 @@ BEGIN
         DELETE FROM config.customer_counts;
         RETURN NULL;
     ELSIF TG_OP = 'INSERT' THEN
-        WITH added AS (
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, after)
+            SELECT 'insert', 'customers', n.uuid, to_jsonb(n) FROM new_rows n
+        ), added AS (
             INSERT INTO config.customer_counts (origin, delta)
             SELECT n.origin, count(*) FROM new_rows n GROUP BY n.origin
             RETURNING id
         )
         SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
     ELSIF TG_OP = 'DELETE' THEN
-        WITH added AS (
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, before)
+            SELECT 'delete', 'customers', o.uuid, to_jsonb(o) FROM old_rows o
+        ), added AS (
             INSERT INTO config.customer_counts (origin, delta)
             SELECT o.origin, -count(*) FROM old_rows o GROUP BY o.origin
             RETURNING id
@@ -201,7 +207,7 @@ $_$;
 -- Name: FUNCTION count_customers(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts.';
+COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts, and writes the audit rows of new and deleted customers.';
 
 --
 -- Name: create_customers(text, uuid[], text[]); Type: FUNCTION; Schema: config; Owner: -
@@ -1077,7 +1083,7 @@ CREATE TABLE config.customer_counts (
 -- Name: TABLE customer_counts; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by trigger customers_count_*; compacted now and then by the same trigger.';
+COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by config.count_customers (triggers customers_audit_insert/_delete, customers_count_update/_truncate), which also compacts it.';
 
 --
 -- Name: COLUMN customer_counts.origin; Type: COMMENT; Schema: config; Owner: -
@@ -1719,25 +1725,25 @@ CREATE UNIQUE INDEX users_email_unique ON config.users USING btree (lower(email)
 -- Name: customers customers_audit_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
 
 --
 -- Name: TRIGGER customers_audit_delete ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
+COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers; counts them out of customer_counts.';
 
 --
 -- Name: customers customers_audit_insert; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
 
 --
 -- Name: TRIGGER customers_audit_insert ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers.';
+COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers; counts them in customer_counts.';
 
 --
 -- Name: customers customers_audit_update; Type: TRIGGER; Schema: config; Owner: -
@@ -1750,30 +1756,6 @@ CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCI
 --
 
 COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
-
---
--- Name: customers customers_count_delete; Type: TRIGGER; Schema: config; Owner: -
---
-
-CREATE TRIGGER customers_count_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
-
---
--- Name: TRIGGER customers_count_delete ON customers; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON TRIGGER customers_count_delete ON config.customers IS 'Counts deleted customers out of customer_counts.';
-
---
--- Name: customers customers_count_insert; Type: TRIGGER; Schema: config; Owner: -
---
-
-CREATE TRIGGER customers_count_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
-
---
--- Name: TRIGGER customers_count_insert ON customers; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON TRIGGER customers_count_insert ON config.customers IS 'Counts new customers in customer_counts.';
 
 --
 -- Name: customers customers_count_truncate; Type: TRIGGER; Schema: config; Owner: -
