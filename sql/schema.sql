@@ -303,8 +303,9 @@ COMMENT ON FUNCTION config.customer_count(p_origin text) IS 'How many customers 
 CREATE FUNCTION config.customer_name_candidates(p_name text, p_key uuid) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT ARRAY[left(n, 255), left(n, 246) || '-' || left(p_key::text, 8), left(n, 218) || '-' || p_key::text]
-    FROM (SELECT replace(p_name, ' ', '-') AS n) s
+    SELECT ARRAY[left(replace(p_name, ' ', '-'), 255),
+                 left(replace(p_name, ' ', '-'), 246) || '-' || left(p_key::text, 8),
+                 left(replace(p_name, ' ', '-'), 218) || '-' || p_key::text]
 $$;
 
 --
