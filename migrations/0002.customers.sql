@@ -7,7 +7,7 @@
 --   1 system projects      config.is_system_project, assign_new_project, reconcile_orphans
 --   2 single mode          config.default_customer, reconcile_orphans
 --   3 per-project mode     config.create_customers, reconcile_orphans
---   4 single-project names config.rename_single_project_customers, customers_guard_name
+--   4 single-project names config.rename_single_project_customers, customers_guard_name(_new_name)
 --   5 associate on insert  trigger projects_assign_customer
 --   6 orphans, grace       trigger projects_track_orphans, config.orphans_due_before, config.orphan_is_due
 --   7 mode change runs job trigger tunables_mode_changed
@@ -142,9 +142,15 @@ END
 $$;
 COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customers: spaces to dashes, modified bookkeeping, rule 4 (a single-project customer is named after its project).';
 
-CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers
+-- On INSERT the function only turns spaces into dashes: the WHEN clause calls it only for a
+-- name with a space, so the job and per-project bulk loads, which insert a customer per
+-- project, pay no PL/pgSQL call per row.
+CREATE TRIGGER customers_guard_name BEFORE UPDATE ON config.customers
     FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers
+    FOR EACH ROW WHEN (strpos(NEW.name, ' ') > 0) EXECUTE FUNCTION config.customers_guard_name();
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
 
 -- (the audit of new and deleted customers is written with their count: see "Customer counts")
 CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows

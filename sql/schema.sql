@@ -1786,13 +1786,25 @@ COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-label
 -- Name: customers customers_guard_name; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+CREATE TRIGGER customers_guard_name BEFORE UPDATE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
 
 --
 -- Name: TRIGGER customers_guard_name ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+
+--
+-- Name: customers customers_guard_new_name; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers FOR EACH ROW WHEN ((strpos(new.name, ' '::text) > 0)) EXECUTE FUNCTION config.customers_guard_name();
+
+--
+-- Name: TRIGGER customers_guard_new_name ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
 
 --
 -- Name: orgs orgs_audit_delete; Type: TRIGGER; Schema: config; Owner: -
