@@ -91,6 +91,11 @@ BEGIN
         -- a later release adds is audited too), then run once over the transition tables.
         -- EXECUTE plans the join afresh with the transition tables' real sizes: a cached plan
         -- made for an UPDATE that changed no rows would nest-loop a later million-row update.
+        -- An UPDATE that matched no row (the idle job's, every tick) writes nothing: return
+        -- before writing and planning the statement.
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         SELECT string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN %1$L END', a.attname),
                           ', ' ORDER BY a.attname::text),
                string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN jsonb_build_object(%1$L, o.%1$I)'
