@@ -29,7 +29,9 @@ requests during a 3 s outage waited the full 2 s timeout.
 Every request that touches the database runs in exactly one transaction on one pooled
 connection (:func:`run`): the bearer token is checked, the actor settings are set
 (``hierarchy.actor``, ``hierarchy.user_id``, read by the audit triggers and
-``customers.created_by``), then the handler's work runs. Deadlocks and serialization failures
+``customers.created_by``), then the handler's work runs. The busiest reads (the project list,
+the customers page) pass ``read_only``: their statements run in autocommit, without BEGIN and
+COMMIT. Deadlocks and serialization failures
 re-run the whole transaction (3 attempts, then 503). Other database errors become DRF-style
 4xx bodies (see :func:`map_error`); an unreachable database is 503 ``database unavailable``.
 """
