@@ -34,7 +34,9 @@ DROP TABLE config.customers;
 DROP TABLE config.customer_counts;
 DROP TABLE config.job_runs;
 
+DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);
+DROP FUNCTION config.switch_mode_plan(boolean);
 DROP FUNCTION config.switch_mode_now(boolean);
 DROP FUNCTION config.on_mode_changed();
 DROP FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer);
@@ -43,6 +45,7 @@ DROP FUNCTION config.orphan_is_due(uuid, timestamptz, boolean, timestamptz, uuid
 DROP FUNCTION config.orphans_due_before();
 DROP FUNCTION config.projects_settle();
 DROP FUNCTION config.settle_customers(uuid[]);
+DROP FUNCTION config.lock_customers(uuid[]);
 DROP FUNCTION config.rename_single_project_customers(uuid[]);
 DROP FUNCTION config.track_orphans();
 DROP FUNCTION config.assign_new_project();
@@ -51,6 +54,7 @@ DROP FUNCTION config.create_customers(text, uuid[], text[]);
 DROP FUNCTION config.customers_guard_name();
 DROP FUNCTION config.count_customers();
 DROP FUNCTION config.customer_count(text);
+DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);
 

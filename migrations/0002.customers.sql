@@ -7,13 +7,18 @@
 --   1 system projects      config.is_system_project, assign_new_project, reconcile_orphans
 --   2 single mode          config.default_customer, reconcile_orphans
 --   3 per-project mode     config.create_customers, reconcile_orphans
---   4 single-project names config.rename_single_project_customers, customers_guard_name(_new_name)
+--   4 single-project names config.rename_single_project_customers, customers_guard_name(_new_name), config.lock_customers
 --   5 associate on insert  trigger projects_assign_customer
 --   6 orphans, grace       trigger projects_track_orphans, config.orphans_due_before, config.orphan_is_due
 --   7 mode change runs job trigger tunables_mode_changed
 --   8 job touches orphans  config.reconcile_orphans only selects customer_id IS NULL
---   9 mode switch          config.switch_customer_mode
+--   9 mode switch          config.switch_customer_mode (holds the projects table: creates wait)
 --  10 audit                customers_audit_* (config.count_customers for inserts and deletes; projects_audit_* from 0001)
+--
+-- Concurrency (docs/dba.md, "Concurrent SQL"): one lock order everywhere -- the mode
+-- tunable's row, the job lock, the projects table, project rows, customer rows by uuid
+-- (config.lock_customers) -- with customers_delete_lock making DELETE FROM customers fit it.
+-- Rule 4 is decided only under the customer's lock, with a snapshot taken after it.
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text
 LANGUAGE sql IMMUTABLE AS $$ SELECT '6.1'::text $$;
@@ -152,6 +157,28 @@ CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
 COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
 
+-- Lock order (docs/dba.md): a statement locks its project rows before any customer row,
+-- and customer rows in uuid order. DELETE FROM customers cannot follow it (PostgreSQL locks
+-- the customer, then ON DELETE SET NULL locks its projects), so it first takes the projects
+-- table in EXCLUSIVE mode: it waits for every transaction that changed or locked projects and
+-- keeps new ones out until it commits (reads go on), so no transaction can hold one of its
+-- projects while waiting for one of its customers. The rules' own
+-- deletions of customers they know to be empty set hierarchy.internal_delete and skip it.
+CREATE FUNCTION config.customers_lock_projects() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('hierarchy.internal_delete', true) IS DISTINCT FROM 'on' THEN
+        LOCK TABLE config.projects IN EXCLUSIVE MODE;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement trigger on customers: takes config.projects in EXCLUSIVE mode, so a deletion never deadlocks with a project change (see the lock order in docs/dba.md).';
+
+CREATE TRIGGER customers_delete_lock BEFORE DELETE ON config.customers
+    FOR EACH STATEMENT EXECUTE FUNCTION config.customers_lock_projects();
+COMMENT ON TRIGGER customers_delete_lock ON config.customers IS 'Deleting customers first waits for (and then holds off) changes to projects: the lock order''s one exception made safe.';
+
 -- (the audit of new and deleted customers is written with their count: see "Customer counts")
 CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
@@ -264,34 +291,38 @@ COMMENT ON TRIGGER customers_count_truncate ON config.customers IS 'Empties cust
 -- Creates one customer per key (a project for origins system/project, an org for origin
 -- default) named from the matching name; a name already taken falls back to the next
 -- candidate, so this never fails on a name. Keys that already have their customer are
--- skipped. Returns how many customers it created.
-CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS integer
+-- skipped. Returns the uuids of the customers it created (the job deletes those it ends
+-- up not needing).
+CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
     level   integer;
-    created integer;
-    total   integer := 0;
+    made    uuid[];
+    created uuid[] := '{}';
 BEGIN
     FOR level IN 1..3 LOOP
-        INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
-        SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
-               CASE WHEN p_origin = 'default' THEN u.key END,
-               CASE WHEN p_origin <> 'default' THEN u.key END
-        FROM unnest(p_keys, p_names) AS u (key, name)
-        ORDER BY u.key
-        -- A key that already has its customer conflicts on customers_one_per_project or
-        -- customers_one_default_per_org and is skipped, like a taken name: no anti-join with
-        -- customers, whose cached generic plan (made while the table was small) would scan
-        -- the whole table on every call -- once per row during a bulk load.
-        ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS created = ROW_COUNT;
-        total := total + created;
-        EXIT WHEN total >= cardinality(p_keys);
+        WITH inserted AS (
+            INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
+            SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
+                   CASE WHEN p_origin = 'default' THEN u.key END,
+                   CASE WHEN p_origin <> 'default' THEN u.key END
+            FROM unnest(p_keys, p_names) AS u (key, name)
+            ORDER BY u.key
+            -- A key that already has its customer conflicts on customers_one_per_project or
+            -- customers_one_default_per_org and is skipped, like a taken name: no anti-join with
+            -- customers, whose cached generic plan (made while the table was small) would scan
+            -- the whole table on every call -- once per row during a bulk load.
+            ON CONFLICT DO NOTHING
+            RETURNING uuid
+        )
+        SELECT coalesce(array_agg(uuid), '{}') INTO made FROM inserted;
+        created := created || made;
+        EXIT WHEN cardinality(created) >= cardinality(p_keys);
     END LOOP;
-    RETURN total;
+    RETURN created;
 END
 $$;
-COMMENT ON FUNCTION config.create_customers(text, uuid[], text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names.';
+COMMENT ON FUNCTION config.create_customers(text, uuid[], text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names; returns the uuids created.';
 
 -- Rule 2: the org's single default customer, created when missing. The row is returned
 -- locked FOR KEY SHARE: a concurrent deletion finishes first (and we create a new one) or
@@ -403,7 +434,13 @@ BEGIN
             UPDATE config.customers c SET name = w.name
             FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
             WHERE c.uuid = w.uuid
-              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name);
+              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name)
+              -- name is a key column (customers_name_unique): a rename needs the row's FOR
+              -- UPDATE lock, which conflicts with the FOR KEY SHARE of a transaction adding a
+              -- project to it right now. Never wait for that one (it would wait for our lock
+              -- in its own settle step: a deadlock); it settles the customer after us.
+              AND c.uuid IN (SELECT l.uuid FROM config.customers l WHERE l.uuid IN (SELECT uuid FROM wanted)
+                             FOR UPDATE SKIP LOCKED);
             GET DIAGNOSTICS renamed = ROW_COUNT;
             total := total + renamed;
         EXCEPTION WHEN unique_violation THEN
@@ -415,21 +452,74 @@ END
 $$;
 COMMENT ON FUNCTION config.rename_single_project_customers(uuid[]) IS 'Rule 4: names each given customer that has exactly one project after that project.';
 
+-- Locks the given customers in uuid order, the second half of the lock order (projects
+-- first). The rules decide about a customer only while holding this lock and with a snapshot
+-- taken after it, so of two transactions changing one customer's projects the later one
+-- sees what the earlier one committed: rule 4 cannot be settled on a stale picture (write
+-- skew). FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE of foreign-key checks,
+-- so projects keep joining a customer while it is locked (a rename, a key update, takes FOR
+-- UPDATE only when that needs no wait: rename_single_project_customers). A customer that looks empty and
+-- auto-created is locked FOR UPDATE instead when that needs no wait (a wait could deadlock
+-- with a transaction adding a project to it: it holds FOR KEY SHARE and wants our lock);
+-- only those may then be deleted. Returns them.
+CREATE FUNCTION config.lock_customers(p_customers uuid[]) RETURNS uuid[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    c         record;
+    deletable uuid[] := '{}';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM config.customers cu
+                   WHERE cu.uuid = ANY (p_customers) AND cu.origin IN ('system', 'project')
+                     AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid)) THEN
+        PERFORM 1 FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid FOR NO KEY UPDATE;
+        RETURN deletable;
+    END IF;
+    FOR c IN SELECT cu.uuid,
+                    cu.origin IN ('system', 'project')
+                    AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid) AS empty
+             FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid LOOP
+        IF c.empty THEN
+            PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
+                PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
+            END IF;
+            IF FOUND THEN
+                deletable := deletable || c.uuid;
+            END IF;
+        ELSE
+            PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
+        END IF;
+    END LOOP;
+    RETURN deletable;
+END
+$$;
+COMMENT ON FUNCTION config.lock_customers(uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+
 -- After projects move, are renamed or deleted: auto-created customers left empty go,
 -- an auto-created customer whose own project left it (but which an administrator gave
 -- other projects) becomes manual, and single-project customers follow their project's
--- name. The number renamed is added to the transaction's hierarchy.customers_renamed.
+-- name. Every decision is taken after config.lock_customers, each statement with a fresh
+-- snapshot. An empty auto-created customer that could not be locked for deletion without
+-- waiting (a project is joining it right now) becomes manual like one that kept projects.
+-- The number renamed is added to the transaction's hierarchy.customers_renamed.
 CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    renamed integer;
+    deletable uuid[];
+    renamed   integer;
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
         RETURN 0;
     END IF;
-    DELETE FROM config.customers c
-    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+    deletable := config.lock_customers(p_customers);
+    IF cardinality(deletable) > 0 THEN
+        PERFORM set_config('hierarchy.internal_delete', 'on', true);
+        DELETE FROM config.customers c
+        WHERE c.uuid = ANY (deletable) AND c.origin IN ('system', 'project')
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        PERFORM set_config('hierarchy.internal_delete', '', true);
+    END IF;
     UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
     WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
       AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid);
@@ -443,48 +533,36 @@ END
 $$;
 COMMENT ON FUNCTION config.settle_customers(uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
 
--- Statement-level: finds the customers a statement touched and settles them once.
+-- Statement-level: finds the customers a statement touched and settles them once: every
+-- customer a project left, joined, or stays in under a new name (config.lock_customers then
+-- locks each). Skipped: a customer a project joins that was made for it in the same
+-- transaction (by the insert trigger or the job): nobody else can see it yet, and its name
+-- already comes from the project.
 CREATE FUNCTION config.projects_settle() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     touched uuid[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        -- only customers whose name does not already carry the new project's name can need a rename
         SELECT array_agg(DISTINCT n.customer_id) INTO touched
         FROM new_rows n JOIN config.customers c ON c.uuid = n.customer_id
-        WHERE c.name <> ALL (config.customer_name_candidates(n.name, n.uuid));
+        WHERE c.created_for_project IS DISTINCT FROM n.uuid;
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
-        -- The customer a project left (it may now be empty, lack its own project, or hold a
-        -- single project); the customer a project joined or stays in under a new name only
-        -- when its name is not already one the project's name gives (as for INSERT): gaining
-        -- a project never empties a customer nor takes its own project away.
-        -- A customer that received several of the statement's rows holds several projects.
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$
         SELECT array_agg(DISTINCT t.id)
         FROM (
-            SELECT o.customer_id AS id
+            SELECT unnest(ARRAY[o.customer_id, n.customer_id]) AS id, o.customer_id AS old_id, n.uuid AS project
             FROM old_rows o JOIN new_rows n USING (uuid)
             WHERE o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name
-            UNION ALL
-            SELECT g.id
-            FROM (
-                SELECT n.customer_id AS id, min(n.name) AS name, (array_agg(n.uuid))[1] AS project
-                FROM old_rows o JOIN new_rows n USING (uuid)
-                WHERE (o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name)
-                  AND n.customer_id IS NOT NULL
-                GROUP BY n.customer_id
-                HAVING count(*) = 1
-            ) g
-            WHERE (SELECT c.name FROM config.customers c WHERE c.uuid = g.id)
-                  <> ALL (config.customer_name_candidates(g.name, g.project))
         ) t
         WHERE t.id IS NOT NULL
+          AND NOT (t.old_id IS NULL AND EXISTS (SELECT 1 FROM config.customers c
+                                                WHERE c.uuid = t.id AND c.created_for_project = t.project))
         $sql$ INTO touched;
     END IF;
     PERFORM config.settle_customers(touched);
@@ -539,7 +617,8 @@ DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
     due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
-    created     integer := 0;
+    made_ids    uuid[] := '{}';
+    unused      integer := 0;
     associated  integer := 0;
     n           integer;
     keys        uuid[];
@@ -548,6 +627,9 @@ DECLARE
     planned     jsonb;
     batch_last  uuid;
 BEGIN
+    -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
+    -- below never wait for a customer deletion that waits for us (customers_delete_lock).
+    LOCK TABLE config.projects IN ROW EXCLUSIVE MODE;
     IF p_batch_size IS NOT NULL THEN
         SELECT b.uuid INTO batch_last FROM (
             SELECT p.uuid FROM config.projects p
@@ -575,7 +657,7 @@ BEGIN
           AND config.is_system_project(p.name) = (n = 0)
           AND (n = 0 OR per_project);
         IF keys IS NOT NULL THEN
-            created := created + config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
+            made_ids := made_ids || config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
         END IF;
     END LOOP;
     UPDATE config.projects p SET customer_id = c.uuid
@@ -585,11 +667,20 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
-    -- rule 2: everything else joins the org's default customer, found (and pinned) or created
-    -- once per org by config.default_customer before any project points at it
+    -- rule 2: everything else joins the org's default customer: the missing ones are created
+    -- first (so that we know which we made), then each is found and pinned by
+    -- config.default_customer before any project points at it
     IF NOT per_project THEN
-        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
-        created := created - n;
+        SELECT array_agg(o.uuid), array_agg(o.name || '-default') INTO keys, names
+        FROM config.orgs o
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers d WHERE d.default_for_org = o.uuid)
+          AND EXISTS (SELECT 1 FROM config.projects x
+                      WHERE x.org_id = o.uuid AND x.customer_id IS NULL
+                        AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                        AND NOT config.is_system_project(x.name));
+        IF keys IS NOT NULL THEN
+            made_ids := made_ids || config.create_customers('default', keys, names);
+        END IF;
         WITH homes AS MATERIALIZED (
             SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
             FROM config.orgs o
@@ -605,8 +696,18 @@ BEGIN
           AND NOT config.is_system_project(p.name);
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
-        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
-        created := created + n;
+    END IF;
+
+    -- An orphan deleted or given a customer by someone else since it was picked was skipped
+    -- by the associating UPDATE (it re-checks customer_id IS NULL on the row's latest
+    -- version): the customer made for it goes again. Nobody else can see what we created, so
+    -- "empty" here is exact and needs no lock.
+    IF cardinality(made_ids) > 0 THEN
+        PERFORM set_config('hierarchy.internal_delete', 'on', true);
+        DELETE FROM config.customers c
+        WHERE c.uuid = ANY (made_ids) AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        GET DIAGNOSTICS unused = ROW_COUNT;
+        PERFORM set_config('hierarchy.internal_delete', '', true);
     END IF;
 
     IF p_plan THEN
@@ -627,7 +728,7 @@ BEGIN
     SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
     RETURN jsonb_build_object(
         'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
-        'customers_created', created,
+        'customers_created', cardinality(made_ids) - unused,
         'projects_associated', associated,
         'customers_renamed',
             coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
@@ -669,6 +770,7 @@ BEGIN
     END IF;
     IF wait THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+        started := clock_timestamp();  -- a run that waited starts when it has the lock
     ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
         INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
         VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
@@ -721,9 +823,14 @@ COMMENT ON FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, 
 -- ---------------------------------------------------------------------------
 
 -- Rule 7: a change of the mode tunable runs the job in the same transaction.
+-- The job lock, then the projects table in EXCLUSIVE mode (the lock order in
+-- docs/dba.md): a project being created while the mode changes commits before the run
+-- looks, or starts after the change commits and reads the new mode.
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
     RETURN NULL;
 END
@@ -785,6 +892,91 @@ END
 $$;
 COMMENT ON FUNCTION config.switch_mode_now(boolean) IS 'The work of switch_customer_mode, without the lock and the dry-run wrapper.';
 
+-- Rule 9's dry run, in a sub-transaction its caller rolls back: remember the projects the
+-- switch may move (those of the customers it dissolves, and the orphans its forced run homes)
+-- with their customers, do the switch, and name what changed: each project that moved (from,
+-- to, why) and each customer that went, the first 1000 of each (by org and project or
+-- customer name) with the totals.
+CREATE FUNCTION config.switch_mode_plan(p_per_project boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    dissolving    text := CASE WHEN p_per_project THEN 'default' ELSE 'project' END;
+    projects      uuid[];
+    from_ids      uuid[];
+    from_names    text[];
+    customers     uuid[];
+    customer_names text[];
+    customer_sizes integer[];
+    result        jsonb;
+    moves         jsonb;
+    moves_total   integer;
+    dissolved     jsonb;
+    dissolved_total integer;
+BEGIN
+    SELECT array_agg(p.uuid), array_agg(p.customer_id), array_agg(c.name)
+    INTO projects, from_ids, from_names
+    FROM config.projects p
+    LEFT JOIN config.customers c ON c.uuid = p.customer_id
+    WHERE p.customer_id IS NULL OR c.origin = dissolving;
+    SELECT array_agg(c.uuid), array_agg(c.name),
+           array_agg((SELECT count(*) FROM config.projects p WHERE p.customer_id = c.uuid)::integer)
+    INTO customers, customer_names, customer_sizes
+    FROM config.customers c
+    WHERE c.origin = dissolving;
+
+    result := config.switch_mode_now(p_per_project);
+
+    WITH moved AS (
+        SELECT b.project, p.name AS project_name, p.org_id, o.name AS org_name,
+               b.from_id, b.from_name, c.uuid AS to_id, c.name AS to_name, c.origin AS to_origin,
+               c.created = now() AS created  -- made by this (rolled back) switch
+        FROM unnest(projects, from_ids, from_names) AS b (project, from_id, from_name)
+        JOIN config.projects p ON p.uuid = b.project
+        JOIN config.orgs o ON o.uuid = p.org_id
+        LEFT JOIN config.customers c ON c.uuid = p.customer_id
+        WHERE p.customer_id IS DISTINCT FROM b.from_id
+    )
+    SELECT (SELECT count(*) FROM moved)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'project', m.project, 'project_name', m.project_name,
+                   'org', m.org_id, 'org_name', m.org_name,
+                   'from_customer', m.from_id, 'from_customer_name', m.from_name,
+                   'to_customer', CASE WHEN NOT m.created THEN m.to_id END,
+                   'to_customer_name', m.to_name,
+                   'new_customer', coalesce(m.created, false),
+                   'to', CASE WHEN m.to_id IS NULL THEN 'no customer (stays an orphan)'
+                              WHEN m.created THEN 'new customer ' || m.to_name
+                              ELSE m.to_name END,
+                   'reason', CASE WHEN m.from_id IS NULL THEN 'an orphan'
+                                  ELSE format('its %s customer %s is dissolved', CASE WHEN p_per_project THEN 'default'
+                                                     ELSE 'per-project' END, m.from_name) END
+                             || ': ' || CASE m.to_origin
+                                  WHEN 'system' THEN 'system project: a customer of its own (rule 1)'
+                                  WHEN 'default' THEN 'single mode: the org''s default customer (rule 2)'
+                                  WHEN 'project' THEN 'per-project mode: a customer of its own (rule 3)'
+                                  ELSE 'no customer name is free; the job retries' END)
+                   ORDER BY m.org_name, m.project_name, m.project)
+               FROM (SELECT * FROM moved ORDER BY org_name, project_name, project LIMIT 1000) m), '[]'::jsonb)
+    INTO moves_total, moves;
+
+    WITH gone AS (
+        SELECT d.customer, d.name, d.projects
+        FROM unnest(customers, customer_names, customer_sizes) AS d (customer, name, projects)
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = d.customer)
+    )
+    SELECT (SELECT count(*) FROM gone)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'customer', g.customer, 'name', g.name, 'origin', dissolving, 'projects', g.projects)
+                   ORDER BY g.name)
+               FROM (SELECT * FROM gone ORDER BY name LIMIT 1000) g), '[]'::jsonb)
+    INTO dissolved_total, dissolved;
+
+    RETURN result || jsonb_build_object('moves', moves, 'moves_total', moves_total,
+                                        'dissolved', dissolved, 'dissolved_total', dissolved_total);
+END
+$$;
+COMMENT ON FUNCTION config.switch_mode_plan(boolean) IS 'Rule 9 dry run: does switch_mode_now and lists the projects that moved (from, to, why) and the customers dissolved, the first 1000 of each with totals; the caller rolls it back.';
+
 -- Rule 9: the documented manual transitions in one atomic step, with no window for a tick.
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -796,12 +988,16 @@ BEGIN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- The lock order (docs/dba.md): the mode tunable's row, the job lock, then the projects
+    -- table, which keeps every project change (creates included) out until the switch commits.
+    PERFORM 1 FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' FOR NO KEY UPDATE;
     PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     IF NOT coalesce(dry_run, false) THEN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
     BEGIN
-        result := config.switch_mode_now(per_project);
+        result := config.switch_mode_plan(per_project);
         RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
     EXCEPTION WHEN SQLSTATE 'HR001' THEN
         GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
@@ -809,7 +1005,7 @@ BEGIN
     RETURN detail::jsonb || jsonb_build_object('dry_run', true);
 END
 $$;
-COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
+COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run changes nothing and names what the switch would do: the projects it would move (from, to, why) and the customers it would dissolve, the first 1000 of each with totals.';
 
 -- ---------------------------------------------------------------------------
 -- No JIT inside the rules
@@ -825,11 +1021,13 @@ ALTER FUNCTION config.create_customers(text, uuid[], text[]) SET jit = off;
 ALTER FUNCTION config.default_customer(uuid) SET jit = off;
 ALTER FUNCTION config.rename_single_project_customers(uuid[]) SET jit = off;
 ALTER FUNCTION config.settle_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.lock_customers(uuid[]) SET jit = off;
 ALTER FUNCTION config.projects_settle() SET jit = off;
 ALTER FUNCTION config.reconcile_orphans(boolean, boolean, integer) SET jit = off;
 ALTER FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer) SET jit = off;
 ALTER FUNCTION config.on_mode_changed() SET jit = off;
 ALTER FUNCTION config.switch_mode_now(boolean) SET jit = off;
+ALTER FUNCTION config.switch_mode_plan(boolean) SET jit = off;
 ALTER FUNCTION config.switch_customer_mode(boolean, boolean) SET jit = off;
 
 -- ---------------------------------------------------------------------------
@@ -839,6 +1037,10 @@ ALTER FUNCTION config.switch_customer_mode(boolean, boolean) SET jit = off;
 -- Where pg_cron is installed in this database, run the job every minute (pg_cron 1.4
 -- ticks per minute) and prune pg_cron's own history daily. Elsewhere the service runs
 -- the job itself (service/scheduler.py).
+-- cron.schedule records this node's cron.host and port in cron.job. One node runs the job
+-- through that connection; a Patroni cluster sets cron.use_background_workers = on on every
+-- node, so the job runs in whichever node is primary and the recorded address is never used
+-- (docs/operators.md, "Running on a cluster").
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -855,3 +1057,35 @@ $$;
 -- ---------------------------------------------------------------------------
 
 SELECT config.reconcile_customers(force => true, source => 'upgrade');
+
+-- ---------------------------------------------------------------------------
+-- Upgrade checks (release 6.4 is migrations/0003, which calls this first)
+-- ---------------------------------------------------------------------------
+
+-- What stands between this database and `release`, one row per blocker with the reason and
+-- what to do. From 6.4 on every project keeps the customer it has, so every orphan blocks.
+-- Earlier releases have no blockers. Oldest orphans first.
+CREATE FUNCTION config.upgrade_blockers(release text)
+RETURNS TABLE (blocker text, org_id uuid, org_name text, project_id uuid, project_name text,
+               since timestamptz, reason text, remedy text)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF release IS NULL OR release !~ '^[0-9]+\.[0-9]+$' THEN
+        RAISE EXCEPTION 'a release looks like 6.4 (got %)', coalesce(release, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF string_to_array(release, '.')::integer[] < ARRAY[6, 4]::integer[] THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT 'orphan'::text, o.uuid, o.name, p.uuid, p.name, coalesce(p.orphaned_at, p.created),
+           'the project has no customer; from release 6.4 a project keeps its customer for good'::text,
+           'home it: hierarchy reconcile --force (SELECT config.reconcile_customers(force => true)), '
+           'or give it a customer (POST /config/v1/customers/{uuid}/add_projects/)'::text
+    FROM config.projects p
+    JOIN config.orgs o ON o.uuid = p.org_id
+    WHERE p.customer_id IS NULL
+    ORDER BY coalesce(p.orphaned_at, p.created), o.name, p.name, p.uuid;
+END
+$$;
+COMMENT ON FUNCTION config.upgrade_blockers(text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Bootstrap a checkout: PostgreSQL 15 + pg_cron (Debian packages, when root and missing),
+# Bootstrap a checkout: PostgreSQL 15 + pg_cron, and Patroni + etcd for the failover test
+# (Debian packages, when root and missing),
 # a Python 3.11 virtualenv in .venv, and this package installed into it with its test extra.
 # Idempotent; `make` runs it through the .venv/.installed stamp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PG_PACKAGES="postgresql-15 postgresql-15-cron"
+CLUSTER_PACKAGES="patroni etcd-server pgbouncer" # tests/cluster: Patroni on loopback, PgBouncer
 PG_BIN=/usr/lib/postgresql/15/bin
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -35,6 +37,17 @@ if pg_missing; then
         say "PostgreSQL 15 server binaries or pg_cron are missing; install them as root with:"
         say "    apt-get install -y $PG_PACKAGES"
         say "continuing: set DATABASE_URL / TEST_DATABASE_URL to use an existing server instead"
+    fi
+fi
+
+if ! command -v patroni >/dev/null || ! command -v etcd >/dev/null || ! command -v pgbouncer >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing $CLUSTER_PACKAGES (the failover and PgBouncer tests)"
+        # shellcheck disable=SC2086
+        apt_install $CLUSTER_PACKAGES
+    else
+        say "patroni, etcd or pgbouncer is missing: tests/cluster will skip them; as root:"
+        say "    apt-get install -y $CLUSTER_PACKAGES"
     fi
 fi
 

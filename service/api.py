@@ -29,6 +29,8 @@ from litestar.openapi.spec import Schema
 from litestar.params import PathParameter, QueryParameter
 from litestar.typing import FieldDefinition
 
+from service.errors import FieldErrors
+
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE = 2**31 - 1
@@ -49,6 +51,7 @@ _DESCRIPTIONS = {
     403: ("The user's role does not allow this", Detail),
     404: ("No such object for this user (or an invalid uuid in the path)", Detail),
     405: ("Method not allowed on this path", Detail),
+    409: ("Refused by a rule of the release: a customer holding projects (from 6.4)", Detail),
     413: ("Request body larger than 1 MiB", Detail),
     429: ("Too many failed logins for this email; see Retry-After", Detail),
     503: ("Database unavailable or busy; retry", Detail),
@@ -66,7 +69,7 @@ def responses(*codes: int) -> dict[int, ResponseSpec]:
 
 
 READ = responses(400, 401, 403, 404)  # 400: bad query parameters
-WRITE = responses(400, 401, 403, 404, 413)
+WRITE = responses(400, 401, 403, 404, 409, 413)
 
 
 # -- request bodies in the OpenAPI document -------------------------------------------------------
@@ -82,6 +85,45 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         ):
             schema.additional_properties = False
         return schema
+
+
+# -- text fields -------------------------------------------------------------------------------
+# PostgreSQL text cannot hold NUL (JSON can): the document says so, and the same pattern refuses
+# it with a 400 naming the field before the database sees it. (A lone UTF-16 surrogate is
+# refused by the JSON decoder, 400 "non_field_errors"; JSON Schema cannot say that: the Rust
+# and Python regex engines of its validators refuse surrogate ranges.)
+TEXT_PATTERN = "^[^\\x00]*$"
+Text = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN, description="Any text but NUL.")]
+
+
+# -- strict request bodies -------------------------------------------------------------------------
+async def strict_body(request: Request, type_: Any, default: Any = None) -> Any:
+    """The JSON body converted to ``type_`` without Litestar's lenient coercions (it turns
+    ``0`` into ``false`` and ``"120"`` into ``120``): what the document says is what is accepted.
+    Litestar has already validated the body's shape; this refuses a wrong type with 400
+    ``{"field": ["Expected `bool`, got `int`"]}``."""
+    raw = await request.json()
+    if raw is None:
+        return default
+    if isinstance(raw, dict):  # JSON Schema's integers include 120.0
+        raw = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in raw.items()}
+    try:
+        return msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `$.")
+        raise FieldErrors({where.rstrip("`").split(".")[0] or "non_field_errors": [message]}) from None
+
+
+def strict_query(request: Request, names: Iterable[str], type_: Any) -> None:
+    """400 for a query parameter that Litestar coerced leniently (``until=0.5`` read as a Unix
+    time) but is not ``type_`` in its JSON form (a datetime is an ISO 8601 string)."""
+    for name in names:
+        raw = request.query_params.get(name)
+        if raw is not None:
+            try:
+                msgspec.convert(raw, type_, strict=True)
+            except msgspec.ValidationError as exc:
+                raise FieldErrors({name: [str(exc)]}) from None
 
 
 # -- path parameters -----------------------------------------------------------------------------

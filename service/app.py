@@ -12,19 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Response, Router, route
 from litestar.di import Provide
 from litestar.enums import HttpMethod
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
-from service import auth, scheduler
+from service import auth, releases, scheduler
 from service.api import StrictStructSchemaPlugin, provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
-from service.routes import audit, customers, health, jobs, orgs, projects, tunables, users
+from service.routes import audit, customers, health, jobs, orgs, projects, tunables, upgrade, users
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ ROUTES = [
     *customers.HANDLERS,
     # GET|POST|OPTIONS /config/v1/customers/reconcile/, POST /config/v1/customers/switch_mode/
     *jobs.HANDLERS,
+    # GET /config/v1/upgrade_blockers/ (the pre-upgrade check, super admins)
+    *upgrade.HANDLERS,
     # GET|OPTIONS /config/v1/tunables/, GET|PUT /config/v1/tunables/{name}/
     *tunables.HANDLERS,
     # GET|OPTIONS /config/v1/audit/
@@ -61,6 +64,30 @@ def _options_first(handlers: list) -> list:
     # handler is registered; our DRF-style OPTIONS handler must be registered before the
     # path's other handlers to take its place.
     return sorted(handlers, key=lambda h: HttpMethod.OPTIONS not in h.http_methods)
+
+
+def _allow(handlers: list) -> list:
+    """An OPTIONS handler (204, ``Allow``, not in the document) for each path without one.
+
+    Litestar makes such a handler itself, but when a path's first handler is registered, and it
+    keeps that handler's methods: an item path with GET, PUT, PATCH and DELETE in separate
+    handlers would answer ``Allow: GET, OPTIONS``. These list every method of the path."""
+    methods: dict[str, set[str]] = {}
+    for handler in handlers:
+        for path in handler.paths:
+            methods.setdefault(path, set()).update(handler.http_methods)
+
+    def allow_handler(path: str, allowed: str) -> Any:
+        async def allow() -> Response:
+            return Response(None, status_code=204, headers={"Allow": allowed})
+
+        return route(path, http_method="OPTIONS", include_in_schema=False, name=f"allow:{path}")(allow)
+
+    return [
+        allow_handler(path, ", ".join(sorted(found | {"OPTIONS"})))
+        for path, found in methods.items()
+        if "OPTIONS" not in found
+    ]
 
 
 def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> Litestar:
@@ -92,9 +119,10 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
         exclude_unhandled_paths=True,
         exclude=["^/metrics$", "^/schema"],
     )
+    protected_handlers = [h for h in ROUTES if h not in PUBLIC]
     protected = Router(
         "/",
-        route_handlers=_options_first([h for h in ROUTES if h not in PUBLIC]),
+        route_handlers=_options_first([*protected_handlers, *_allow(protected_handlers)]),
         guards=[auth.require_bearer],
     )
     return Litestar(
@@ -107,8 +135,10 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Config API: Customer parallel hierarchy",
-            version="6.1",
-            description="Orgs, projects and customers (release 6.1). Authenticate with "
+            version=releases.LATEST,
+            description=f"Orgs, projects and customers (releases {releases.FIRST_WITH_CUSTOMERS} to "
+            f"{releases.LATEST}; from {releases.FIRST_FINAL} a project is created with its customer and "
+            "keeps it). Authenticate with "
             "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
             path="/schema",
             security=[{"BearerToken": []}],

@@ -36,13 +36,15 @@ from litestar.exceptions import (
     PermissionDeniedException,
 )
 from litestar.handlers import BaseRouteHandler
-from litestar.params import JSONBody
+from litestar.params import Body
 from litestar.response import Stream
+from msgspec import UNSET, UnsetType
 from psycopg.rows import tuple_row
 
 from service import users
-from service.api import responses
+from service.api import TEXT_PATTERN, responses
 from service.db import Database, Db, User, map_error, transaction
+from service.errors import FieldErrors
 from service.queries import query
 
 T = TypeVar("T")
@@ -239,9 +241,36 @@ class LoginThrottle:
 
 
 # -- endpoints -----------------------------------------------------------------------------------
+LoginName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=254, pattern=TEXT_PATTERN, description="The user's email.")
+]
+
+
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    """The Config API's login body, ``{"username", "password"}`` (what hdxcli sends), where
+    ``username`` is the user's email. ``email`` is accepted in its place for scripts written
+    against earlier releases; a body giving both must name the same user."""
+
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    username: LoginName | UnsetType = UNSET
+    email: LoginName | UnsetType = UNSET
+
+    def login_email(self) -> str:
+        """The email to log in as; 400 naming the fields when it is missing or ambiguous."""
+        if self.username is UNSET and self.email is UNSET:
+            raise FieldErrors({"username": ["This field is required."]})
+        if self.username is UNSET:
+            return self.email  # type: ignore[return-value]
+        if self.email is not UNSET and self.email.lower() != self.username.lower():
+            message = "username and email name different users; send only username."
+            raise FieldErrors({"username": [message], "email": [message]})
+        return self.username
+
+
+# The document states the contract: username (or its alias email) with password, not both.
+CREDENTIALS_SCHEMA = {
+    "oneOf": [{"required": ["username", "password"]}, {"required": ["email", "password"]}],
+}
 
 
 class OrgRef(msgspec.Struct):
@@ -255,11 +284,16 @@ class AuthToken(msgspec.Struct):
     expires_in: int
 
 
-class LoginResponse(msgspec.Struct):
+class CurrentUser(msgspec.Struct):
+    """Who the token belongs to, as the Config API's ``users/current`` and login answer it."""
+
     uuid: UUID
     email: str
     orgs: list[OrgRef]
     roles: list[str]
+
+
+class LoginResponse(CurrentUser):
     auth_token: AuthToken
 
 
@@ -276,12 +310,15 @@ def _throttle(state: State) -> LoginThrottle:
     status_code=200,
     security=[{}],
     tags=["auth"],
-    summary="Log in with email and password; returns a 24 h bearer token",
+    summary="Log in with username (the user's email) and password; returns a 24 h bearer token",
     responses={**responses(400, 401, 413, 429)},
 )
-async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
+async def login(
+    request: Request, data: Annotated[Credentials, Body(schema_extra=CREDENTIALS_SCHEMA)]
+) -> LoginResponse:
+    email = data.login_email()
     throttle = _throttle(request.app.state)
-    if (wait := throttle.retry_after(data.email)) is not None:
+    if (wait := throttle.retry_after(email)) is not None:
         raise HTTPException(
             status_code=429,
             detail=f"Too many failed logins; retry in {wait} s.",
@@ -289,18 +326,18 @@ async def login(request: Request, data: JSONBody[Credentials]) -> LoginResponse:
         )
 
     async def find(conn: Any) -> dict[str, Any] | None:
-        return await Db(conn).one(SQL["user_for_login"], email=data.email)
+        return await Db(conn).one(SQL["user_for_login"], email=email)
 
     row = await transaction(database(request), find)
     # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
     ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
     if not ok:
-        throttle.failed(data.email)
+        throttle.failed(email)
         raise _unauthorized("Invalid email or password.")
     assert row is not None
     if not row["is_active"]:
         raise _unauthorized(_REFUSED["inactive"])
-    throttle.succeeded(data.email)
+    throttle.succeeded(email)
     token = secrets.token_urlsafe(32)
     rehash = (
         await asyncio.to_thread(users.hash_password, data.password)

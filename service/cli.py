@@ -3,7 +3,8 @@
 Commands, one ``cmd_*`` function each, registered in ``build_parser``:
 
     run                 migrate to the newest release, ensure the admin, serve     cmd_run
-    migrate             upgrade or downgrade the schema (asks before deleting)     cmd_migrate
+    migrate             upgrade or downgrade the schema (asks before deleting);    cmd_migrate
+                        --dry-run: the steps and the pre-upgrade check
     status              release, schedule, last job runs, orphans                  cmd_status
     reconcile           run the background job now, in batches, with a bar         cmd_reconcile
     tunable get|set     read or change a tunable (the database checks the value)   cmd_tunable_get/set
@@ -22,7 +23,11 @@ on stdout and nothing else there (notes, progress bars and errors go to stderr).
 
 Exit codes: 0 done, 1 failed (the database refused, unreachable, ...), 2 bad usage (arguments,
 or input checked before anything is touched), 3 found a problem (orphans in ``audit orphans``;
-overdue orphans or no usable database in ``status``; due orphans ``reconcile`` could not home).
+overdue orphans or no usable database in ``status``; due orphans ``reconcile`` could not home;
+blockers of an upgrade in ``migrate --dry-run``, or the upgrade refused by them).
+
+Releases come from ``service.releases`` (one table); which commands do what at which release
+is a property there (``customers``, ``customers_final``), never a release name here.
 Every error is one line on stderr; ``HIERARCHY_DEBUG=1`` adds a traceback.
 """
 
@@ -46,7 +51,7 @@ import psycopg
 from psycopg import errors
 from psycopg.rows import dict_row
 
-from service import migrations
+from service import migrations, releases
 from service.queries import query
 from service.settings import Settings, SettingsError
 
@@ -115,7 +120,7 @@ def actor() -> str:
         return f"cli:uid-{os.getuid()}"
 
 
-def need_release(url: str, minimum: str) -> str:
+def need_release(url: str, minimum: str) -> releases.Release:
     """The database's release, or a CliError saying how to get to ``minimum``."""
     release = migrations.current_release(url)
     if release is None:
@@ -125,7 +130,7 @@ def need_release(url: str, minimum: str) -> str:
         raise CliError(
             f"the database is at release {release}; this needs {minimum} (customers): run `hierarchy migrate`"
         )
-    return release
+    return releases.BY_NAME[release]
 
 
 @contextlib.contextmanager
@@ -297,7 +302,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from service import users
 
     url = connect_target(settings)
-    steps = _progress_migrate(url, None)
+    target = migrations.check_release(args.to)
+    if any(direction == "rollback" for direction, _ in migrations.plan(url, target)):
+        raise CliError(
+            f"the database is at release {migrations.current_release(url)}, past {target}: "
+            f"`hierarchy run` never downgrades; run `hierarchy migrate --to {target}` first"
+        )
+    steps = _progress_migrate(url, target)
     email, password = users.ensure_admin(url, settings.admin_email, settings.admin_password)
     host, port = args.host or settings.host, args.port or settings.port
     info = {
@@ -336,15 +347,68 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     current = migrations.current_release(url)
     steps = migrations.plan(url, target)
     report = {"from": current, "release": target, "steps": [list(s) for s in steps], "customers_deleted": 0}
+    if args.dry_run:
+        return _migrate_dry_run(args, url, report)
     if not steps:
-        emit(args, report, lambda r: print(f"already at release {target}; nothing to do"))
+        emit(args, report, lambda r: print(f"already at release {_schema_of(target)}; nothing to do"))
         return EXIT_OK
-    if any(direction == "rollback" for direction, _ in steps):
+    if any(direction == "rollback" for direction, _ in steps) and not releases.BY_NAME[target].customers:
         report["customers_deleted"] = _confirm_downgrade(url, current, target, args.yes)
     _progress_migrate(url, target, args.lock_timeout)
     report["release"] = migrations.current_release(url)
-    emit(args, report, lambda r: print(f"database at release {r['release']}"))
+    emit(args, report, lambda r: print(f"database at release {_schema_of(r['release'])}"))
     return EXIT_OK
+
+
+def _schema_of(release: str) -> str:
+    """'6.1', or '6.1 (the schema of 6.1, 6.2 and 6.3)' where releases share it."""
+    schema = releases.BY_NAME[release].schema
+    sharing = releases.sharing_schema(schema)
+    if len(sharing) == 1:
+        return schema
+    return f"{schema} (the schema of {', '.join(sharing[:-1])} and {sharing[-1]})"
+
+
+def _migrate_dry_run(args: argparse.Namespace, url: str, report: dict) -> int:
+    """The steps and the pre-upgrade check (config.upgrade_blockers); changes nothing."""
+    upgrading = any(direction == "apply" for direction, _ in report["steps"])
+    blockers = migrations.upgrade_blockers(url, report["release"]) if upgrading else []
+    report.update(dry_run=True, blocked=bool(blockers), blockers=blockers)
+    if any(direction == "rollback" for direction, _ in report["steps"]):
+        report["customers_deleted"] = (
+            migrations.count_customers(url) if not releases.BY_NAME[report["release"]].customers else 0
+        )
+    emit(args, report, _print_migrate_plan)
+    if blockers:
+        note(
+            f"hierarchy: the upgrade to {report['release']} is blocked by {len(blockers)} orphaned "
+            "project(s); `hierarchy reconcile --force` homes them"
+        )
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def _print_migrate_plan(report: dict) -> None:
+    target = report["release"]
+    if not report["steps"]:
+        print(f"dry run: already at release {_schema_of(target)}; nothing to do")
+        return
+    print(f"dry run: {report['from'] or 'empty'} -> {target}, nothing changed")
+    for direction, migration in report["steps"]:
+        print(f"  {'apply' if direction == 'apply' else 'roll back'} {migration}")
+    if report["customers_deleted"]:
+        print(f"the downgrade would delete all {report['customers_deleted']} Customer(s); projects are kept")
+    if not report["blockers"]:
+        print("pre-upgrade check: nothing blocks it")
+        return
+    table(
+        f"pre-upgrade check: {len(report['blockers'])} blocker(s)",
+        ["org", "project", "since", "reason", "what to do"],
+        [
+            [b["org_name"], b["project_name"], f"{b['since']:%Y-%m-%d %H:%M:%S}", b["reason"], b["remedy"]]
+            for b in report["blockers"]
+        ],
+    )
 
 
 def _confirm_downgrade(url: str, current: str | None, target: str, yes: bool) -> int:
@@ -373,9 +437,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         report["url"] = migrations.redact(url)
         report["release"] = migrations.current_release(url)
         report["database"] = "ok"
-        if report["release"] == "6.1":
+        release = releases.get(report["release"])
+        if release is not None and release.customers:
+            report["releases_sharing_schema"] = releases.sharing_schema(release.schema)
             with database(url) as conn, transaction(conn):
-                report.update(_customer_status(conn))
+                report.update(_customer_status(conn, release))
     except (migrations.MigrationError, CliError) as exc:
         report["error"] = str(exc)
     except psycopg.Error as exc:
@@ -388,13 +454,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_PROBLEM if report.get("orphans", {}).get("overdue") else EXIT_OK
 
 
-def _customer_status(conn: psycopg.Connection) -> dict:
+def _customer_status(conn: psycopg.Connection, release: releases.Release) -> dict:
     counts = one(conn, "orphan_counts")
     cron = bool(one(conn, "cron_table_exists")["present"]) and bool(one(conn, "cron_scheduled")["scheduled"])
+    scheduler = "pg_cron" if cron else "service" if release.job_runs else "none"
     runs = rows(conn, "list_runs", limit=5, offset=0)
     return {
         "mode": "per_project" if one(conn, "mode")["per_project"] else "single",
-        "scheduler": "pg_cron" if cron else "service",
+        "scheduler": scheduler,
         "pg_cron_scheduled": cron,
         "grace_seconds": counts["grace_seconds"],
         "orphans": {k: counts[k] for k in ("total", "in_grace", "overdue")},
@@ -404,16 +471,21 @@ def _customer_status(conn: psycopg.Connection) -> dict:
 
 def _print_status(report: dict) -> None:
     release = report["release"] or "not initialised (run `hierarchy migrate`)"
+    if len(report.get("releases_sharing_schema", [])) > 1:
+        release = _schema_of(report["release"])
     if report["release"] and report["release"] != report["latest"]:
-        release += f" (latest is {report['latest']}: run `hierarchy migrate`)"
+        release += (
+            f" (latest is {report['latest']}: `hierarchy migrate --to {report['latest']} --dry-run` "
+            "checks what blocks it)"
+        )
     items = [("database", report["database"]), ("url", report.get("url")), ("release", release)]
     if "mode" in report:
         orphans = report["orphans"]
-        schedule = (
-            "pg_cron job reconcile-customers, every minute"
-            if report["pg_cron_scheduled"]
-            else "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds"
-        )
+        schedule = {
+            "pg_cron": "pg_cron job reconcile-customers, every minute",
+            "service": "not in pg_cron: `hierarchy run` runs the job every RECONCILE_INTERVAL seconds",
+            "none": f"none: at release {report['release']} every project keeps its customer, no job runs",
+        }[report["scheduler"]]
         items += [
             ("mode", report["mode"]),
             ("schedule", schedule),
@@ -455,7 +527,16 @@ def _outcome(run: dict) -> str:
 # -- reconcile ------------------------------------------------------------------------------------
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
-    need_release(url, "6.1")
+    release = need_release(url, releases.FIRST_WITH_CUSTOMERS)
+    if release.customers_final:
+        result = {
+            "release": release.name,
+            "nothing_to_reconcile": True,
+            "detail": f"nothing to reconcile: at release {release.name} every project keeps its customer "
+            "for good, so there are no orphans and the job does not run",
+        }
+        emit(args, result, lambda r: print(r["detail"]))
+        return EXIT_OK
     with database(url) as conn:
         if args.dry_run:
             with transaction(conn):
@@ -535,7 +616,7 @@ def _print_plan(result: dict) -> None:
 # -- tunable --------------------------------------------------------------------------------------
 def cmd_tunable_get(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
-    need_release(url, "6.0")
+    need_release(url, releases.FIRST)
     with database(url) as conn, transaction(conn):
         found = [_tunable(conn, args.name)] if args.name else rows(conn, "tunables", limit=None, offset=0)
     found = [{k: v for k, v in t.items() if k != "total"} for t in found]
@@ -546,12 +627,14 @@ def cmd_tunable_get(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tunable_set(args: argparse.Namespace, settings: Settings) -> int:
     value = parse_value(args.value)
     url = connect_target(settings)
-    need_release(url, "6.0")
+    release = need_release(url, releases.FIRST)
     with database(url) as conn, transaction(conn):
         _tunable(conn, args.name)
         row = one(conn, "tunable_set", name=args.name, value=value)
     emit(args, row, lambda r: _print_tunables([r]))
-    if args.name == MODE_TUNABLE:
+    if args.name == MODE_TUNABLE and release.customers_final:
+        note(f"at release {release.name} associations are final: the mode only matters after a downgrade")
+    elif args.name == MODE_TUNABLE:
         note(
             "the job ran in the same transaction; associations already made are kept "
             "(`hierarchy switch-mode` also moves the projects of auto-created customers)"
@@ -605,7 +688,7 @@ def _range(tunable: dict) -> str:
 # -- audit orphans --------------------------------------------------------------------------------
 def cmd_audit_orphans(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
-    need_release(url, "6.1")
+    need_release(url, releases.FIRST_WITH_CUSTOMERS)
     with database(url) as conn, transaction(conn):
         if args.org is not None and one(conn, "org_by_name", name=args.org) is None:
             raise CliError(f"no org named '{args.org}'")
@@ -640,7 +723,12 @@ def _print_orphans(found: list[dict]) -> None:
 # -- switch-mode ----------------------------------------------------------------------------------
 def cmd_switch_mode(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
-    need_release(url, "6.1")
+    release = need_release(url, releases.FIRST_WITH_CUSTOMERS)
+    if release.customers_final:
+        raise CliError(
+            f"associations are final from release {release.name}: a mode switch would move projects; nothing "
+            f"changed (downgrade with `hierarchy migrate --to {releases.FIRST_WITH_CUSTOMERS}` to regroup)"
+        )
     with database(url) as conn, transaction(conn):
         result = one(conn, "switch_mode", per_project=args.per_project, dry_run=args.dry_run)["result"]
     emit(args, result, _print_switch)
@@ -660,6 +748,37 @@ def _print_switch(result: dict) -> None:
             ("orphans waiting", result["orphans_waiting"]),
         ],
     )
+    if result["dry_run"]:
+        _print_switch_plan(result)
+
+
+def _print_switch_plan(result: dict) -> None:
+    """What the dry run would change: the projects it moves and the customers it dissolves."""
+    moves = [
+        [m["org_name"], m["project_name"], m["from_customer_name"] or "(orphan)", m["to"], m["reason"]]
+        for m in result["moves"]
+    ]
+    dissolved = [[d["name"], d["origin"], d["projects"]] for d in result["dissolved"]]
+    for title, columns, found, total in (
+        (
+            "projects it would move",
+            ["org", "project", "from customer", "to customer", "why"],
+            moves,
+            result["moves_total"],
+        ),
+        (
+            "customers it would dissolve",
+            ["customer", "origin", "projects"],
+            dissolved,
+            result["dissolved_total"],
+        ),
+    ):
+        if not found:
+            print(f"{title}: none")
+            continue
+        table(title, columns, found)
+        if total > len(found):
+            print(f"showing the first {len(found)} of {total} {title}")
 
 
 # -- user -----------------------------------------------------------------------------------------
@@ -668,7 +787,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
 
     password = read_password(args.password_stdin)
     url = connect_target(settings)
-    need_release(url, "6.0")
+    need_release(url, releases.FIRST)
     with database(url) as conn, transaction(conn):
         org = _org(conn, args.org)
         try:
@@ -718,7 +837,7 @@ def _org(conn: psycopg.Connection, name: str | None) -> dict:
 
 def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
     url = connect_target(settings)
-    need_release(url, "6.0")
+    need_release(url, releases.FIRST)
     with database(url) as conn, transaction(conn):
         names = {
             o["uuid"]: o["name"]
@@ -807,12 +926,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="listen address (default HIERARCHY_HOST or 127.0.0.1)")
     p.add_argument("--port", type=_port, help="listen port (default HIERARCHY_PORT or 8080)")
+    p.add_argument(
+        "--to",
+        metavar="RELEASE",
+        help=f"upgrade to this release first (default {migrations.LATEST}; never downgrades)",
+    )
 
     p = _command(
         sub,
         "migrate",
         cmd_migrate,
         "upgrade or downgrade the schema to a release",
+        "hierarchy migrate --to 6.4 --dry-run   # the pre-upgrade check (exit 3: blocked)\n"
         "hierarchy migrate                  # to the newest release\n"
         "hierarchy migrate --to 6.0 --yes   # downgrade: deletes every Customer",
     )
@@ -822,6 +947,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"target release ({', '.join(migrations.RELEASES)}; default {migrations.LATEST})",
     )
     p.add_argument("--yes", action="store_true", help="do not ask before a downgrade")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="show the steps and what blocks an upgrade (exit 3 when blocked); change nothing",
+    )
     p.add_argument(
         "--break-lock",
         action="store_true",

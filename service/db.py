@@ -34,6 +34,15 @@ the customers page) pass ``read_only``: their statements run in autocommit, with
 COMMIT. Deadlocks and serialization failures
 re-run the whole transaction (3 attempts, then 503). Other database errors become DRF-style
 4xx bodies (see :func:`map_error`); an unreachable database is 503 ``database unavailable``.
+
+A replicated cluster (Patroni): the URL may list several hosts (``service.conninfo``; with
+``target_session_attrs=read-write`` libpq connects to the primary). During a failover every
+error that says the connection can no longer serve the request -- read-only (25006: a standby
+or a demoted primary), class 57 (admin shutdown, cannot connect now), class 08 or a lost
+connection -- discards the connection and answers 503 with ``Retry-After`` (never 500); a
+read-only one also replaces every pooled connection (:func:`failover_error`). The next
+request's connection goes to whichever node is primary by then. A commit whose answer was lost
+may have happened: the client retries, and a create then answers "already exists".
 """
 
 from __future__ import annotations
@@ -52,7 +61,9 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from service.errors import FieldErrors, ServiceUnavailable
+from service.conninfo import for_primary
+from service.errors import Conflict, FieldErrors, ServiceUnavailable
+from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,11 +78,34 @@ CONNECT_TIMEOUT = 2  # libpq connect_timeout, seconds
 TRANSACTION_ATTEMPTS = 3
 
 UNAVAILABLE = "database unavailable"
+STANDBY = "database is read-only (a standby, or a failover in progress); retry"
+READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or a primary being demoted
 
 
 def database_url() -> str | None:
     """``HIERARCHY_DATABASE_URL`` (set by ``hierarchy run``) or ``DATABASE_URL``."""
     return os.environ.get("HIERARCHY_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
+
+
+def failover_error(exc: psycopg.Error) -> bool:
+    """Whether ``exc`` says this connection cannot do the request's work any more.
+
+    25006 (read-only: we reached a standby or a demoted primary), class 57 (admin or crash
+    shutdown, cannot connect now, ...), class 08 and a lost connection (no SQLSTATE). The
+    connection is discarded and the request answers 503 with Retry-After, never 500.
+    """
+    if exc.sqlstate == READ_ONLY:
+        return True
+    return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "08").startswith(("08", "57"))
+
+
+def prepare_threshold() -> int | None:
+    """psycopg's ``prepare_threshold`` for the pool: None (never prepare on the server) when
+    ``HIERARCHY_PREPARED_STATEMENTS=off``, as PgBouncer's transaction pooling (1.18) needs: a
+    statement prepared on one server connection is unknown on the next. Else psycopg's default
+    (prepare a statement after its 5th execution on a connection).
+    """
+    return 5 if prepared_statements() else None
 
 
 class _Outage(BaseException):
@@ -88,6 +122,7 @@ class Database:
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
+        self.url = for_primary(self.url)  # several hosts: find the primary (service.conninfo)
         self.pool = AsyncConnectionPool(
             self.url,
             min_size=POOL_MIN_SIZE,
@@ -102,6 +137,7 @@ class Database:
                 "connect_timeout": CONNECT_TIMEOUT,
                 "row_factory": dict_row,
                 "application_name": "hierarchy-api",
+                "prepare_threshold": prepare_threshold(),
             },
             open=False,
             name="hierarchy",
@@ -147,17 +183,31 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled connection; 503 quickly when the database cannot be reached."""
+        """A pooled connection; 503 quickly when the database cannot be reached or is failing over."""
         timeout = POOL_TIMEOUT if self.down_since is None else OUTAGE_TIMEOUT
         try:
             async with self.pool.connection(timeout=timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.Error as exc:
+                    if failover_error(exc) and not conn.closed:
+                        # a read-only connection is healthy to the pool: close it so the pool
+                        # replaces it instead of handing it out again
+                        await conn.close()
+                    raise
         except (PoolTimeout, _Outage):
             self._mark_down()
             raise ServiceUnavailable(UNAVAILABLE) from None
-        except psycopg.OperationalError as exc:
-            if exc.sqlstate and not exc.sqlstate.startswith(("08", "57")):
+        except psycopg.Error as exc:
+            if not failover_error(exc):
                 raise  # a query error of class 53/55/... : not an outage, map_error decides
+            if exc.sqlstate == READ_ONLY:
+                # The server we reached does not accept writes (a standby, a demoted primary):
+                # every pooled connection was made the same way. Replace them all; with
+                # target_session_attrs=read-write the new ones find the primary. (drain only
+                # closes the idle ones and schedules their replacements: it does not wait.)
+                await self.pool.drain()
+                raise ServiceUnavailable(STANDBY) from None
             self._mark_down()
             # a connection died under us: sweep the others now rather than on the next tick
             asyncio.get_running_loop().create_task(self.pool.check())
@@ -277,11 +327,14 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     text = str(exc).strip()
     primary = diag.message_primary or (text.splitlines()[0] if text else type(exc).__name__)
     if constraint == "customers_single_project_name":  # rule 4, raised by a trigger: its message says why
-        return FieldErrors({"name": [primary]})
+        return Conflict({"name": [primary]})
     if isinstance(exc, errors.UniqueViolation):
         fld, message = CONSTRAINTS.get(constraint, (default_field, "already exists."))
-        return FieldErrors({fld: [message]})
-    if isinstance(exc, errors.CheckViolation | errors.ForeignKeyViolation):
+        return Conflict({fld: [message]})
+    if isinstance(exc, errors.ForeignKeyViolation):  # a referenced object that does not exist (now)
+        fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
+        return Conflict({fld: [message]})
+    if isinstance(exc, errors.CheckViolation):
         fld, message = CONSTRAINTS.get(constraint, (default_field, primary))
         return FieldErrors({fld: [message]})
     if isinstance(exc, errors.NotNullViolation):
@@ -292,6 +345,6 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     # (program limits): the input cannot be stored as given
     if isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith(("22", "54")):
         return FieldErrors({default_field: [primary]})
-    if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "08").startswith(("08", "57")):
-        return ServiceUnavailable(UNAVAILABLE)
+    if failover_error(exc):
+        return ServiceUnavailable(STANDBY if exc.sqlstate == READ_ONLY else UNAVAILABLE)
     return exc

@@ -1,8 +1,9 @@
 """DRF-style error bodies for every error the API can answer.
 
-* validation, 400: ``{"field": ["message", ...]}`` (``non_field_errors`` when no one field is
+* validation, 400: ``{"field": ["message", ...]}``; a conflict with the current state (a name
+  already taken), 409 with the same body; (``non_field_errors`` when no one field is
   to blame: malformed JSON, a body that is not an object, a database rule about the whole row);
-* 401/403/404/405/413/503: ``{"detail": "..."}``;
+* 401/403/404/405/413/503: ``{"detail": "..."}`` (503 also sends ``Retry-After``);
 * an invalid uuid in the path is 404 (no object can have that id), saying the id is invalid;
 * anything unexpected is logged with its traceback and answered 500 ``{"detail": ...}``. It is
   a last resort: the tests fail if any request reaches it.
@@ -33,8 +34,25 @@ class FieldErrors(HTTPException):
         self.errors = errors
 
 
+class Conflict(FieldErrors):
+    """409 with ``{"field": ["message"]}``: valid input that the current state refuses (a name
+    already taken, a name that rule 4 ties to a project, a referenced object that does not
+    exist, a project of another customer). DRF would answer 400; 409 tells a client (and the
+    OpenAPI document's readers) that the input is well-formed and the same request may
+    succeed in another state."""
+
+    status_code = 409
+
+
 class ServiceUnavailable(HTTPException):
+    """503 with ``{"detail": ...}`` and ``Retry-After``: the database restarts, fails over or is
+    busy; the same request may be sent again (a create that did commit then says "already exists")."""
+
     status_code = 503
+    RETRY_AFTER_SECONDS = 1
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail=detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)})
 
 
 _MISSING = re.compile(r"Object missing required field `(.+)`")

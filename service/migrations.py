@@ -1,9 +1,11 @@
 """Schema releases on top of yoyo migrations.
 
-A *release* (6.0, 6.1) is the state after a given migration; ``RELEASES`` maps each release to
-its last migration, in order. Migrations live in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus
-``NNNN.slug.rollback.sql``; each one runs in a single transaction, and each one (re)defines the
-SQL function ``config.schema_release()`` returning its release.
+A *release* (6.0, 6.1, 6.2, 6.3, 6.4) is the state after a given migration; ``RELEASES`` maps
+each release to its last migration, in order (from ``service.releases``, the one table of
+releases: 6.2 and 6.3 share the 6.1 schema, and a database at it reports 6.1). Migrations live
+in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus ``NNNN.slug.rollback.sql``; each one runs
+in a single transaction, and each one (re)defines the SQL function ``config.schema_release()``
+returning its release.
 
 The truth about where a database stands is the database itself (``config.schema_release()``),
 not yoyo's bookkeeping: yoyo applies a migration in one transaction and records it in another,
@@ -32,11 +34,16 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+from service import releases
+from service.conninfo import for_primary
+from service.queries import query
 
 log = logging.getLogger(__name__)
 
-RELEASES: dict[str, str] = {"6.0": "0001.baseline", "6.1": "0002.customers"}
-LATEST = "6.1"
+RELEASES: dict[str, str] = {r.name: r.migration for r in releases.TABLE}
+LATEST = releases.LATEST
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 CONNECT_TIMEOUT = 10
 
@@ -70,6 +77,13 @@ class MigrationLocked(MigrationError):
 
 class MigrationFailed(MigrationError):
     pass
+
+
+class UpgradeBlocked(MigrationError):
+    """The upgrade refused before changing anything (config.upgrade_blockers found blockers)."""
+
+    exit_code = 3
+    sqlstate = "HR064"  # raised by migrations/0003 when projects have no customer
 
 
 class SchemaStateError(MigrationError):
@@ -131,13 +145,24 @@ def _check_url(url: str) -> None:
 
 
 def yoyo_url(url: str) -> str:
-    """Convert a libpq URL or key=value string into yoyo's ``postgresql+psycopg://`` form."""
+    """Convert a libpq URL or key=value string into yoyo's ``postgresql+psycopg://`` form.
+
+    yoyo parses its URL with ``urlsplit`` (one host, an integer port) and hands the query
+    parameters to ``psycopg.connect`` as keywords. So a single-host URI keeps its form, and
+    everything else (key=value strings, socket directories, several hosts) goes into the query
+    (``?host=h1,h2&port=5432,5433&target_session_attrs=read-write``), which libpq resolves to
+    the current primary on every connection yoyo opens.
+    """
     _check_url(url)
-    if "://" in url:
+    url = for_primary(url)
+    if "://" in url and "," not in urlsplit(url).netloc:
         rest = url.split("://", 1)[1]
         out = "postgresql+psycopg://" + rest
     else:
-        params = {k: str(v) for k, v in conninfo_to_dict(url).items()}
+        params = {
+            k: str(v)
+            for k, v in conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1)).items()
+        }
         user = params.pop("user", "")
         password = params.pop("password", "")
         host = params.pop("host", "")
@@ -166,12 +191,14 @@ def yoyo_url(url: str) -> str:
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
-    """psycopg connection (autocommit) or DatabaseUnreachable."""
+    """psycopg connection (autocommit) or DatabaseUnreachable; several hosts: the primary."""
     _check_url(url)
     kwargs.setdefault("autocommit", True)
     kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
     try:
-        return psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), **kwargs)
+        return psycopg.connect(
+            for_primary(url.replace("postgresql+psycopg://", "postgresql://", 1)), **kwargs
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachable(url, _one_line(exc)) from None
 
@@ -383,6 +410,10 @@ def migrate(
                 with contextlib.suppress(Exception):
                     backend.rollback()
                 now = _release_of(backend.connection)
+                if getattr(exc, "sqlstate", None) == UpgradeBlocked.sqlstate:
+                    raise UpgradeBlocked(
+                        f"{_one_line(exc)} (nothing changed: the database is at release {now})"
+                    ) from None
                 verb = "applied" if direction == "apply" else "rolled back"
                 raise MigrationFailed(
                     f"{'applying' if direction == 'apply' else 'rolling back'} migration {migration.id} "
@@ -398,9 +429,24 @@ def migrate(
             if on_step:
                 on_step(StepEvent(direction, migration.id, index, len(steps), True, seconds))
         now = _release_of(backend.connection)
-        if now != target:
+        if now != releases.BY_NAME[target].schema:
             raise SchemaStateError(
                 f"after migrating, config.schema_release() reports {now or 'no release'} instead of "
-                f"{target}; a migration does not set its release"
+                f"{releases.BY_NAME[target].schema}; a migration does not set its release"
             )
         return done
+
+
+# -- the pre-upgrade check ------------------------------------------------------------------------
+def upgrade_blockers(url: str, to: str | None = None) -> list[dict]:
+    """What blocks an upgrade to release ``to`` (None: LATEST), from ``config.upgrade_blockers``.
+
+    The function exists from 6.1 on; a database below 6.1 has none to report yet (the 6.1
+    step's init job homes every project before the 6.4 step checks again). The migration to
+    6.4 calls the same function first and refuses while it returns rows.
+    """
+    target = check_release(to)
+    with connect(url, row_factory=dict_row) as conn:
+        if conn.execute(query("releases.has_upgrade_blockers")).fetchone()["present"]:
+            return conn.execute(query("releases.upgrade_blockers"), {"release": target}).fetchall()
+    return []

@@ -17,6 +17,9 @@ Environment variables (all optional):
     pg_cron is absent). Default ``10``.
 ``HIERARCHY_ADMIN_EMAIL`` / ``HIERARCHY_ADMIN_PASSWORD``
     Credentials of the administrator ensured at start. Unset: generated and printed on first start.
+``HIERARCHY_PREPARED_STATEMENTS``
+    ``on`` (default) or ``off``: whether the service's pool lets psycopg prepare statements on
+    the server. ``off`` behind PgBouncer in transaction pooling (see docs/operators.md).
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ def _float(env: dict[str, str], name: str, default: float, *, low: float) -> flo
     return value
 
 
+def prepared_statements(env: dict[str, str] | None = None) -> bool:
+    """``HIERARCHY_PREPARED_STATEMENTS``: on (default) or off."""
+    raw = (os.environ if env is None else env).get("HIERARCHY_PREPARED_STATEMENTS", "").strip().lower()
+    if raw in ("", "on", "1", "true", "yes"):
+        return True
+    if raw in ("off", "0", "false", "no"):
+        return False
+    raise SettingsError(f"HIERARCHY_PREPARED_STATEMENTS={raw!r} must be on or off")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None
@@ -66,6 +79,7 @@ class Settings:
     admin_email: str | None
     admin_password: str | None
     db_name: str
+    prepared_statements: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -81,4 +95,5 @@ class Settings:
             admin_email=env.get("HIERARCHY_ADMIN_EMAIL", "").strip() or None,
             admin_password=env.get("HIERARCHY_ADMIN_PASSWORD") or None,
             db_name=db_name,
+            prepared_statements=prepared_statements(env),
         )

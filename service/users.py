@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg.rows import dict_row
 
+from service.conninfo import for_primary
 from service.queries import query
 
 HASHER = PasswordHasher()
@@ -97,7 +98,7 @@ def ensure_admin(url: str, email: str | None = None, password: str | None = None
     """
     email = email or os.environ.get("HIERARCHY_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
     given = password or os.environ.get("HIERARCHY_ADMIN_PASSWORD")
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn, conn.transaction():
+    with psycopg.connect(for_primary(url), autocommit=True, row_factory=dict_row) as conn, conn.transaction():
         conn.execute(SET_ACTOR, {"actor": "ensure_admin", "user_id": ""})  # type: ignore[arg-type]
         conn.execute(LOCK)  # type: ignore[arg-type]
         present = conn.execute(ANY_SUPER_ADMIN).fetchone()  # type: ignore[arg-type]

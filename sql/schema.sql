@@ -1,5 +1,5 @@
 -- GENERATED FILE: do not edit. Regenerate with `make schema` (python -m service.schema_dump).
--- The schema `config` of a database migrated to release 6.1, from pg_dump --schema-only,
+-- The schema `config` of a database migrated to release 6.4, from pg_dump --schema-only,
 -- normalised. Database logic is authored in migrations/; this file is the picture of the result.
 
 --
@@ -218,32 +218,35 @@ COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on cust
 -- Name: create_customers(text, uuid[], text[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
-CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS integer
+CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS uuid[]
     LANGUAGE plpgsql
     SET jit TO 'off'
     AS $$
 DECLARE
     level   integer;
-    created integer;
-    total   integer := 0;
+    made    uuid[];
+    created uuid[] := '{}';
 BEGIN
     FOR level IN 1..3 LOOP
-        INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
-        SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
-               CASE WHEN p_origin = 'default' THEN u.key END,
-               CASE WHEN p_origin <> 'default' THEN u.key END
-        FROM unnest(p_keys, p_names) AS u (key, name)
-        ORDER BY u.key
-        -- A key that already has its customer conflicts on customers_one_per_project or
-        -- customers_one_default_per_org and is skipped, like a taken name: no anti-join with
-        -- customers, whose cached generic plan (made while the table was small) would scan
-        -- the whole table on every call -- once per row during a bulk load.
-        ON CONFLICT DO NOTHING;
-        GET DIAGNOSTICS created = ROW_COUNT;
-        total := total + created;
-        EXIT WHEN total >= cardinality(p_keys);
+        WITH inserted AS (
+            INSERT INTO config.customers (name, origin, default_for_org, created_for_project)
+            SELECT (config.customer_name_candidates(u.name, u.key))[level], p_origin,
+                   CASE WHEN p_origin = 'default' THEN u.key END,
+                   CASE WHEN p_origin <> 'default' THEN u.key END
+            FROM unnest(p_keys, p_names) AS u (key, name)
+            ORDER BY u.key
+            -- A key that already has its customer conflicts on customers_one_per_project or
+            -- customers_one_default_per_org and is skipped, like a taken name: no anti-join with
+            -- customers, whose cached generic plan (made while the table was small) would scan
+            -- the whole table on every call -- once per row during a bulk load.
+            ON CONFLICT DO NOTHING
+            RETURNING uuid
+        )
+        SELECT coalesce(array_agg(uuid), '{}') INTO made FROM inserted;
+        created := created || made;
+        EXIT WHEN cardinality(created) >= cardinality(p_keys);
     END LOOP;
-    RETURN total;
+    RETURN created;
 END
 $$;
 
@@ -251,7 +254,7 @@ $$;
 -- Name: FUNCTION create_customers(p_origin text, p_keys uuid[], p_names text[]); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names.';
+COMMENT ON FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names; returns the uuids created.';
 
 --
 -- Name: current_actor(); Type: FUNCTION; Schema: config; Owner: -
@@ -356,6 +359,27 @@ $$;
 COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customers: spaces to dashes, modified bookkeeping, rule 4 (a single-project customer is named after its project).';
 
 --
+-- Name: customers_lock_projects(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customers_lock_projects() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF current_setting('hierarchy.internal_delete', true) IS DISTINCT FROM 'on' THEN
+        LOCK TABLE config.projects IN EXCLUSIVE MODE;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION customers_lock_projects(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement trigger on customers: takes config.projects in EXCLUSIVE mode, so a deletion never deadlocks with a project change (see the lock order in docs/dba.md).';
+
+--
 -- Name: default_customer(uuid); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -397,6 +421,51 @@ CREATE FUNCTION config.is_system_project(p_name text) RETURNS boolean
 COMMENT ON FUNCTION config.is_system_project(p_name text) IS 'Rule 1: hydro and sample_project always get one customer each (origin system).';
 
 --
+-- Name: lock_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.lock_customers(p_customers uuid[]) RETURNS uuid[]
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    c         record;
+    deletable uuid[] := '{}';
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM config.customers cu
+                   WHERE cu.uuid = ANY (p_customers) AND cu.origin IN ('system', 'project')
+                     AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid)) THEN
+        PERFORM 1 FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid FOR NO KEY UPDATE;
+        RETURN deletable;
+    END IF;
+    FOR c IN SELECT cu.uuid,
+                    cu.origin IN ('system', 'project')
+                    AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid) AS empty
+             FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid LOOP
+        IF c.empty THEN
+            PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
+                PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
+            END IF;
+            IF FOUND THEN
+                deletable := deletable || c.uuid;
+            END IF;
+        ELSE
+            PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
+        END IF;
+    END LOOP;
+    RETURN deletable;
+END
+$$;
+
+--
+-- Name: FUNCTION lock_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+
+--
 -- Name: on_mode_changed(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -405,6 +474,8 @@ CREATE FUNCTION config.on_mode_changed() RETURNS trigger
     SET jit TO 'off'
     AS $$
 BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     PERFORM config.reconcile_customers(source => 'tunable', wait => true);
     RETURN NULL;
 END
@@ -463,41 +534,25 @@ DECLARE
     touched uuid[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        -- only customers whose name does not already carry the new project's name can need a rename
         SELECT array_agg(DISTINCT n.customer_id) INTO touched
         FROM new_rows n JOIN config.customers c ON c.uuid = n.customer_id
-        WHERE c.name <> ALL (config.customer_name_candidates(n.name, n.uuid));
+        WHERE c.created_for_project IS DISTINCT FROM n.uuid;
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
-        -- The customer a project left (it may now be empty, lack its own project, or hold a
-        -- single project); the customer a project joined or stays in under a new name only
-        -- when its name is not already one the project's name gives (as for INSERT): gaining
-        -- a project never empties a customer nor takes its own project away.
-        -- A customer that received several of the statement's rows holds several projects.
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$
         SELECT array_agg(DISTINCT t.id)
         FROM (
-            SELECT o.customer_id AS id
+            SELECT unnest(ARRAY[o.customer_id, n.customer_id]) AS id, o.customer_id AS old_id, n.uuid AS project
             FROM old_rows o JOIN new_rows n USING (uuid)
             WHERE o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name
-            UNION ALL
-            SELECT g.id
-            FROM (
-                SELECT n.customer_id AS id, min(n.name) AS name, (array_agg(n.uuid))[1] AS project
-                FROM old_rows o JOIN new_rows n USING (uuid)
-                WHERE (o.customer_id IS DISTINCT FROM n.customer_id OR o.name IS DISTINCT FROM n.name)
-                  AND n.customer_id IS NOT NULL
-                GROUP BY n.customer_id
-                HAVING count(*) = 1
-            ) g
-            WHERE (SELECT c.name FROM config.customers c WHERE c.uuid = g.id)
-                  <> ALL (config.customer_name_candidates(g.name, g.project))
         ) t
         WHERE t.id IS NOT NULL
+          AND NOT (t.old_id IS NULL AND EXISTS (SELECT 1 FROM config.customers c
+                                                WHERE c.uuid = t.id AND c.created_for_project = t.project))
         $sql$ INTO touched;
     END IF;
     PERFORM config.settle_customers(touched);
@@ -534,6 +589,7 @@ BEGIN
     END IF;
     IF wait THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+        started := clock_timestamp();  -- a run that waited starts when it has the lock
     ELSIF NOT pg_try_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0)) THEN
         INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
         VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
@@ -598,7 +654,8 @@ DECLARE
     per_project boolean := config.tunable('turbine_api_feature_migrate_projects_to_orgs') = 'true'::jsonb;
     due_before  timestamptz := config.orphans_due_before();
     renamed_before integer := coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer;
-    created     integer := 0;
+    made_ids    uuid[] := '{}';
+    unused      integer := 0;
     associated  integer := 0;
     n           integer;
     keys        uuid[];
@@ -607,6 +664,9 @@ DECLARE
     planned     jsonb;
     batch_last  uuid;
 BEGIN
+    -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
+    -- below never wait for a customer deletion that waits for us (customers_delete_lock).
+    LOCK TABLE config.projects IN ROW EXCLUSIVE MODE;
     IF p_batch_size IS NOT NULL THEN
         SELECT b.uuid INTO batch_last FROM (
             SELECT p.uuid FROM config.projects p
@@ -634,7 +694,7 @@ BEGIN
           AND config.is_system_project(p.name) = (n = 0)
           AND (n = 0 OR per_project);
         IF keys IS NOT NULL THEN
-            created := created + config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
+            made_ids := made_ids || config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
         END IF;
     END LOOP;
     UPDATE config.projects p SET customer_id = c.uuid
@@ -644,11 +704,20 @@ BEGIN
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
-    -- rule 2: everything else joins the org's default customer, found (and pinned) or created
-    -- once per org by config.default_customer before any project points at it
+    -- rule 2: everything else joins the org's default customer: the missing ones are created
+    -- first (so that we know which we made), then each is found and pinned by
+    -- config.default_customer before any project points at it
     IF NOT per_project THEN
-        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
-        created := created - n;
+        SELECT array_agg(o.uuid), array_agg(o.name || '-default') INTO keys, names
+        FROM config.orgs o
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers d WHERE d.default_for_org = o.uuid)
+          AND EXISTS (SELECT 1 FROM config.projects x
+                      WHERE x.org_id = o.uuid AND x.customer_id IS NULL
+                        AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                        AND NOT config.is_system_project(x.name));
+        IF keys IS NOT NULL THEN
+            made_ids := made_ids || config.create_customers('default', keys, names);
+        END IF;
         WITH homes AS MATERIALIZED (
             SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
             FROM config.orgs o
@@ -664,8 +733,18 @@ BEGIN
           AND NOT config.is_system_project(p.name);
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
-        SELECT count(*) INTO n FROM config.customers WHERE default_for_org IS NOT NULL;
-        created := created + n;
+    END IF;
+
+    -- An orphan deleted or given a customer by someone else since it was picked was skipped
+    -- by the associating UPDATE (it re-checks customer_id IS NULL on the row's latest
+    -- version): the customer made for it goes again. Nobody else can see what we created, so
+    -- "empty" here is exact and needs no lock.
+    IF cardinality(made_ids) > 0 THEN
+        PERFORM set_config('hierarchy.internal_delete', 'on', true);
+        DELETE FROM config.customers c
+        WHERE c.uuid = ANY (made_ids) AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        GET DIAGNOSTICS unused = ROW_COUNT;
+        PERFORM set_config('hierarchy.internal_delete', '', true);
     END IF;
 
     IF p_plan THEN
@@ -686,7 +765,7 @@ BEGIN
     SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
     RETURN jsonb_build_object(
         'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
-        'customers_created', created,
+        'customers_created', cardinality(made_ids) - unused,
         'projects_associated', associated,
         'customers_renamed',
             coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
@@ -705,6 +784,54 @@ $$;
 --
 
 COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
+
+--
+-- Name: refuse_customer_change(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_customer_change() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'project % belongs to customer % for good: from release 6.4 a project''s customer cannot be changed',
+        OLD.name, (SELECT c.name FROM config.customers c WHERE c.uuid = OLD.customer_id)
+        USING ERRCODE = 'check_violation', CONSTRAINT = 'projects_customer_final', COLUMN = 'customer_id',
+              HINT = 'Associations are final from 6.4; to regroup projects, downgrade with `hierarchy migrate --to 6.1`.';
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_customer_change(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_customer_change() IS 'Release 6.4: BEFORE UPDATE OF customer_id trigger refusing any change of a project''s customer (SQLSTATE 23514, constraint projects_customer_final).';
+
+--
+-- Name: refuse_deleting_held_customer(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_deleting_held_customer() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    held bigint;
+BEGIN
+    SELECT count(*) INTO held FROM config.projects p WHERE p.customer_id = OLD.uuid;
+    IF held > 0 THEN
+        RAISE EXCEPTION 'customer % holds % project(s): from release 6.4 a customer holding projects cannot be deleted',
+            OLD.name, held
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'customers_keep_projects',
+                  HINT = 'Delete its projects first; a customer without projects can be deleted.';
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_deleting_held_customer(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
 
 --
 -- Name: rename_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
@@ -737,7 +864,13 @@ BEGIN
             UPDATE config.customers c SET name = w.name
             FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
             WHERE c.uuid = w.uuid
-              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name);
+              AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name)
+              -- name is a key column (customers_name_unique): a rename needs the row's FOR
+              -- UPDATE lock, which conflicts with the FOR KEY SHARE of a transaction adding a
+              -- project to it right now. Never wait for that one (it would wait for our lock
+              -- in its own settle step: a deadlock); it settles the customer after us.
+              AND c.uuid IN (SELECT l.uuid FROM config.customers l WHERE l.uuid IN (SELECT uuid FROM wanted)
+                             FOR UPDATE SKIP LOCKED);
             GET DIAGNOSTICS renamed = ROW_COUNT;
             total := total + renamed;
         EXCEPTION WHEN unique_violation THEN
@@ -760,7 +893,7 @@ COMMENT ON FUNCTION config.rename_single_project_customers(p_customers uuid[]) I
 
 CREATE FUNCTION config.schema_release() RETURNS text
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT '6.1'::text $$;
+    AS $$ SELECT '6.4'::text $$;
 
 --
 -- Name: FUNCTION schema_release(); Type: COMMENT; Schema: config; Owner: -
@@ -777,14 +910,20 @@ CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
     SET jit TO 'off'
     AS $$
 DECLARE
-    renamed integer;
+    deletable uuid[];
+    renamed   integer;
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
         RETURN 0;
     END IF;
-    DELETE FROM config.customers c
-    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+    deletable := config.lock_customers(p_customers);
+    IF cardinality(deletable) > 0 THEN
+        PERFORM set_config('hierarchy.internal_delete', 'on', true);
+        DELETE FROM config.customers c
+        WHERE c.uuid = ANY (deletable) AND c.origin IN ('system', 'project')
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        PERFORM set_config('hierarchy.internal_delete', '', true);
+    END IF;
     UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
     WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
       AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid);
@@ -819,12 +958,16 @@ BEGIN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- The lock order (docs/dba.md): the mode tunable's row, the job lock, then the projects
+    -- table, which keeps every project change (creates included) out until the switch commits.
+    PERFORM 1 FROM config.tunables WHERE name = 'turbine_api_feature_migrate_projects_to_orgs' FOR NO KEY UPDATE;
     PERFORM pg_advisory_xact_lock(hashtextextended('config.reconcile_customers', 0));
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
     IF NOT coalesce(dry_run, false) THEN
         RETURN config.switch_mode_now(per_project) || jsonb_build_object('dry_run', false);
     END IF;
     BEGIN
-        result := config.switch_mode_now(per_project);
+        result := config.switch_mode_plan(per_project);
         RAISE SQLSTATE 'HR001' USING DETAIL = result::text;
     EXCEPTION WHEN SQLSTATE 'HR001' THEN
         GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
@@ -837,7 +980,7 @@ $$;
 -- Name: FUNCTION switch_customer_mode(per_project boolean, dry_run boolean); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run reports and changes nothing.';
+COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run changes nothing and names what the switch would do: the projects it would move (from, to, why) and the customers it would dissolve, the first 1000 of each with totals.';
 
 --
 -- Name: switch_mode_now(boolean); Type: FUNCTION; Schema: config; Owner: -
@@ -894,6 +1037,97 @@ $$;
 --
 
 COMMENT ON FUNCTION config.switch_mode_now(p_per_project boolean) IS 'The work of switch_customer_mode, without the lock and the dry-run wrapper.';
+
+--
+-- Name: switch_mode_plan(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.switch_mode_plan(p_per_project boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    dissolving    text := CASE WHEN p_per_project THEN 'default' ELSE 'project' END;
+    projects      uuid[];
+    from_ids      uuid[];
+    from_names    text[];
+    customers     uuid[];
+    customer_names text[];
+    customer_sizes integer[];
+    result        jsonb;
+    moves         jsonb;
+    moves_total   integer;
+    dissolved     jsonb;
+    dissolved_total integer;
+BEGIN
+    SELECT array_agg(p.uuid), array_agg(p.customer_id), array_agg(c.name)
+    INTO projects, from_ids, from_names
+    FROM config.projects p
+    LEFT JOIN config.customers c ON c.uuid = p.customer_id
+    WHERE p.customer_id IS NULL OR c.origin = dissolving;
+    SELECT array_agg(c.uuid), array_agg(c.name),
+           array_agg((SELECT count(*) FROM config.projects p WHERE p.customer_id = c.uuid)::integer)
+    INTO customers, customer_names, customer_sizes
+    FROM config.customers c
+    WHERE c.origin = dissolving;
+
+    result := config.switch_mode_now(p_per_project);
+
+    WITH moved AS (
+        SELECT b.project, p.name AS project_name, p.org_id, o.name AS org_name,
+               b.from_id, b.from_name, c.uuid AS to_id, c.name AS to_name, c.origin AS to_origin,
+               c.created = now() AS created  -- made by this (rolled back) switch
+        FROM unnest(projects, from_ids, from_names) AS b (project, from_id, from_name)
+        JOIN config.projects p ON p.uuid = b.project
+        JOIN config.orgs o ON o.uuid = p.org_id
+        LEFT JOIN config.customers c ON c.uuid = p.customer_id
+        WHERE p.customer_id IS DISTINCT FROM b.from_id
+    )
+    SELECT (SELECT count(*) FROM moved)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'project', m.project, 'project_name', m.project_name,
+                   'org', m.org_id, 'org_name', m.org_name,
+                   'from_customer', m.from_id, 'from_customer_name', m.from_name,
+                   'to_customer', CASE WHEN NOT m.created THEN m.to_id END,
+                   'to_customer_name', m.to_name,
+                   'new_customer', coalesce(m.created, false),
+                   'to', CASE WHEN m.to_id IS NULL THEN 'no customer (stays an orphan)'
+                              WHEN m.created THEN 'new customer ' || m.to_name
+                              ELSE m.to_name END,
+                   'reason', CASE WHEN m.from_id IS NULL THEN 'an orphan'
+                                  ELSE format('its %s customer %s is dissolved', CASE WHEN p_per_project THEN 'default'
+                                                     ELSE 'per-project' END, m.from_name) END
+                             || ': ' || CASE m.to_origin
+                                  WHEN 'system' THEN 'system project: a customer of its own (rule 1)'
+                                  WHEN 'default' THEN 'single mode: the org''s default customer (rule 2)'
+                                  WHEN 'project' THEN 'per-project mode: a customer of its own (rule 3)'
+                                  ELSE 'no customer name is free; the job retries' END)
+                   ORDER BY m.org_name, m.project_name, m.project)
+               FROM (SELECT * FROM moved ORDER BY org_name, project_name, project LIMIT 1000) m), '[]'::jsonb)
+    INTO moves_total, moves;
+
+    WITH gone AS (
+        SELECT d.customer, d.name, d.projects
+        FROM unnest(customers, customer_names, customer_sizes) AS d (customer, name, projects)
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = d.customer)
+    )
+    SELECT (SELECT count(*) FROM gone)::integer,
+           coalesce((SELECT jsonb_agg(jsonb_build_object(
+                   'customer', g.customer, 'name', g.name, 'origin', dissolving, 'projects', g.projects)
+                   ORDER BY g.name)
+               FROM (SELECT * FROM gone ORDER BY name LIMIT 1000) g), '[]'::jsonb)
+    INTO dissolved_total, dissolved;
+
+    RETURN result || jsonb_build_object('moves', moves, 'moves_total', moves_total,
+                                        'dissolved', dissolved, 'dissolved_total', dissolved_total);
+END
+$$;
+
+--
+-- Name: FUNCTION switch_mode_plan(p_per_project boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.switch_mode_plan(p_per_project boolean) IS 'Rule 9 dry run: does switch_mode_now and lists the projects that moved (from, to, why) and the customers dissolved, the first 1000 of each with totals; the caller rolls it back.';
 
 --
 -- Name: touch_modified(); Type: FUNCTION; Schema: config; Owner: -
@@ -991,6 +1225,39 @@ $_$;
 --
 
 COMMENT ON FUNCTION config.tunables_validate() IS 'BEFORE trigger on tunables: type and minimum checks, modified/modified_by bookkeeping.';
+
+--
+-- Name: upgrade_blockers(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.upgrade_blockers(release text) RETURNS TABLE(blocker text, org_id uuid, org_name text, project_id uuid, project_name text, since timestamp with time zone, reason text, remedy text)
+    LANGUAGE plpgsql STABLE
+    AS $_$
+BEGIN
+    IF release IS NULL OR release !~ '^[0-9]+\.[0-9]+$' THEN
+        RAISE EXCEPTION 'a release looks like 6.4 (got %)', coalesce(release, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF string_to_array(release, '.')::integer[] < ARRAY[6, 4]::integer[] THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT 'orphan'::text, o.uuid, o.name, p.uuid, p.name, coalesce(p.orphaned_at, p.created),
+           'the project has no customer; from release 6.4 a project keeps its customer for good'::text,
+           'home it: hierarchy reconcile --force (SELECT config.reconcile_customers(force => true)), '
+           'or give it a customer (POST /config/v1/customers/{uuid}/add_projects/)'::text
+    FROM config.projects p
+    JOIN config.orgs o ON o.uuid = p.org_id
+    WHERE p.customer_id IS NULL
+    ORDER BY coalesce(p.orphaned_at, p.created), o.name, p.name, p.uuid;
+END
+$_$;
+
+--
+-- Name: FUNCTION upgrade_blockers(release text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.upgrade_blockers(release text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';
 
 --
 -- Name: audit_log; Type: TABLE; Schema: config; Owner: -
@@ -1308,6 +1575,82 @@ COMMENT ON TABLE config.orgs IS 'Organisations: the top of the hierarchy. Releas
 COMMENT ON COLUMN config.orgs.name IS '1 to 255 characters: letters, digits, _ . - ; starts with a letter or digit.';
 
 --
+-- Name: parked_cron_jobs; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.parked_cron_jobs (
+    jobname text NOT NULL,
+    schedule text NOT NULL,
+    command text NOT NULL,
+    nodename text,
+    nodeport integer,
+    database text,
+    username text,
+    active boolean,
+    parked timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE parked_cron_jobs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.parked_cron_jobs IS 'Release 6.4: the pg_cron jobs the upgrade unscheduled (reconcile-customers), restored as they were by the downgrade to 6.1. Empty where pg_cron is not installed.';
+
+--
+-- Name: COLUMN parked_cron_jobs.jobname; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.jobname IS 'The cron.job jobname.';
+
+--
+-- Name: COLUMN parked_cron_jobs.schedule; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.schedule IS 'Its cron schedule.';
+
+--
+-- Name: COLUMN parked_cron_jobs.command; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.command IS 'Its SQL command.';
+
+--
+-- Name: COLUMN parked_cron_jobs.nodename; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.nodename IS 'The cron.job nodename it had.';
+
+--
+-- Name: COLUMN parked_cron_jobs.nodeport; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.nodeport IS 'The cron.job nodeport it had.';
+
+--
+-- Name: COLUMN parked_cron_jobs.database; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.database IS 'The database it ran in.';
+
+--
+-- Name: COLUMN parked_cron_jobs.username; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.username IS 'The role it ran as.';
+
+--
+-- Name: COLUMN parked_cron_jobs.active; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.active IS 'Whether it was active.';
+
+--
+-- Name: COLUMN parked_cron_jobs.parked; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.parked_cron_jobs.parked IS 'When the upgrade unscheduled it.';
+
+--
 -- Name: projects; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1319,7 +1662,7 @@ CREATE TABLE config.projects (
     settings jsonb DEFAULT '{}'::jsonb NOT NULL,
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    customer_id uuid,
+    customer_id uuid NOT NULL,
     orphaned_at timestamp with time zone,
     CONSTRAINT projects_name_valid CHECK (((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]*$'::text) AND (length(name) <= 255))),
     CONSTRAINT projects_settings_object CHECK ((jsonb_typeof(settings) = 'object'::text))
@@ -1359,7 +1702,7 @@ COMMENT ON COLUMN config.projects.modified IS 'Last change of name, description 
 -- Name: COLUMN projects.customer_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
+COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to: given when the project is created and final from release 6.4.';
 
 --
 -- Name: COLUMN projects.orphaned_at; Type: COMMENT; Schema: config; Owner: -
@@ -1625,6 +1968,13 @@ ALTER TABLE ONLY config.orgs
     ADD CONSTRAINT orgs_pkey PRIMARY KEY (uuid);
 
 --
+-- Name: parked_cron_jobs parked_cron_jobs_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.parked_cron_jobs
+    ADD CONSTRAINT parked_cron_jobs_pkey PRIMARY KEY (jobname);
+
+--
 -- Name: projects projects_org_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -1788,6 +2138,18 @@ CREATE TRIGGER customers_count_update AFTER UPDATE ON config.customers REFERENCI
 COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-labelled customers between origins in customer_counts.';
 
 --
+-- Name: customers customers_delete_lock; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_delete_lock BEFORE DELETE ON config.customers FOR EACH STATEMENT EXECUTE FUNCTION config.customers_lock_projects();
+
+--
+-- Name: TRIGGER customers_delete_lock ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_delete_lock ON config.customers IS 'Deleting customers first waits for (and then holds off) changes to projects: the lock order''s one exception made safe.';
+
+--
 -- Name: customers customers_guard_name; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -1810,6 +2172,20 @@ CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers FOR EA
 --
 
 COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
+
+--
+-- Name: customers customers_keep_projects; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_keep_projects BEFORE DELETE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.refuse_deleting_held_customer();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_keep_projects;
+
+--
+-- Name: TRIGGER customers_keep_projects ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_keep_projects ON config.customers IS 'Release 6.4: a customer holding projects cannot be deleted (the message says how many).';
 
 --
 -- Name: orgs orgs_audit_delete; Type: TRIGGER; Schema: config; Owner: -
@@ -1865,6 +2241,8 @@ COMMENT ON TRIGGER orgs_touch ON config.orgs IS 'Bumps modified when the name ch
 
 CREATE TRIGGER projects_assign_customer BEFORE INSERT ON config.projects FOR EACH ROW EXECUTE FUNCTION config.assign_new_project();
 
+ALTER TABLE config.projects DISABLE TRIGGER projects_assign_customer;
+
 --
 -- Name: TRIGGER projects_assign_customer ON projects; Type: COMMENT; Schema: config; Owner: -
 --
@@ -1906,6 +2284,20 @@ CREATE TRIGGER projects_audit_update AFTER UPDATE ON config.projects REFERENCING
 --
 
 COMMENT ON TRIGGER projects_audit_update ON config.projects IS 'audit_log rows for changed projects, including association changes (changed contains customer_id).';
+
+--
+-- Name: projects projects_customer_final; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_customer_final BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW WHEN ((new.customer_id IS DISTINCT FROM old.customer_id)) EXECUTE FUNCTION config.refuse_customer_change();
+
+ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_customer_final;
+
+--
+-- Name: TRIGGER projects_customer_final ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_customer_final ON config.projects IS 'Release 6.4: a project''s customer cannot be changed (fires in replica mode too: bulk loads included).';
 
 --
 -- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -
@@ -1961,6 +2353,8 @@ COMMENT ON TRIGGER projects_touch ON config.projects IS 'Bumps modified when nam
 
 CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
 
+ALTER TABLE config.projects DISABLE TRIGGER projects_track_orphans;
+
 --
 -- Name: TRIGGER projects_track_orphans ON projects; Type: COMMENT; Schema: config; Owner: -
 --
@@ -1984,6 +2378,8 @@ COMMENT ON TRIGGER tunables_audit ON config.tunables IS 'Writes tunable value ch
 --
 
 CREATE TRIGGER tunables_mode_changed AFTER UPDATE ON config.tunables FOR EACH ROW WHEN (((new.name = 'turbine_api_feature_migrate_projects_to_orgs'::text) AND (new.value IS DISTINCT FROM old.value))) EXECUTE FUNCTION config.on_mode_changed();
+
+ALTER TABLE config.tunables DISABLE TRIGGER tunables_mode_changed;
 
 --
 -- Name: TRIGGER tunables_mode_changed ON tunables; Type: COMMENT; Schema: config; Owner: -
@@ -2070,7 +2466,7 @@ ALTER TABLE ONLY config.customers
 --
 
 ALTER TABLE ONLY config.projects
-    ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE SET NULL;
+    ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE RESTRICT;
 
 --
 -- Name: projects projects_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -

@@ -7,8 +7,10 @@ The server is chosen once per session, in this order:
 3. an ephemeral embedded cluster from the local binaries (``service.embedded``, the same code
    ``make run`` uses), with pg_cron preloaded for database ``hierarchy_cron`` where installed.
 
-The schema is migrated once into the template database ``hierarchy_template``; ``db_url`` gives
-each test its own clone (``CREATE DATABASE ... TEMPLATE``), dropped afterwards.
+The schema is migrated once into the template database ``hierarchy_template`` at release 6.1
+(the parallel hierarchy most suites test); ``db_url`` gives each test its own clone (``CREATE
+DATABASE ... TEMPLATE``), dropped afterwards. ``db_url_64`` does the same from a second template
+at release 6.4 (customers required, associations final).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from service import migrations
 from service.embedded import EmbeddedCluster, PostgresNotInstalled, find_bindir
 
 TEMPLATE_DB = "hierarchy_template"
+TEMPLATE_DB_64 = "hierarchy_template_64"
+TEMPLATE_RELEASE = "6.1"  # what db_url is at: the release with orphans and the background job
 CRON_DB = "hierarchy_cron"
 
 
@@ -165,25 +169,46 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"PostgreSQL for tests: {_chosen.description}; {cron}")
 
 
-@pytest.fixture(scope="session")
-def template_url(pg_server: PgServer):
-    """A database migrated to the newest release, used only as a template."""
-    pg_server.drop_database(TEMPLATE_DB)
-    url = pg_server.create_database(TEMPLATE_DB)
-    migrations.migrate(url)
-    yield url
-    pg_server.drop_database(TEMPLATE_DB)
+def _template(pg_server: PgServer, name: str, release: str):
+    pg_server.drop_database(name)
+    url = pg_server.create_database(name)
+    migrations.migrate(url, release)
+    return url
 
 
-@pytest.fixture
-def db_url(pg_server: PgServer, template_url: str):
-    """A private clone of the fully migrated template."""
+def _clone(pg_server: PgServer, template: str):
     name = f"test_{uuid.uuid4().hex}"
-    url = pg_server.create_database(name, template=TEMPLATE_DB)
+    url = pg_server.create_database(name, template=template)
     try:
         yield url
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server: PgServer):
+    """A database migrated to release 6.1, used only as a template."""
+    yield _template(pg_server, TEMPLATE_DB, TEMPLATE_RELEASE)
+    pg_server.drop_database(TEMPLATE_DB)
+
+
+@pytest.fixture(scope="session")
+def template_url_64(pg_server: PgServer):
+    """A database migrated to release 6.4, used only as a template."""
+    yield _template(pg_server, TEMPLATE_DB_64, "6.4")
+    pg_server.drop_database(TEMPLATE_DB_64)
+
+
+@pytest.fixture
+def db_url(pg_server: PgServer, template_url: str):
+    """A private clone of the template at release 6.1."""
+    yield from _clone(pg_server, TEMPLATE_DB)
+
+
+@pytest.fixture
+def db_url_64(pg_server: PgServer, template_url_64: str):
+    """A private clone of the template at release 6.4."""
+    yield from _clone(pg_server, TEMPLATE_DB_64)
 
 
 @pytest.fixture

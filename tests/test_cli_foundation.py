@@ -38,7 +38,7 @@ def test_status_json(db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["database"] == "ok"
-    assert report["release"] == migrations.LATEST == report["latest"]
+    assert report["release"] == "6.1" and report["latest"] == migrations.LATEST
     assert report["error"] is None
 
 
@@ -60,19 +60,19 @@ def test_migrate_up_then_down_with_confirmation(empty_db_url, tmp_path):
     url = empty_db_url
     result = hierarchy("migrate", url=url, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "database at release 6.1"
+    assert result.stdout.strip() == "database at release 6.4"
     assert "Traceback" not in result.stderr
 
     again = hierarchy("migrate", url=url, tmp_path=tmp_path)
-    assert again.returncode == 0 and "already at release 6.1" in again.stdout
+    assert again.returncode == 0 and "already at release 6.4" in again.stdout
 
     customers = migrations.count_customers(url)
     refused = hierarchy("migrate", "--to", "6.0", url=url, tmp_path=tmp_path)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
-    assert lines[0] == f"downgrading 6.1 -> 6.0 deletes all {customers} Customer(s); projects are kept"
+    assert lines[0] == f"downgrading 6.4 -> 6.0 deletes all {customers} Customer(s); projects are kept"
     assert lines[1] == "hierarchy: refusing to downgrade without confirmation: not a terminal; pass --yes"
-    assert migrations.current_release(url) == "6.1"
+    assert migrations.current_release(url) == "6.4"
 
     done = hierarchy("migrate", "--to", "6.0", "--yes", url=url, tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr

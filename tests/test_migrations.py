@@ -57,7 +57,12 @@ def yoyo_marked(url: str) -> set[str]:
 
 def test_plan_from_empty(empty_db_url):
     assert migrations.current_release(empty_db_url) is None
-    assert migrations.plan(empty_db_url) == [("apply", "0001.baseline"), ("apply", "0002.customers")]
+    assert migrations.plan(empty_db_url) == [
+        ("apply", "0001.baseline"),
+        ("apply", "0002.customers"),
+        ("apply", "0003.customers-required"),
+    ]
+    assert migrations.plan(empty_db_url, "6.3") == [("apply", "0001.baseline"), ("apply", "0002.customers")]
     assert migrations.plan(empty_db_url, "6.0") == [("apply", "0001.baseline")]
 
 
@@ -73,7 +78,7 @@ def test_up_down_up_keeps_projects_and_tunables(empty_db_url):
     projects_before, tunables_before = one(url, PROJECTS_MD5), one(url, TUNABLES_MD5)
     assert one(url, "SELECT count(*) FROM config.projects") >= 1000
 
-    assert migrations.migrate(url) == [("apply", "0002.customers")]
+    assert migrations.migrate(url, "6.1") == [("apply", "0002.customers")]
     assert migrations.current_release(url) == "6.1"
     assert has_customers_table(url)
     assert migrations.count_customers(url) > 0
@@ -104,19 +109,32 @@ def test_downgrade_at_60_changes_nothing(empty_db_url):
     assert migrations.current_release(url) == "6.0"
 
 
-def test_upgrade_at_latest_changes_nothing(db_url):
-    assert migrations.migrate(db_url) == []
-    assert migrations.current_release(db_url) == migrations.LATEST
+def test_upgrade_at_latest_changes_nothing(db_url_64):
+    assert migrations.LATEST == "6.4"
+    assert migrations.migrate(db_url_64) == []
+    assert migrations.current_release(db_url_64) == migrations.LATEST
+
+
+@pytest.mark.parametrize("release", ["6.2", "6.3"])
+def test_62_and_63_name_the_61_schema(db_url, release):
+    assert migrations.plan(db_url, release) == []
+    assert migrations.migrate(db_url, release) == []
+    assert migrations.current_release(db_url) == "6.1"
+    assert migrations.migrate(db_url, "6.4") == [("apply", "0003.customers-required")]
+    assert migrations.migrate(db_url, release) == [("rollback", "0003.customers-required")]
+    assert migrations.current_release(db_url) == "6.1"
 
 
 def test_unknown_release(db_url, tmp_path):
-    with pytest.raises(UnknownRelease, match=r"^unknown release '7.0'; known: 6.0, 6.1$"):
+    with pytest.raises(UnknownRelease, match=r"^unknown release '7.0'; known: 6.0, 6.1, 6.2, 6.3, 6.4$"):
         migrations.migrate(db_url, "7.0")
     with pytest.raises(UnknownRelease):
         migrations.plan(db_url, "7.0")
     result = hierarchy("migrate", "--to", "7.0", url=db_url, tmp_path=tmp_path)
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["hierarchy: unknown release '7.0'; known: 6.0, 6.1"]
+    assert result.stderr.strip().splitlines() == [
+        "hierarchy: unknown release '7.0'; known: 6.0, 6.1, 6.2, 6.3, 6.4"
+    ]
     assert migrations.current_release(db_url) == "6.1"
 
 
@@ -139,13 +157,13 @@ def test_failing_migration_leaves_nothing_half_applied(empty_db_url):
     assert yoyo_marked(url) == {"0001.baseline"}
     # once the cause is gone, the same command succeeds
     execute(url, "DROP TABLE config.customers")
-    assert migrations.migrate(url) == [("apply", "0002.customers")]
+    assert migrations.migrate(url, "6.1") == [("apply", "0002.customers")]
 
 
 def test_applied_but_unmarked_migration_is_repaired(db_url):
     # What a process killed between yoyo's apply and mark transactions leaves behind.
     execute(db_url, "DELETE FROM _yoyo_migration WHERE migration_id = %s", ("0002.customers",))
-    assert migrations.migrate(db_url) == [], "0002 is not applied twice"
+    assert migrations.migrate(db_url, "6.1") == [], "0002 is not applied twice"
     assert yoyo_marked(db_url) == {"0001.baseline", "0002.customers"}
     assert migrations.current_release(db_url) == "6.1"
     # and yoyo's records now allow a normal downgrade
@@ -159,7 +177,7 @@ def test_rolled_back_but_still_marked_migration_is_repaired(db_url):
         "INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc) VALUES (%s, %s, now())",
         (hashlib.sha256(b"0002.customers").hexdigest(), "0002.customers"),
     )
-    assert migrations.migrate(db_url) == [("apply", "0002.customers")]
+    assert migrations.migrate(db_url, "6.1") == [("apply", "0002.customers")]
     assert migrations.current_release(db_url) == "6.1"
 
 
@@ -183,7 +201,11 @@ def test_stale_lock_is_reported_and_broken(db_url, tmp_path):
     result = hierarchy("migrate", "--break-lock", url=db_url, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert one(db_url, "SELECT count(*) FROM yoyo_lock") == 0
-    assert migrations.migrate(db_url, "6.0", lock_timeout=0.2) == [("rollback", "0002.customers")]
+    assert migrations.current_release(db_url) == "6.4", "then it migrated to the newest release"
+    assert migrations.migrate(db_url, "6.0", lock_timeout=0.2) == [
+        ("rollback", "0003.customers-required"),
+        ("rollback", "0002.customers"),
+    ]
 
 
 def test_break_lock_api(db_url):

@@ -11,7 +11,7 @@ from litestar import Request, get, route
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from service.api import READ, Metadata, Paging, listing, metadata, page_of
+from service.api import READ, TEXT_PATTERN, Metadata, Paging, listing, metadata, page_of, strict_query
 from service.auth import run
 from service.db import Db
 from service.queries import query
@@ -59,9 +59,12 @@ async def list_audit(
         datetime | None, QueryParameter(description="Entries before this time (ISO 8601).")
     ] = None,
     actor: Annotated[
-        str | None, QueryParameter(description="Entries by this actor (email or database role).")
+        str | None,
+        QueryParameter(description="Entries by this actor (email or database role).", pattern=TEXT_PATTERN),
     ] = None,
 ) -> list[AuditEntry] | AuditPage:  # type: ignore[valid-type]
+    strict_query(request, ("since", "until"), datetime)
+
     async def work(db: Db) -> Any:
         rows = await db.all(
             SQL["list"],

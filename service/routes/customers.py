@@ -6,6 +6,10 @@ a customer needs customers.write and either all_orgs or having created it (403 o
 the job's and other users' customers belong to the administrators). Adding and removing
 projects needs customers.write on a visible customer, and only moves projects of the user's
 org (another org's project uuid is 404).
+
+From release 6.4 associations are final: adding and removing projects answer 400 before
+anything is touched, and deleting a customer that holds projects is 409 saying how many (the
+database refuses both whoever writes; service.routes.upgrade names the field).
 """
 
 from __future__ import annotations
@@ -24,19 +28,23 @@ from msgspec import UNSET, UnsetType
 from service.api import (
     COMMON_READ_ONLY,
     READ,
+    TEXT_PATTERN,
     WRITE,
     CustomerId,
     Metadata,
     Paging,
+    Text,
     field,
     listing,
     metadata,
     page_of,
+    responses,
 )
 from service.auth import run, stream_json
 from service.db import Db
-from service.errors import FieldErrors
+from service.errors import Conflict, FieldErrors
 from service.queries import query
+from service.routes.upgrade import associations_final, current_release, database_refusals
 
 SQL = {
     name: query(f"customers.{name}")
@@ -48,7 +56,13 @@ ORIGINS = ("system", "default", "project", "manual")
 Name = Annotated[
     str,
     msgspec.Meta(
-        description="Unique; spaces become dashes; 1 to 255 characters, no whitespace or control characters."
+        min_length=1,
+        max_length=255,
+        # the customers_name_valid check ([:space:] and [:cntrl:] of the C locale), spaces allowed:
+        # they are stored as dashes
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*$",
+        description="Unique; spaces become dashes; 1 to 255 characters, no other whitespace or "
+        "control characters.",
     ),
 ]
 
@@ -68,17 +82,17 @@ CustomerPage = page_of(Customer, "CustomerPage")
 
 class CustomerCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None = None
+    description: Text | None = None
 
 
 class CustomerUpdate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class CustomerPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
 
 
 class ProjectRef(msgspec.Struct, forbid_unknown_fields=True):
@@ -136,6 +150,13 @@ async def own_customer(db: Db, customer_id: UUID) -> dict[str, Any]:
     return row
 
 
+async def _associations_open(db: Db) -> None:
+    """From 6.4 a project keeps its customer: moving projects is refused before anything else."""
+    release = await current_release(db)
+    if release.customers_final:
+        raise FieldErrors({"projects": [associations_final(release)]})
+
+
 async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
     """The referenced projects, all of which the user must be able to see (404 names the first not)."""
     wanted = list(dict.fromkeys(ref.uuid for ref in refs.projects))
@@ -152,7 +173,10 @@ async def _projects(db: Db, refs: ProjectRefs) -> list[dict[str, Any]]:
 async def list_customers(
     request: Request,
     paging: NamedDependency[Paging],
-    name: Annotated[str | None, QueryParameter(description="Only the customer with this exact name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(description="Only the customer with this exact name.", pattern=TEXT_PATTERN),
+    ] = None,
     origin: Annotated[
         str | None,
         QueryParameter(
@@ -251,14 +275,16 @@ async def patch_customer(
 @delete(
     "/config/v1/customers/{customer_id:str}",
     tags=["customers"],
-    responses=READ,
-    summary="Delete a customer; its projects become orphans that the job re-homes",
+    summary="Delete a customer; before 6.4 its projects become orphans that the job re-homes, "
+    "from 6.4 one holding projects cannot be deleted (409)",
+    responses=responses(400, 401, 403, 404, 409),
 )
 async def delete_customer(request: Request, customer_id: CustomerId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
         await own_customer(db, customer_id)
-        await db.one(SQL["delete"], customer_id=customer_id)
+        with database_refusals(deleting=True):
+            await db.one(SQL["delete"], customer_id=customer_id)
 
     await run(request, "customers.write", work)
 
@@ -273,10 +299,12 @@ async def delete_customer(request: Request, customer_id: CustomerId) -> None:
 async def add_projects(request: Request, customer_id: CustomerId, data: JSONBody[ProjectRefs]) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
+        await _associations_open(db)
         projects = await _projects(db, data)
-        moved = await db.all(
-            SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
+        with database_refusals("projects"):
+            moved = await db.all(
+                SQL["add_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+            )
         return {
             "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
             "projects": [row["uuid"] for row in moved],
@@ -297,15 +325,17 @@ async def remove_projects(
 ) -> Association:
     async def work(db: Db) -> dict[str, Any]:
         await visible_customer(db, customer_id)
+        await _associations_open(db)
         projects = await _projects(db, data)
         strangers = [str(p["uuid"]) for p in projects if p["customer"] != customer_id]
         if strangers:
-            raise FieldErrors(
+            raise Conflict(
                 {"projects": [f"project {u} does not belong to this customer." for u in strangers]}
             )
-        removed = await db.all(
-            SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
-        )
+        with database_refusals("projects"):
+            removed = await db.all(
+                SQL["remove_projects"], customer_id=customer_id, projects=[p["uuid"] for p in projects]
+            )
         return {
             "customer": _view(await db.one(SQL["get"], customer_id=customer_id)),
             "projects": [row["uuid"] for row in removed],

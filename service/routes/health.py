@@ -1,8 +1,9 @@
 """``GET /health`` and ``GET /metrics``: no token needed (probes and scrapers).
 
-Health answers 200 when the database answers and is at the release this service needs,
-else 503; the body says which, whether pg_cron schedules the job (else the service's own
-scheduler runs it), and the last run. Metrics: request counts and latencies by route
+Health answers 200 when the database answers and is at a release this service serves (one
+with customers: 6.1 to 6.4, from ``service.releases``), else 503; the body says which, whether
+pg_cron schedules the job (else the service's own scheduler runs it; ``none`` at a release
+where the job has nothing to do), and the last run. Metrics: request counts and latencies by route
 template and status (Litestar's Prometheus middleware, prefix ``hierarchy``), plus gauges
 read from the database at scrape time: orphaned projects and seconds since the last job run.
 """
@@ -19,10 +20,11 @@ from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
+from service import releases
 from service.db import Db
 from service.queries import query
 
-REQUIRED_RELEASE = "6.1"
+REQUIRED_RELEASE = releases.FIRST_WITH_CUSTOMERS  # the oldest release the service serves
 SQL = {name: query(f"health.{name}") for name in ("release", "last_run", "orphans")}
 CRON = {name: query(f"jobs.{name}") for name in ("cron_table_exists", "cron_scheduled")}
 
@@ -48,6 +50,7 @@ class Health(msgspec.Struct):
     database: str
     release: str | None
     required_release: str
+    latest_release: str
     scheduler: str
     last_run: LastRun | None
     detail: str | None = None
@@ -68,6 +71,7 @@ async def _probe(request: Request) -> dict[str, Any]:
         "database": "unreachable",
         "release": None,
         "required_release": REQUIRED_RELEASE,
+        "latest_release": releases.LATEST,
         "scheduler": "unknown",
         "last_run": None,
     }
@@ -78,9 +82,12 @@ async def _probe(request: Request) -> dict[str, Any]:
             report["database"] = "ok"
             async with conn.transaction():
                 report["release"] = (await db.one(SQL["release"]))["release"]  # type: ignore[index]
+                release = releases.get(report["release"])
                 report["scheduler"] = (
                     "pg_cron"
                     if await cron_schedules_job(db)
+                    else "none"
+                    if release is not None and release.customers_final
                     else ("service" if request.app.state.scheduler_enabled else "off")
                 )
                 report["last_run"] = await db.one(SQL["last_run"])
@@ -88,10 +95,14 @@ async def _probe(request: Request) -> dict[str, Any]:
         report["detail"] = "database unavailable"
     except psycopg.Error as exc:  # e.g. schema not migrated: config.schema_release() missing
         report["detail"] = f"schema not ready: {(exc.diag.message_primary or str(exc)).strip()}"
-    if report["database"] == "ok" and report["release"] == REQUIRED_RELEASE:
+    served = releases.get(report["release"])
+    if report["database"] == "ok" and served is not None and served.customers:
         report["status"] = "ok"
     elif report["database"] == "ok" and "detail" not in report:
-        report["detail"] = f"schema at release {report['release']}; this service needs {REQUIRED_RELEASE}"
+        report["detail"] = (
+            f"schema at release {report['release']}; this service needs {REQUIRED_RELEASE} "
+            f"to {releases.LATEST}: run `hierarchy migrate`"
+        )
     return report
 
 

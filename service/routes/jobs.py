@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Request, get, post, route
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Operation
 from litestar.params import JSONBody
 
-from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
+from service.api import READ, WRITE, Metadata, Paging, field, listing, metadata, page_of, strict_body
 from service.auth import run
 from service.db import Db
+from service.errors import FieldErrors
 from service.queries import query
+from service.routes.upgrade import associations_final, current_release
 
 SQL = {name: query(f"jobs.{name}") for name in ("reconcile", "list_runs", "switch_mode")}
 RECENT_RUNS = 100  # the plain list (no page/page_size) shows this many, newest first
@@ -57,17 +61,35 @@ RECONCILE_FIELDS = {
 }
 
 
+@dataclass
+class OptionalBody(Operation):
+    """Litestar documents every request body as required; reconcile runs with none too."""
+
+    def __post_init__(self) -> None:
+        if self.request_body is not None:
+            self.request_body.required = False
+
+
 @post(
     "/config/v1/customers/reconcile",
     tags=["jobs"],
+    operation_class=OptionalBody,
     status_code=200,
     responses=WRITE,
     summary="Run the background job now; returns its summary (a dry run lists the planned changes)",
 )
 async def reconcile(request: Request, data: JSONBody[ReconcileRequest | None] = None) -> Summary:
-    options = data or ReconcileRequest()
+    options = await strict_body(request, ReconcileRequest, data or ReconcileRequest())
 
     async def work(db: Db) -> Any:
+        release = await current_release(db)
+        if release.customers_final:  # nothing can be an orphan: say so instead of running
+            return {
+                "release": release.name,
+                "nothing_to_reconcile": True,
+                "detail": f"Nothing to reconcile: at release {release.name} every project keeps its "
+                "customer for good, so there are no orphans and the job does not run.",
+            }
         row = await db.one(SQL["reconcile"], dry_run=options.dry_run, force=options.force)
         return row["result"]  # type: ignore[index]
 
@@ -114,7 +136,12 @@ async def describe_runs(request: Request) -> Metadata:
     summary="Switch between per-project customers and one default customer per org, atomically (rule 9)",
 )
 async def switch_mode(request: Request, data: JSONBody[SwitchModeRequest]) -> Summary:
+    data = await strict_body(request, SwitchModeRequest)
+
     async def work(db: Db) -> Any:
+        release = await current_release(db)
+        if release.customers_final:  # a switch moves projects between customers
+            raise FieldErrors({"non_field_errors": [associations_final(release)]})
         row = await db.one(SQL["switch_mode"], per_project=data.per_project, dry_run=data.dry_run)
         return row["result"]  # type: ignore[index]
 

@@ -22,6 +22,7 @@ from service.api import (
     OrgId,
     Paging,
     ProjectId,
+    Text,
     field,
     listing,
     metadata,
@@ -29,9 +30,10 @@ from service.api import (
 )
 from service.auth import run
 from service.db import Db
-from service.errors import FieldErrors
+from service.errors import Conflict
 from service.queries import query
 from service.routes.orgs import visible_org
+from service.routes.upgrade import current_release, database_refusals
 
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
 VISIBLE_CUSTOMER = query("customers.get")
@@ -39,14 +41,21 @@ VISIBLE_CUSTOMER = query("customers.get")
 Name = Annotated[
     str,
     msgspec.Meta(
+        min_length=1,
+        max_length=255,
+        # the projects_name_valid check of the database, which has the last word
+        pattern="^[A-Za-z0-9][A-Za-z0-9_-]*$",
         description="1 to 255 characters: letters, digits, _ and -; "
-        "starts with a letter or digit; unique in the org."
+        "starts with a letter or digit; unique in the org.",
     ),
 ]
 Settings = Annotated[dict[str, Any], msgspec.Meta(description="Free-form settings (a JSON object).")]
 CustomerRef = Annotated[
     UUID | None,
-    msgspec.Meta(description="The customer's uuid. Omitted on create: the server assigns one (rule 5)."),
+    msgspec.Meta(
+        description="The customer's uuid. Before 6.4 it may be omitted on create (the server assigns "
+        "one, rule 5); from 6.4 it is required on create and cannot be changed."
+    ),
 ]
 
 
@@ -66,7 +75,7 @@ ProjectPage = page_of(Project, "ProjectPage")
 
 class ProjectCreate(msgspec.Struct, forbid_unknown_fields=True):
     name: Name
-    description: str | None = None
+    description: Text | None = None
     settings: Settings = msgspec.field(default_factory=dict)
     customer: CustomerRef = None
 
@@ -75,14 +84,14 @@ class ProjectUpdate(msgspec.Struct, forbid_unknown_fields=True):
     """PUT: name required; other fields absent are left as they are."""
 
     name: Name
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
     settings: Settings | UnsetType = UNSET
     customer: CustomerRef | UnsetType = UNSET
 
 
 class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     name: Name | UnsetType = UNSET
-    description: str | None | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
     settings: Settings | UnsetType = UNSET
     customer: CustomerRef | UnsetType = UNSET
 
@@ -101,12 +110,19 @@ POST_FIELDS = {
     "settings": field("json", "Settings", help_text="A JSON object."),
     "customer": field("uuid", "Customer", help_text="Omit to let the server assign one."),
 }
+# From 6.4 (releases.Release.customers_final) the creator names the customer, for good.
+POST_FIELDS_FINAL = {
+    **POST_FIELDS,
+    "customer": field(
+        "uuid", "Customer", required=True, help_text="The customer the project belongs to, for good."
+    ),
+}
 
 
 async def _check_customer(db: Db, customer: Any) -> None:
     """A customer given in a body must be one the user can see (else it is 'not found')."""
     if customer not in (None, UNSET) and await db.one(VISIBLE_CUSTOMER, customer_id=customer) is None:
-        raise FieldErrors({"customer": [f"customer {customer} does not exist."]})
+        raise Conflict({"customer": [f"customer {customer} does not exist."]})
 
 
 async def _found(row: dict[str, Any] | None, project_id: UUID) -> dict[str, Any]:
@@ -158,10 +174,11 @@ async def list_projects(
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
         await visible_org(db, org_id)
+        final = (await current_release(db)).customers_final
         return metadata(
             "Project List",
             "Projects of an org; each belongs to one customer.",
-            POST_FIELDS,
+            POST_FIELDS_FINAL if final else POST_FIELDS,
             "projects.write" in db.user.permissions,
         )  # type: ignore[union-attr]
 
@@ -178,14 +195,15 @@ async def create_project(request: Request, org_id: OrgId, data: JSONBody[Project
     async def work(db: Db) -> dict[str, Any]:
         await visible_org(db, org_id)
         await _check_customer(db, data.customer)
-        return await db.one(
-            SQL["create"],
-            org_id=org_id,
-            name=data.name,
-            description=data.description,
-            settings=msgspec.json.encode(data.settings).decode(),
-            customer=data.customer,
-        )
+        with database_refusals():  # from 6.4: no customer is "This field is required."
+            return await db.one(
+                SQL["create"],
+                org_id=org_id,
+                name=data.name,
+                description=data.description,
+                settings=msgspec.json.encode(data.settings).decode(),
+                customer=data.customer,
+            )
 
     return await run(request, "projects.write", work)
 
@@ -214,19 +232,20 @@ async def _update(
         await visible_org(db, org_id)
         await _check_customer(db, data.customer)
         settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
-        row = await db.one(
-            SQL["update"],
-            org_id=org_id,
-            project_id=project_id,
-            set_name=given("name"),
-            name=data.name if given("name") else None,
-            set_description=given("description"),
-            description=data.description if given("description") else None,
-            set_settings=given("settings"),
-            settings=settings,
-            set_customer=given("customer"),
-            customer=data.customer if given("customer") else None,
-        )
+        with database_refusals():  # from 6.4: a different customer is refused
+            row = await db.one(
+                SQL["update"],
+                org_id=org_id,
+                project_id=project_id,
+                set_name=given("name"),
+                name=data.name if given("name") else None,
+                set_description=given("description"),
+                description=data.description if given("description") else None,
+                set_settings=given("settings"),
+                settings=settings,
+                set_customer=given("customer"),
+                customer=data.customer if given("customer") else None,
+            )
         return await _found(row, project_id)
 
     return await run(request, "projects.write", work)

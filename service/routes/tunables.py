@@ -13,13 +13,14 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter
 
-from service.api import READ, WRITE, Metadata, Paging, listing, metadata, page_of
+from service.api import READ, WRITE, Metadata, Paging, listing, metadata, page_of, strict_body
 from service.auth import run
 from service.db import Db
 from service.queries import query
 
 SQL = {name: query(f"tunables.{name}") for name in ("list", "get", "set")}
 TunableName = Annotated[str, PathParameter(description="The tunable's name.")]
+MODE = "turbine_api_feature_migrate_projects_to_orgs"
 
 
 class Tunable(msgspec.Struct):
@@ -71,27 +72,77 @@ async def describe_tunables(request: Request) -> Metadata:
     return await run(request, "tunables.read", work)
 
 
-@get("/config/v1/tunables/{name:str}", tags=["tunables"], responses=READ, summary="Get a tunable")
-async def get_tunable(request: Request, name: TunableName) -> Tunable:
+async def _get(request: Request, name: str) -> Any:
     async def work(db: Db) -> dict[str, Any]:
         return _found(await db.one(SQL["get"], name=name), name)
 
     return await run(request, "tunables.read", work)
 
 
-@put(
-    "/config/v1/tunables/{name:str}",
-    tags=["tunables"],
-    responses=WRITE,
-    summary="Set a tunable (the mode tunable's change runs the job in the same transaction)",
-)
-async def set_tunable(request: Request, name: TunableName, data: JSONBody[TunableValue]) -> Tunable:
+async def _set(request: Request, name: str, value: Any) -> Any:
     async def work(db: Db) -> dict[str, Any]:
-        return _found(
-            await db.one(SQL["set"], name=name, value=msgspec.json.encode(data.value).decode()), name
-        )
+        return _found(await db.one(SQL["set"], name=name, value=msgspec.json.encode(value).decode()), name)
 
     return await run(request, "tunables.write", work, default_field="value")
 
 
-HANDLERS = [describe_tunables, list_tunables, get_tunable, set_tunable]
+# Any tunable by name. Not in the document: a JSON Schema cannot tie the body's type to the path
+# parameter, so the document describes each known tunable on its own path instead (below).
+@get("/config/v1/tunables/{name:str}", include_in_schema=False)
+async def get_tunable(request: Request, name: TunableName) -> Tunable:
+    return await _get(request, name)
+
+
+@put("/config/v1/tunables/{name:str}", include_in_schema=False)
+async def set_tunable(request: Request, name: TunableName, data: JSONBody[TunableValue]) -> Tunable:
+    return await _set(request, name, data.value)
+
+
+# The value type of each tunable, as config.tunables has it (value_type, minimum, maximum);
+# tests/api/test_jobs_tunables.py checks that the two agree.
+VALUE_TYPES: dict[str, Any] = {
+    "turbine_api_feature_migrate_projects_to_orgs": Annotated[
+        bool, msgspec.Meta(description="false: one default customer per org; true: a customer per project.")
+    ],
+    "customer_orphan_grace_seconds": Annotated[
+        int, msgspec.Meta(ge=0, le=86400, description="Seconds an orphan waits before the job re-homes it.")
+    ],
+}
+
+
+def _documented(name: str, value_type: Any) -> list[Any]:
+    """GET and PUT of one tunable on its own path, with its value's type in the document."""
+    body = msgspec.defstruct(
+        "".join(word.title() for word in name.split("_")) + "Value",
+        [("value", value_type)],
+        forbid_unknown_fields=True,
+    )
+
+    async def get_one(request: Request) -> Tunable:
+        return await _get(request, name)
+
+    async def set_one(request: Request, data: Any) -> Tunable:
+        return await _set(request, name, (await strict_body(request, body)).value)
+
+    # real objects, not the strings of `from __future__ import annotations`: `body` is local
+    get_one.__annotations__ = {"request": Request, "return": Tunable}
+    set_one.__annotations__ = {"request": Request, "data": JSONBody[body], "return": Tunable}
+    path = f"/config/v1/tunables/{name}"
+    return [
+        get(path, tags=["tunables"], responses=READ, summary=f"Get {name}")(get_one),
+        put(
+            path,
+            tags=["tunables"],
+            responses=WRITE,
+            summary=f"Set {name}" + (" (runs the job in the same transaction)" if name == MODE else ""),
+        )(set_one),
+    ]
+
+
+HANDLERS = [
+    describe_tunables,
+    list_tunables,
+    *(handler for name, value_type in VALUE_TYPES.items() for handler in _documented(name, value_type)),
+    get_tunable,
+    set_tunable,
+]

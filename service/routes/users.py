@@ -14,7 +14,8 @@ from litestar.params import JSONBody
 
 from service import users
 from service.api import COMMON_READ_ONLY, READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
-from service.auth import run
+from service.auth import SQL as AUTH_SQL
+from service.auth import CurrentUser, OrgRef, run
 from service.db import Db
 from service.queries import query
 
@@ -36,7 +37,14 @@ UserPage = page_of(UserOut, "UserPage")
 
 class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[
-        str, msgspec.Meta(min_length=3, max_length=254, description="Unique (case-insensitive).")
+        str,
+        msgspec.Meta(
+            min_length=3,
+            max_length=254,
+            # the users_email_valid check of the database
+            pattern="^[^@\\t\\n\\v\\f\\r \\x00]+@[^@\\t\\n\\v\\f\\r \\x00]+$",
+            description="name@domain, unique (case-insensitive).",
+        ),
     ]
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
     role: Annotated[str, msgspec.Meta(description="super_admin, operator or read_only.")] = "read_only"
@@ -96,4 +104,22 @@ async def create_user(request: Request, data: JSONBody[UserCreate]) -> UserOut:
     return await run(request, "users.write", work)
 
 
-HANDLERS = [describe_users, list_users, create_user]
+@get(
+    "/config/v1/users/current",
+    tags=["users"],
+    responses=READ,
+    summary="The user this token belongs to (any role), as the Config API serves it",
+)
+async def current_user(request: Request) -> CurrentUser:
+    async def work(db: Db) -> CurrentUser:
+        user = db.user
+        assert user is not None  # run() authenticated the token
+        org = await db.one(AUTH_SQL["login_details"], org_id=user.org_id)
+        return CurrentUser(
+            uuid=user.uuid, email=user.email, orgs=[OrgRef(**org)] if org else [], roles=[user.role]
+        )
+
+    return await run(request, None, work)
+
+
+HANDLERS = [describe_users, list_users, create_user, current_user]

@@ -88,18 +88,34 @@ WHERE c.uuid = %(customer_id)s::uuid
 RETURNING c.uuid;
 
 -- name: delete
--- ON DELETE SET NULL orphans its projects; the job re-homes them (rule 6).
+-- Before 6.4 ON DELETE SET NULL orphans its projects and the job re-homes them (rule 6); from
+-- 6.4 one holding projects is refused (trigger customers_keep_projects, ON DELETE RESTRICT).
 DELETE FROM config.customers c WHERE c.uuid = %(customer_id)s::uuid RETURNING c.uuid;
 
 -- name: add_projects
 -- Moves the given projects (already checked visible) to the customer; returns those moved.
+-- The rows are locked in uuid order first, so two calls on overlapping sets cannot deadlock.
+WITH target AS (
+    SELECT p.uuid FROM config.projects p
+    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+    ORDER BY p.uuid
+    FOR NO KEY UPDATE
+)
 UPDATE config.projects p SET customer_id = %(customer_id)s::uuid
-WHERE p.uuid = ANY (%(projects)s::uuid[])
-  AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
+FROM target t
+WHERE p.uuid = t.uuid AND p.customer_id IS DISTINCT FROM %(customer_id)s::uuid
 RETURNING p.uuid;
 
 -- name: remove_projects
 -- Orphans the given projects if they belong to the customer; returns those removed.
+-- Locked in uuid order first, as add_projects.
+WITH target AS (
+    SELECT p.uuid FROM config.projects p
+    WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+    ORDER BY p.uuid
+    FOR NO KEY UPDATE
+)
 UPDATE config.projects p SET customer_id = NULL
-WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = %(customer_id)s::uuid
+FROM target t
+WHERE p.uuid = t.uuid AND p.customer_id = %(customer_id)s::uuid
 RETURNING p.uuid;

@@ -28,3 +28,15 @@ SELECT to_regclass('cron.job') IS NOT NULL AS present;
 -- name: cron_scheduled
 -- Only run when cron_table_exists said yes (the statement does not parse otherwise).
 SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'reconcile-customers') AS scheduled;
+
+-- name: cron_ran_recently
+-- Whether a pg_cron run of reconcile-customers succeeded within the last `seconds` seconds
+-- (only run when cron_table_exists said yes). A schedule whose runs fail, for example a job
+-- that names another node's host or port after a failover, does not count.
+SELECT EXISTS (
+    SELECT 1
+    FROM cron.job_run_details d
+    WHERE d.jobid = (SELECT j.jobid FROM cron.job j WHERE j.jobname = 'reconcile-customers')
+      AND d.status = 'succeeded'
+      AND d.end_time > now() - make_interval(secs => %(seconds)s::float8)
+) AS ran;

@@ -126,3 +126,54 @@ def test_missing_or_malformed_token(api, header):
     headers = {} if header is None else {"Authorization": header}
     r = api.client.get("/config/v1/orgs/", headers=headers)
     assert r.status_code == 401 and set(r.json()) == {"detail"}
+
+
+@pytest.mark.parametrize("path", ["/config/v1/login", "/config/v1/login/"])
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_login_with_username_or_its_alias_email(api, path, field):
+    email = api.make_user("operator")
+    r = api.client.post(path, json={field: email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    assert r.json()["email"] == email
+    both = {"username": email.upper(), "email": email, "password": PASSWORD}
+    assert api.client.post(path, json=both).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, fields",
+    [
+        ({"username": "a@example.com", "email": "b@example.com", "password": "x"}, {"username", "email"}),
+        ({"password": "x"}, {"username"}),
+        ({"username": "a@example.com", "password": "x", "extra": 1}, {"extra"}),
+    ],
+)
+def test_login_ambiguous_missing_or_unknown_fields_400(api, body, fields):
+    before = api.counts()
+    r = api.client.post("/config/v1/login", json=body)
+    assert r.status_code == 400 and set(r.json()) == fields, r.text
+    assert api.counts() == before
+
+
+def test_throttle_counts_username_and_email_alike(api):
+    email = api.make_user("read_only")
+    for i in range(auth.FAILURE_LIMIT):
+        body = {("username" if i % 2 else "email"): email, "password": "bad"}
+        r = api.client.post("/config/v1/login", json=body)
+        assert r.status_code == 401 and r.json() == {"detail": "Invalid email or password."}
+    r = api.client.post("/config/v1/login", json={"username": email, "password": PASSWORD})
+    assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+@pytest.mark.parametrize("path", ["/config/v1/users/current", "/config/v1/users/current/"])
+def test_current_user(api, path):
+    email = api.make_user("read_only")
+    login = api.client.post("/config/v1/login", json={"username": email, "password": PASSWORD}).json()
+    token = login["auth_token"]["access_token"]
+    r = api.client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {k: login[k] for k in ("uuid", "email", "orgs", "roles")}
+    assert r.json()["roles"] == ["read_only"] and r.json()["orgs"][0]["uuid"] == api.org
+    assert api.client.get(path).status_code == 401
+    api.client.post("/config/v1/logout", headers={"Authorization": f"Bearer {token}"})
+    r = api.client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "revoked" in r.json()["detail"]

@@ -165,9 +165,12 @@ def test_openapi_complete(api):
         "/config/v1/customers/reconcile": {"get", "post", "options"},
         "/config/v1/customers/switch_mode": {"post"},
         "/config/v1/tunables": {"get", "options"},
-        "/config/v1/tunables/{name}": {"get", "put"},
+        "/config/v1/tunables/turbine_api_feature_migrate_projects_to_orgs": {"get", "put"},
+        "/config/v1/tunables/customer_orphan_grace_seconds": {"get", "put"},
         "/config/v1/audit": {"get", "options"},
         "/config/v1/users": {"get", "post", "options"},
+        "/config/v1/upgrade_blockers": {"get"},
+        "/config/v1/users/current": {"get"},
         "/health": {"get"},
         "/metrics": {"get"},
     }
@@ -184,3 +187,15 @@ def test_openapi_complete(api):
             if "{" in path:
                 assert "404" in codes
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+
+
+def test_options_on_item_paths_allow_every_method(api):
+    customer = api.customer("allow-me")["uuid"]
+    project = api.project("allow_me")["uuid"]
+    for path, methods in (
+        (f"/config/v1/customers/{customer}/", "DELETE, GET, OPTIONS, PATCH, PUT"),
+        (f"/config/v1/orgs/{api.org}/projects/{project}", "DELETE, GET, OPTIONS, PATCH, PUT"),
+        ("/config/v1/tunables/customer_orphan_grace_seconds", "GET, OPTIONS, PUT"),
+    ):
+        r = api.request("OPTIONS", path)
+        assert r.status_code == 204 and r.headers["allow"] == methods, (path, r.headers)

@@ -48,20 +48,20 @@ def test_add_and_remove_projects(api):
     # one project left: the customer now carries its name (rule 4) and cannot be renamed away
     assert r.json()["customer"]["name"] == "pb"
     r = api.request("PATCH", f"{BASE}/{c['uuid']}", json={"name": "other"})
-    assert r.status_code == 400 and "rename the project instead" in r.json()["name"][0]
+    assert r.status_code == 409 and "rename the project instead" in r.json()["name"][0]
     r = api.post(f"{BASE}/{c['uuid']}/remove_projects", json={"projects": [{"uuid": a["uuid"]}]})
-    assert r.status_code == 400 and "does not belong" in r.json()["projects"][0]
+    assert r.status_code == 409 and "does not belong" in r.json()["projects"][0]
 
 
 def test_duplicate_name(api):
     api.customer("same")
     before = api.counts()
     r = api.post(BASE, json={"name": "same"})
-    assert r.status_code == 400 and "already exists" in r.json()["name"][0]
+    assert r.status_code == 409 and "already exists" in r.json()["name"][0]
     r = api.post(BASE, json={"name": "same"})  # spaces-to-dashes collision too
     api.customer("with-dash")
     r = api.post(BASE, json={"name": "with dash"})
-    assert r.status_code == 400 and "already exists" in r.json()["name"][0]
+    assert r.status_code == 409 and "already exists" in r.json()["name"][0]
     assert api.counts()["customers"] == before["customers"] + 1
 
 

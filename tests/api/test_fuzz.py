@@ -1,23 +1,28 @@
-"""API fuzzing with schemathesis against the app's own OpenAPI document, on a real database.
+"""API fuzzing with schemathesis 4 against the app's own OpenAPI document, on a real database.
 
 * ``test_fuzz_authenticated``: every operation of ``/schema/openapi.json``, called as a super
-  admin with data generated from the document (valid and invalid), against a fresh database
-  holding a second org, projects and customers. Path parameters and the project/customer
-  uuids in bodies are mostly drawn from the objects that exist, so the cases reach the
-  handlers' real work instead of stopping at 404. Every response is checked by schemathesis
-  (no 5xx; status code, content type, headers and body as documented; invalid data refused).
+  admin with data generated from the document (schemathesis's examples, coverage and fuzzing
+  phases; valid and invalid data), against a fresh database holding a second org, projects and
+  customers. Path parameters and the project/customer uuids in bodies are mostly drawn from the
+  objects that exist, so the cases reach the handlers' real work instead of stopping at 404.
+  Every response goes through schemathesis's default checks, and any failed check fails the
+  test (no 5xx; status code, content type, headers, ``Allow`` and body as documented; data the
+  document forbids refused; data it allows accepted).
 * ``test_fuzz_without_token``: the same operations with no ``Authorization`` header: every
   operation the document says needs the bearer token answers 401 ``{"detail"}`` with
   ``WWW-Authenticate``, and nothing in the database changes.
 * ``test_fuzz_case_count``: the cases actually sent are counted; CI runs at least 1,000.
 
-The app runs in process (starlette-testclient, a ``requests`` session, so schemathesis's own
-transport and checks apply) with its lifespan entered once per operation.
+The app runs in process, called through schemathesis's own ASGI ``requests`` session (so its
+transport and checks apply), with its lifespan entered once for the module. The stateful phase
+is tests/api/test_stateful.py's business (its own machine, checking the database).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import secrets
 import uuid
 from collections import Counter
 from typing import Any
@@ -26,21 +31,23 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from schemathesis import DataGenerationMethod, GenerationConfig
-from schemathesis.specs.openapi.checks import ignored_auth, negative_data_rejection
-from starlette_testclient import TestClient as RequestsClient
+from schemathesis import GenerationMode
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import ignored_auth
 
+from service import auth
 from service.app import create_app
+from service.db import Database
 from tests.api.conftest import Api
 from tests.conftest import TEMPLATE_DB
 
 pytestmark = pytest.mark.slow
 
 BASE_URL = "http://testserver"
-# Per operation. Operations without parameters or body (OPTIONS lists, logout, health) have
-# a single possible case; the others run up to this many.
-MAX_EXAMPLES = 34
-MAX_EXAMPLES_NO_TOKEN = 4
+# Per operation, for the fuzzing phase (the examples and coverage phases add their own
+# deterministic cases). Operations without parameters or body have few possible cases.
+MAX_EXAMPLES = 6
+MAX_EXAMPLES_NO_TOKEN = 2
 MIN_TOTAL_CASES = 1000
 PUBLIC = {("POST", "/config/v1/login"), ("GET", "/health"), ("GET", "/metrics")}
 
@@ -51,21 +58,93 @@ def _openapi() -> dict[str, Any]:
     return app.openapi_schema.to_schema()
 
 
+def _schema(modes: list[GenerationMode], max_examples: int, *, token: bool) -> Any:
+    loaded = schemathesis.openapi.from_dict(OPENAPI)
+    loaded.app = APP
+    loaded.config.update(base_url=BASE_URL)
+    # without a token every operation answers 401 before looking at its input: the coverage
+    # phase's hundreds of input variants would only repeat that
+    loaded.config.phases.update(phases=PHASES if token else ["examples", "fuzzing"])
+    # without a token: no Authorization header at all (not a random bearer token)
+    loaded.config.generation.update(
+        modes=modes,
+        max_examples=max_examples,
+        with_security_parameters=token,
+        # The API ignores query parameters it does not know, as DRF does (clients such as hdxcli
+        # send their own); an undeclared one is not an error to look for.
+        allow_extra_parameters=False,
+    )
+    return loaded
+
+
+# Known before the database exists (schemathesis asks for the token while collecting): the
+# fixture stores their hashes for its super admin, as a login would.
+TOKEN = secrets.token_urlsafe(32)
+LOGOUT_TOKEN = secrets.token_urlsafe(32)  # logout revokes the token it is sent: one of its own
+
+
+class BearerToken:
+    """schemathesis's auth provider: the super admin's token on every case (so the case counts
+    as authenticated); logout gets its own token, un-revoked before each case."""
+
+    def get(self, case: Any, ctx: Any) -> str:
+        if (case.method, case.path) != ("POST", "/config/v1/logout"):
+            return TOKEN
+        if FUZZ:
+            FUZZ[0].api.sql(
+                "UPDATE config.tokens SET revoked = NULL WHERE token_hash = %s",
+                (auth.hash_token(LOGOUT_TOKEN),),
+            )
+        return LOGOUT_TOKEN
+
+    def set(self, case: Any, data: str, ctx: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+FUZZ: list[Any] = []  # the running module's Fuzz (set by the fuzz_app fixture)
+
+
+class AppProxy:
+    """The ASGI app schemathesis calls (its probes, such as ignored_auth's call without
+    credentials, go to the schema's app, not to a session): the fixture points it at the app
+    of the module's database, which exists only once the test runs.
+
+    schemathesis's pytest plugin starts and stops an app's lifespan around every test, and a
+    stop can hang on the pool's close; so the proxy answers the lifespan itself and opens the
+    app's database pool once, on the first request (in schemathesis's event loop, where every
+    request runs), and the fixture closes it at the end."""
+
+    app: Any = None
+    url: str = ""
+    database: Database | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if self.database is None:
+            self.loop = asyncio.get_running_loop()
+            self.database = Database(self.url)
+            await self.database.open()
+            self.app.state.database = self.database
+            self.app.state.scheduler_enabled = False
+        await self.app(scope, receive, send)
+
+    def close(self) -> None:
+        if self.database is not None and self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self.database.close(), self.loop).result(timeout=30)
+        self.app, self.database, self.loop = None, None, None
+
+
+APP = AppProxy()
 OPENAPI = _openapi()
-# Litestar writes OpenAPI 3.1; schemathesis 3.x validates 3.1 documents behind this switch.
-schemathesis.experimental.OPEN_API_3_1.enable()
-schema = schemathesis.from_dict(
-    OPENAPI,
-    base_url=BASE_URL,
-    data_generation_methods=[DataGenerationMethod.positive, DataGenerationMethod.negative],
-)
-# No Authorization header at all (schemathesis would otherwise generate a random bearer token).
-schema_valid_only = schemathesis.from_dict(
-    OPENAPI,
-    base_url=BASE_URL,
-    data_generation_methods=[DataGenerationMethod.positive],
-    generation_config=GenerationConfig(with_security_parameters=False),
-)
+PHASES = ["examples", "coverage", "fuzzing"]
+schema = _schema([GenerationMode.POSITIVE, GenerationMode.NEGATIVE], MAX_EXAMPLES, token=True)
+schema_valid_only = _schema([GenerationMode.POSITIVE], MAX_EXAMPLES_NO_TOKEN, token=False)
+schema.auth(refresh_interval=None)(BearerToken)
 
 # What the running test's database holds (filled by the `fuzz` fixture; read at draw time).
 KNOWN: dict[str, list[str]] = {}
@@ -140,13 +219,17 @@ def _protected(method: str, path: str) -> bool:
 class Fuzz:
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.token = api.login(api.make_user("super_admin"))
+        self.admin = api.make_user("super_admin")
+        self.store_tokens()
 
-    def headers(self, case: Any) -> dict[str, str]:
-        if (case.method, case.path) == ("POST", "/config/v1/logout"):
-            # logout revokes the token it is sent with: give it one of its own
-            return {"Authorization": f"Bearer {self.api.login(self.api.make_user('super_admin'))}"}
-        return {"Authorization": f"Bearer {self.token}"}
+    def store_tokens(self) -> None:
+        admin = self.api.one("SELECT uuid FROM config.users WHERE email = %s", (self.admin,))["uuid"]
+        for token in (TOKEN, LOGOUT_TOKEN):
+            self.api.sql(
+                "INSERT INTO config.tokens (token_hash, user_id, expires)"
+                " VALUES (%s, %s, now() + interval '1 day')",
+                (auth.hash_token(token), admin),
+            )
 
     def stock(self) -> None:
         """Objects to aim at: a second org, a manual customer with two projects, a project of
@@ -197,9 +280,14 @@ def fuzz_app(pg_server, template_url):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("HIERARCHY_SCHEDULER", "off")
-            app = create_app(url, run_scheduler=False)
-            with RequestsClient(app, base_url=BASE_URL, raise_server_exceptions=False) as client:
-                yield Fuzz(Api(client=client, url=url))  # type: ignore[arg-type]  # a requests session
+            APP.app, APP.url = create_app(url, run_scheduler=False), url
+            try:
+                with asgi.get_client(APP) as client:
+                    FUZZ[:] = [Fuzz(Api(client=client, url=url))]  # type: ignore[arg-type]  # requests
+                    yield FUZZ[0]
+            finally:
+                FUZZ.clear()
+                APP.close()
     finally:
         pg_server.drop_database(name)
 
@@ -211,23 +299,6 @@ def fuzz(fuzz_app: Fuzz):
     KNOWN.clear()
 
 
-def _excluded_checks(case: Any) -> tuple[Any, ...]:
-    """schemathesis's checks that do not apply to this case.
-
-    * ignored_auth re-sends the request outside our session; the no-token run below checks
-      every operation without a token instead.
-    * negative_data_rejection only where the body was made invalid. Invalid query strings
-      are ambiguous in a URL (schemathesis's "not an integer" string "5" is the integer 5
-      once in the query string) and unknown query parameters are ignored, as DRF does; the
-      400s for bad query values are asserted in test_projects/test_misc. (schemathesis 3.x
-      also marks absent path parameters "negative", which would exempt nothing.)
-    """
-    meta = case.meta
-    if meta is not None and meta.body is not None and meta.body.is_negative:
-        return (ignored_auth,)
-    return (ignored_auth, negative_data_rejection)
-
-
 FUZZ_SETTINGS = dict(
     deadline=None, database=None, derandomize=False, print_blob=True, suppress_health_check=list(HealthCheck)
 )
@@ -236,10 +307,8 @@ FUZZ_SETTINGS = dict(
 @schema.parametrize()
 @settings(max_examples=MAX_EXAMPLES, **FUZZ_SETTINGS)
 def test_fuzz_authenticated(case, fuzz):
-    response = case.call(session=fuzz.api.client, base_url=BASE_URL, headers=fuzz.headers(case))
-    CASES[f"auth {case.method} {case.path}"] += 1
-    assert response.status_code < 500, (case.method, case.formatted_path, response.text)
-    case.validate_response(response, excluded_checks=_excluded_checks(case))
+    CASES[f"auth {case.operation.method.upper()} {case.operation.path}"] += 1
+    case.call_and_validate(session=fuzz.api.client, base_url=BASE_URL)
 
 
 @schema_valid_only.parametrize()
@@ -248,13 +317,15 @@ def test_fuzz_without_token(case, fuzz):
     before = fuzz.api.counts()
     response = case.call(session=fuzz.api.client, base_url=BASE_URL)
     assert "Authorization" not in response.request.headers
-    CASES[f"anon {case.method} {case.path}"] += 1
+    CASES[f"anon {case.operation.method.upper()} {case.operation.path}"] += 1
     assert response.status_code < 500, (case.method, case.formatted_path, response.text)
-    case.validate_response(response, excluded_checks=(ignored_auth, negative_data_rejection))
+    # ignored_auth compares a call with and without credentials: these calls have none
+    case.validate_response(response, excluded_checks=[ignored_auth])
     if _protected(case.method, case.path):
         assert response.status_code == 401, (case.method, case.formatted_path, response.text)
         assert set(response.json()) == {"detail"}
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        challenge = {k.lower(): v for k, v in response.headers.items()}["www-authenticate"]
+        assert (challenge[0] if isinstance(challenge, list) else challenge).startswith("Bearer")
         assert fuzz.api.counts() == before, (case.method, case.formatted_path)
     elif (case.method, case.path) == ("POST", "/config/v1/login"):
         # public, but these generated credentials belong to nobody

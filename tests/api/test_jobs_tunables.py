@@ -40,8 +40,18 @@ def test_reconcile_bad_input(api, body):
 
 def test_switch_mode(api):
     api.project("one"), api.project("two")
+    default = api.one("SELECT name FROM config.customers WHERE origin = 'default'")["name"]
+    before = api.counts()
     r = api.post("/config/v1/customers/switch_mode/", json={"per_project": True, "dry_run": True})
     assert r.status_code == 200 and r.json()["dry_run"] is True
+    plan = r.json()
+    assert api.counts() == before
+    assert plan["moves_total"] == 2 and plan["dissolved_total"] == 1
+    assert [(m["project_name"], m["from_customer_name"], m["to"]) for m in plan["moves"]] == [
+        ("one", default, "new customer one"),
+        ("two", default, "new customer two"),
+    ]
+    assert [(d["name"], d["origin"], d["projects"]) for d in plan["dissolved"]] == [(default, "default", 2)]
     assert api.get(f"{T}/{MODE}").json()["value"] is False
     r = api.post("/config/v1/customers/switch_mode", json={"per_project": True})
     assert r.status_code == 200 and r.json()["per_project"] is True
@@ -83,4 +93,36 @@ def test_tunable_bad_values(api, name, body):
     r = api.request("PUT", f"{T}/{name}", json=body)
     assert r.status_code == 400, r.text
     assert "value" in r.json() or "other" in r.json()
+    assert api.counts() == before
+
+
+def test_documented_tunable_types_match_the_database(api):
+    """The document's per-tunable value types (service.routes.tunables.VALUE_TYPES) say what
+    config.tunables enforces; a bad type is 400 and changes nothing."""
+    from service.routes.tunables import VALUE_TYPES
+
+    spec = api.client.get("/schema/openapi.json").json()
+    rows = {r["name"]: r for r in api.sql("SELECT name, value_type, minimum, maximum FROM config.tunables")}
+    assert set(VALUE_TYPES) == set(rows)
+    for name, row in rows.items():
+        ref = spec["paths"][f"/config/v1/tunables/{name}"]["put"]["requestBody"]["content"][
+            "application/json"
+        ]
+        value = spec["components"]["schemas"][ref["schema"]["$ref"].rsplit("/", 1)[1]]["properties"]["value"]
+        assert value["type"] == row["value_type"], name
+        assert (value.get("minimum"), value.get("maximum")) == (row["minimum"], row["maximum"]), name
+    before = api.counts()
+    for name, bad in ((MODE, 120), (MODE, 0), ("customer_orphan_grace_seconds", "120")):
+        r = api.request("PUT", f"{T}/{name}", json={"value": bad})
+        assert r.status_code == 400 and list(r.json()) == ["value"], (name, bad, r.text)
+    assert api.counts() == before
+    r = api.request("PUT", f"{T}/customer_orphan_grace_seconds/", json={"value": 60.0})
+    assert r.status_code == 200 and r.json()["value"] == 60
+
+
+@pytest.mark.parametrize("path", ["/config/v1/customers/switch_mode/", "/config/v1/customers/reconcile"])
+def test_job_booleans_must_be_booleans(api, path):
+    before = api.counts()
+    r = api.post(path, json={"per_project": True, "dry_run": 0} if "switch" in path else {"dry_run": 0})
+    assert r.status_code == 400 and list(r.json()) == ["dry_run"], r.text
     assert api.counts() == before

@@ -44,16 +44,16 @@ def test_users(api):
     emails = [u["email"] for u in api.get("/config/v1/users").json()]
     assert "new@example.com" in emails
     before = api.counts()
-    for body, field in [
-        ({"email": "NEW@example.com", "password": "another-pass"}, "email"),
-        ({"email": "bad", "password": "another-pass"}, "email"),
-        ({"email": "x@y.z", "password": "short"}, "password"),
-        ({"email": "x@y.z", "password": "long-enough", "role": "king"}, "role"),
-        ({"email": "x@y.z", "password": "long-enough", "org": str(uuid.uuid4())}, "org"),
-        ({"email": "x@y.z", "password": "long-enough", "is_active": False}, "is_active"),
+    for body, field, status in [
+        ({"email": "NEW@example.com", "password": "another-pass"}, "email", 409),  # taken
+        ({"email": "bad", "password": "another-pass"}, "email", 400),
+        ({"email": "x@y.z", "password": "short"}, "password", 400),
+        ({"email": "x@y.z", "password": "long-enough", "role": "king"}, "role", 400),
+        ({"email": "x@y.z", "password": "long-enough", "org": str(uuid.uuid4())}, "org", 409),  # no such org
+        ({"email": "x@y.z", "password": "long-enough", "is_active": False}, "is_active", 400),
     ]:
         r = api.post("/config/v1/users", json=body)
-        assert r.status_code == 400 and field in r.json(), r.text
+        assert r.status_code == status and field in r.json(), r.text
     assert api.counts() == before
 
 

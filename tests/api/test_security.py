@@ -75,8 +75,13 @@ def test_operator_cannot_pull_or_push_across_orgs(api, two_orgs):
         # pull org A's project into its own customer
         ("POST", f"{C}/{own['uuid']}/add_projects", {"projects": [{"uuid": t["a_project"]}]}, 404),
         # point its project, or a new one, at org A's customer
-        ("PATCH", f"{b_path}/{t['b_project']}", {"customer": t["a_customer"]}, 400),
-        ("POST", b_path, {"name": "sneaky", "customer": t["a_customer"]}, 400),
+        (
+            "PATCH",
+            f"{b_path}/{t['b_project']}",
+            {"customer": t["a_customer"]},
+            409,
+        ),  # invisible: "does not exist"
+        ("POST", b_path, {"name": "sneaky", "customer": t["a_customer"]}, 409),
     ]
     for method, path, body, status in cases:
         before = api.counts()

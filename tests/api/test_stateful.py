@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
 C = "/config/v1/customers"
-# Few names, so that duplicates (400 "already exists") and rule-4 name clashes happen.
+# Few names, so that duplicates (409 "already exists") and rule-4 name clashes happen.
 PROJECT_NAMES = st.sampled_from(["p1", "p2", "p3", "p4", "shop", "hydro-x", "sample"])
 CUSTOMER_NAMES = st.sampled_from(["acme", "acme corp", "p1", "p2", "shop", "globex", "initech"])
 
@@ -87,7 +87,7 @@ class HierarchyMachine(RuleBasedStateMachine):
     ) -> Any:
         r = self.api.request(method, path, json=json)
         assert r.status_code in ok + allowed, (method, path, json, r.status_code, r.text)
-        if r.status_code == 400:
+        if r.status_code in (400, 409):
             assert r.json() and all(isinstance(v, list) for v in r.json().values()), r.text
         return r
 
@@ -141,7 +141,7 @@ class HierarchyMachine(RuleBasedStateMachine):
             customer = self.pick(data, groups, "customer")
         before = self.audit_mark()
         body = {"name": name, **({"customer": customer} if customer else {})}
-        r = self.call("POST", self.projects_path, json=body, ok=(201,), allowed=(400,))
+        r = self.call("POST", self.projects_path, json=body, ok=(201,), allowed=(409,))
         if r.status_code == 201:
             project = r.json()
             assert project["customer"] is not None, "rule 5: a new project has a customer at once"
@@ -168,15 +168,15 @@ class HierarchyMachine(RuleBasedStateMachine):
             return
         old = self.q("SELECT name FROM config.projects WHERE uuid = %s", (project,))[0]["name"]
         before = self.audit_mark()
-        r = self.call("PATCH", f"{self.projects_path}/{project}", json={"name": name}, allowed=(400,))
-        if r.status_code == 400:
+        r = self.call("PATCH", f"{self.projects_path}/{project}", json={"name": name}, allowed=(409,))
+        if r.status_code == 409:
             assert "name" in r.json()
         self.expect_audit(before, r.status_code == 200 and old != name, "rename project")
 
     @rule(name=CUSTOMER_NAMES)
     def create_customer(self, name: str) -> None:
         before = self.audit_mark()
-        r = self.call("POST", C, json={"name": name}, ok=(201,), allowed=(400,))
+        r = self.call("POST", C, json={"name": name}, ok=(201,), allowed=(409,))
         if r.status_code == 201:
             assert r.json()["origin"] == "manual" and r.json()["projects"] == []
             self.groups[r.json()["uuid"]] = set()
@@ -213,8 +213,8 @@ class HierarchyMachine(RuleBasedStateMachine):
             return
         old = self.q("SELECT name FROM config.customers WHERE uuid = %s", (customer,))[0]["name"]
         before = self.audit_mark()
-        r = self.call("PATCH", f"{C}/{customer}", json={"name": name}, allowed=(400,))
-        if r.status_code == 400:
+        r = self.call("PATCH", f"{C}/{customer}", json={"name": name}, allowed=(409,))
+        if r.status_code == 409:
             message = r.json()["name"][0]
             assert "already exists" in message or "rename the project instead" in message, message
         changed = r.status_code == 200 and old != name.replace(" ", "-")

@@ -91,3 +91,17 @@ def test_switch_modes_both_ways(cli, db_url, org):
         "SELECT DISTINCT actor FROM config.audit_log WHERE object_type = 'customers' AND action = 'delete'",
     )
     assert deleted == [{"actor": ACTOR}]
+
+
+def test_switch_dry_run_names_the_moves(cli, db_url, org):
+    add_projects(db_url, org, "s1", "s2")
+    start = homes(db_url)
+    dry = cli("switch-mode", "--per-project", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    out = dry.stdout
+    assert "projects it would move" in out and "customers it would dissolve" in out
+    for project in ("s1", "s2"):
+        line = next(row for row in out.splitlines() if f" {project} " in row and "new customer" in row)
+        assert "hydrolix-default" in line and f"new customer {project}" in line, line
+    assert "its default customer hydrolix-default is dissolved" in out
+    assert homes(db_url) == start

@@ -60,11 +60,11 @@ def test_release_6_0(cli, db_url):
     report = parsed(result)
     assert report["release"] == "6.0" and "orphans" not in report
     human = cli("status")
-    assert "6.0 (latest is 6.1: run `hierarchy migrate`)" in human.stdout
+    assert "6.0 (latest is 6.4: `hierarchy migrate --to 6.4 --dry-run` checks what blocks it)" in human.stdout
 
 
 def test_pg_cron_schedule_is_reported(cron_db_url, tmp_path):
-    migrations.migrate(cron_db_url)  # the fixture empties this database again for the next test
+    migrations.migrate(cron_db_url, "6.1")  # the fixture empties this database again for the next test
     result = run_cli(cron_db_url, "status", "--json", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     report = parsed(result)

@@ -126,4 +126,4 @@ def test_user_create_missing_database(tmp_path):
 def test_unknown_release_is_one_line(tmp_path):
     result = run_cli(UNREACHABLE, "migrate", "--to", "7.0", tmp_path=tmp_path)
     assert result.returncode == 1
-    assert one_line_error(result) == "hierarchy: unknown release '7.0'; known: 6.0, 6.1"
+    assert one_line_error(result) == "hierarchy: unknown release '7.0'; known: 6.0, 6.1, 6.2, 6.3, 6.4"

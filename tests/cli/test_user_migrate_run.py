@@ -90,9 +90,11 @@ def test_migrate_json_down_and_up(cli, db_url):
     audit = sql(db_url, "SELECT actor FROM config.audit_log WHERE action = 'downgrade'")
     assert audit == [{"actor": ACTOR}]
 
-    up = cli("migrate", "--json")
+    up = cli("migrate", "--to", "6.1", "--json")
     assert up.returncode == 0, up.stderr
     assert parsed(up)["steps"] == [["apply", "0002.customers"]]
+    newest = cli("migrate", "--json")
+    assert parsed(newest)["steps"] == [["apply", "0003.customers-required"]]
     assert parsed(cli("migrate", "--json"))["steps"] == []
 
 
@@ -145,7 +147,7 @@ def _serve_once(url: str, tmp_path: Path) -> dict:
 
 def test_run_ensures_the_admin_and_prints_the_password_once(empty_db_url, tmp_path):
     first = _serve_once(empty_db_url, tmp_path)
-    assert first["release"] == "6.1" and first["migration_steps"] == 2
+    assert first["release"] == "6.4" and first["migration_steps"] == 3
     assert first["admin_email"] == "admin@localhost" and len(first["admin_password"]) >= 16
     row = sql(empty_db_url, "SELECT role, password_hash FROM config.users WHERE email = 'admin@localhost'")[0]
     assert row["role"] == "super_admin"

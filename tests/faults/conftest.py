@@ -377,21 +377,27 @@ class ServiceProcess:
             self.proc.wait(timeout=10)
 
     def login(self, db_url: str, role: str = "super_admin") -> str:
-        """Create a user (cheap argon2: hashing is not under test) and log it in; its token."""
-        email = f"fault-{role}-{uuid.uuid4().hex[:8]}@example.com"
-        saved = users.HASHER
-        users.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-        try:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                org = conn.execute("SELECT uuid FROM config.orgs ORDER BY created LIMIT 1").fetchone()[0]
-                users.create_user(conn, email, PASSWORD, org, role)
-        finally:
-            users.HASHER = saved
+        """Create a user and log it in; its token."""
+        email = make_user(db_url, role)
         r = httpx.post(
-            self.base + "/config/v1/login", json={"email": email, "password": PASSWORD}, timeout=10
+            self.base + "/config/v1/login", json={"username": email, "password": PASSWORD}, timeout=10
         )
         assert r.status_code == 200, r.text
         return r.json()["auth_token"]["access_token"]
+
+
+def make_user(db_url: str, role: str = "super_admin") -> str:
+    """A user of the first org with PASSWORD (cheap argon2: hashing is not under test); its email."""
+    email = f"fault-{role}-{uuid.uuid4().hex[:8]}@example.com"
+    saved = users.HASHER
+    users.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            org = conn.execute("SELECT uuid FROM config.orgs ORDER BY created LIMIT 1").fetchone()[0]
+            users.create_user(conn, email, PASSWORD, org, role)
+    finally:
+        users.HASHER = saved
+    return email
 
 
 @pytest.fixture

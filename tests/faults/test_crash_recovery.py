@@ -101,7 +101,7 @@ def test_kill_postmaster_mid_job_over_200k_projects(fault_cluster, service_log, 
     poller: Poller | None = None
     job: dict = {}
     try:
-        migrations.migrate(url)
+        migrations.migrate(url, "6.1")  # the release with orphans and the job
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("UPDATE config.tunables SET value = 'true' WHERE name = %s", (MODE,))
             started = time.monotonic()

@@ -1,7 +1,8 @@
 """Migrations under stress, on a dedicated cluster (tests/faults/conftest.py).
 
 - 20 downgrade/upgrade cycles over 10,000 projects with manual customers, the data checked
-  after every step: the project rows over the columns both releases have are identical, a
+  after every step: each cycle goes 6.1 -> 6.4 (every project, customer and association row
+  identical) -> 6.0 -> 6.1; the project rows over the columns both releases have are identical, a
   downgrade deletes every customer (manual ones included, as documented) and says how many in
   its audit row, an upgrade brings customers back according to the tunable as it is then.
 - ``hierarchy migrate`` SIGKILLed while the 6.1 init job runs: the next ``hierarchy migrate``
@@ -26,7 +27,7 @@ from psycopg.rows import dict_row
 
 from service import migrations
 from tests.faults.conftest import MODE, REPO, hierarchy, record, scalar, wait_until
-from tests.sql_checks import PROJECTS_CHECKSUM
+from tests.sql_checks import PROJECTS_CHECKSUM, ROWS_CHECKSUM
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +131,13 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
                 )
                 before_down = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
 
-            assert migrations.migrate(url, "6.0") == [("rollback", "0002.customers")]
+            at_61 = scalar(url, ROWS_CHECKSUM)
+            assert migrations.migrate(url, "6.4") == [("apply", "0003.customers-required")]
+            assert scalar(url, ROWS_CHECKSUM) == at_61, f"cycle {cycle}: 6.4 changed a project or customer"
+            assert migrations.migrate(url, "6.0") == [
+                ("rollback", "0003.customers-required"),
+                ("rollback", "0002.customers"),
+            ]
             assert migrations.current_release(url) == "6.0"
             assert scalar(url, "SELECT to_regclass('config.customers') IS NULL")
             assert scalar(url, PROJECTS_CHECKSUM) == checksum, f"cycle {cycle}: downgrade changed projects"

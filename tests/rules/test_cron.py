@@ -54,3 +54,21 @@ def test_a_real_tick_runs_the_job(cron_db_url):
             "SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3"
         ).fetchall()
         pytest.fail(f"no cron run within 75 s; cron.job_run_details: {details}")
+
+
+def test_64_parks_the_job_and_the_downgrade_restores_it_exactly(cron_db_url):
+    columns = "jobname, schedule, command, nodename, nodeport, database, username, active"
+    migrate(cron_db_url, to="6.1")
+    with psycopg.connect(cron_db_url, autocommit=True) as conn:
+        jobid = scalar(conn, "SELECT jobid FROM cron.job WHERE jobname = 'reconcile-customers'")
+        conn.execute("SELECT cron.alter_job(%s, schedule => '*/5 * * * *')", (jobid,))  # an operator's edit
+        at_61 = conn.execute(f"SELECT {columns} FROM cron.job ORDER BY jobname").fetchall()
+    migrate(cron_db_url, to="6.4")
+    with psycopg.connect(cron_db_url, autocommit=True) as conn:
+        assert scheduled(conn) == ["prune-cron-history"]
+        parked = conn.execute(f"SELECT {columns} FROM config.parked_cron_jobs").fetchall()
+        assert parked == [row for row in at_61 if row[0] == "reconcile-customers"]
+    migrate(cron_db_url, to="6.1")
+    with psycopg.connect(cron_db_url, autocommit=True) as conn:
+        assert conn.execute(f"SELECT {columns} FROM cron.job ORDER BY jobname").fetchall() == at_61
+        assert scalar(conn, "SELECT to_regclass('config.parked_cron_jobs')") is None

@@ -9,11 +9,13 @@ SET_BASED = {
     "default_customer",
     "rename_single_project_customers",
     "settle_customers",
+    "lock_customers",
     "projects_settle",
     "reconcile_orphans",
     "reconcile_customers",
     "on_mode_changed",
     "switch_mode_now",
+    "switch_mode_plan",
     "switch_customer_mode",
 }
 

@@ -71,8 +71,10 @@ def test_switch_customer_mode_both_ways(db, start_per_project):
 
     result = scalar(db, "SELECT config.switch_customer_mode(%s)", (target,))
     assert {k: v for k, v in result.items() if k != "dry_run"} == {
-        k: v for k, v in preview.items() if k != "dry_run"
+        k: preview[k] for k in result if k != "dry_run"
     }
+    assert preview["moves_total"] == len(USER)
+    assert preview["dissolved_total"] == expected_dissolved(target)
     assert scalar(db, "SELECT value FROM config.tunables WHERE name = %s", (MODE,)) is target
     # per-project: the default customer dissolved, four made; single: four dissolved, one made
     expected = (1, 4, 4, 4) if target else (4, 4, 1, 4)
@@ -96,6 +98,63 @@ def test_switch_customer_mode_both_ways(db, start_per_project):
     second = scalar(db, "SELECT config.switch_customer_mode(%s)", (target,))
     assert snapshot(db) == again
     assert (second["customers_dissolved"], second["projects_freed"]) == (0, 0)
+
+
+def expected_dissolved(per_project: bool) -> int:
+    return 1 if per_project else len(USER)
+
+
+def test_switch_dry_run_names_what_it_would_change(db):
+    """1,005 projects of the default customer and an orphan: the dry run lists the first 1,000
+    moves (from, to, why) with the total and the dissolved customer, and changes nothing."""
+    names = [f"p{i:04d}" for i in range(1005)]
+    add_projects(db, names)
+    default, default_name = db.execute(
+        "SELECT uuid, name FROM config.customers WHERE origin = 'default'"
+    ).fetchone()
+    db.execute("UPDATE config.projects SET customer_id = NULL WHERE name = 'p0000'")  # an orphan
+    before = snapshot(db)
+
+    plan = scalar(db, "SELECT config.switch_customer_mode(true, dry_run => true)")
+    assert snapshot(db) == before
+    assert plan["moves_total"] == 1005 and len(plan["moves"]) == 1000
+    assert [m["project_name"] for m in plan["moves"]] == names[:1000]
+    orphan, first = plan["moves"][0], plan["moves"][1]
+    assert orphan["from_customer"] is None and orphan["reason"].startswith("an orphan")
+    assert first["from_customer"] == str(default) and first["from_customer_name"] == default_name
+    assert first["to"] == "new customer p0001" and first["new_customer"] is True
+    assert first["to_customer"] is None  # made in the rolled-back rehearsal: no uuid to show
+    assert first["reason"] == (
+        f"its default customer {default_name} is dissolved: per-project mode: a customer of its own (rule 3)"
+    )
+    assert plan["dissolved"] == [
+        {"customer": str(default), "name": default_name, "origin": "default", "projects": 1004}
+    ]
+    assert plan["dissolved_total"] == 1
+
+    scalar(db, "SELECT config.switch_customer_mode(true)")
+    homes = dict(
+        db.execute(
+            "SELECT p.name, c.name FROM config.projects p JOIN config.customers c ON c.uuid = p.customer_id"
+        ).fetchall()
+    )
+    assert {m["project_name"]: m["to_customer_name"] for m in plan["moves"]} == {
+        n: homes[n] for n in names[:1000]
+    }
+
+    # and back: every per-project customer would go, the projects join a new default customer
+    plan = scalar(db, "SELECT config.switch_customer_mode(false, dry_run => true)")
+    assert plan["moves_total"] == 1005 and plan["dissolved_total"] == 1005
+    assert plan["moves"][0]["to"] == f"new customer {default_name}"
+    assert plan["moves"][0]["reason"] == (
+        "its per-project customer p0000 is dissolved: single mode: the org's default customer (rule 2)"
+    )
+    assert plan["dissolved"][0] == {
+        "customer": plan["moves"][0]["from_customer"],
+        "name": "p0000",
+        "origin": "project",
+        "projects": 1,
+    }
 
 
 def test_switch_mode_refuses_null(db):

@@ -1,0 +1,118 @@
+"""Hydrolix's own CLI, ``hdxcli`` (PyPI 1.0.85, the test extra), against the service as it runs.
+
+The service is uvicorn in a subprocess (tests.faults.conftest.ServiceProcess) on a clone of the
+migrated template in the session's test cluster; hdxcli runs as a subprocess too, exactly as a
+user runs it, with a throwaway ``HOME`` and ``HDX_CONFIG_DIR`` holding a written ``config.toml``
+(hdxcli prompts for a host when the file is missing). ``--username``/``--password`` on every
+call keep it from offering to create a service account; its session cache lives in that
+directory, so later calls reuse the token of the first login. Each test checks what hdxcli
+printed and what the database holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import TEMPLATE_DB
+from tests.faults.conftest import PASSWORD, ServiceProcess, make_user
+
+pytest.importorskip("hdx_cli", reason="hdxcli (test extra, PyPI hdxcli==1.0.85) is not installed")
+
+pytestmark = pytest.mark.slow
+HDXCLI = Path(sys.executable).with_name("hdxcli")
+
+
+@dataclass
+class Hdx:
+    service: ServiceProcess
+    db_url: str
+    home: Path
+    email: str
+
+    def run(self, *args: str, login: bool = True, password: str = PASSWORD) -> subprocess.CompletedProcess:
+        env = {**os.environ, "HOME": str(self.home), "HDX_CONFIG_DIR": str(self.home / ".hdx_cli")}
+        credentials = ["--username", self.email, "--password", password] if login else []
+        return subprocess.run(
+            [str(HDXCLI), *credentials, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def ok(self, *args: str, **kw) -> str:
+        result = self.run(*args, **kw)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+        return result.stdout
+
+    def sql(self, statement: str, params=None):
+        with psycopg.connect(self.db_url, autocommit=True) as conn:
+            return conn.execute(statement, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def hdx(pg_server, template_url, tmp_path_factory):
+    if not HDXCLI.exists():
+        pytest.skip(f"the hdxcli executable is missing next to {sys.executable}")
+    name = f"test_hdxcli_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name, template=TEMPLATE_DB)
+    home = tmp_path_factory.mktemp("hdxcli-home")
+    service = ServiceProcess(url, home / "service.log")
+    try:
+        service.start()
+        email = make_user(url)
+        config_dir = home / ".hdx_cli"
+        config_dir.mkdir()
+        (config_dir / "config.toml").write_text(
+            f'[default]\nhostname = "127.0.0.1:{service.port}"\nscheme = "http"\n'
+        )
+        yield Hdx(service=service, db_url=url, home=home, email=email)
+    finally:
+        service.stop()
+        pg_server.drop_database(name)
+
+
+def _projects(hdx: Hdx) -> set[str]:
+    return {name for (name,) in hdx.sql("SELECT name FROM config.projects")}
+
+
+def test_wrong_password_is_refused(hdx):
+    result = hdx.run("project", "list", password="not the password")
+    assert result.returncode != 0
+    assert "Invalid credentials" in result.stdout + result.stderr, (result.stdout, result.stderr)
+
+
+def test_project_lifecycle(hdx):
+    """create (hdxcli sends only the name) -> list -> show -> delete; one hdxcli call each
+    (an hdxcli start costs seconds: the suite keeps to the flows that matter)."""
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    assert f"Created project {name}" in hdx.ok("project", "create", name)
+    [(customer,)] = hdx.sql(
+        "SELECT p.customer_id::text FROM config.projects p WHERE p.name = %s AND p.customer_id IS NOT NULL",
+        (name,),
+    )
+
+    listed = hdx.ok("project", "list")
+    assert _projects(hdx) <= set(listed.split()) and name in listed.split(), listed
+
+    shown = json.loads(hdx.ok("project", "show", name))
+    assert shown["name"] == name and shown["customer"] == customer, shown
+
+    assert f"Deleted {name}" in hdx.ok("project", "delete", name, "--disable-confirmation-prompt")
+    assert name not in _projects(hdx)
+
+
+def test_access_token(hdx):
+    token = hdx.service.login(hdx.db_url, role="read_only")
+    listed = hdx.ok("--access-token", token, "project", "list", login=False)
+    assert _projects(hdx) <= set(listed.split()), listed

@@ -1,0 +1,215 @@
+"""The two-session races of issue 15, replayed step by step: each test holds one transaction
+open in session A, starts session B's statement in a thread, waits until B is blocked by A
+(pg_blocking_pids) or done, then lets A commit and checks the rows.
+
+With the fixes B is blocked where the old code let it run ahead; either way the final state
+is asserted, so each test fails on the old schema and passes on the new one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from tests.rules.helpers import add_projects, customers, org_id, scalar, set_mode
+
+MODE = "turbine_api_feature_migrate_projects_to_orgs"
+
+
+class Session(threading.Thread):
+    """Runs one statement on its own autocommit connection; keeps its result or its error."""
+
+    def __init__(self, url: str, statement: str, params=None):
+        super().__init__(daemon=True)
+        self.conn = psycopg.connect(url, autocommit=True, row_factory=dict_row)
+        self.pid = self.conn.info.backend_pid
+        self.statement, self.params = statement, params
+        self.result = self.error = None
+
+    def run(self):
+        try:
+            cur = self.conn.execute(self.statement, self.params)
+            self.result = cur.fetchall() if cur.description else None
+        except psycopg.Error as exc:
+            self.error = exc
+        finally:
+            self.conn.close()
+
+
+def start_blocked(watcher, session: Session, timeout: float = 10.0) -> bool:
+    """Starts the session and waits until it is blocked by another one (True) or done (False)."""
+    session.start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not session.is_alive():
+            return False
+        if scalar(watcher, "SELECT cardinality(pg_blocking_pids(%s)) > 0", (session.pid,)):
+            return True
+        time.sleep(0.02)
+    raise AssertionError("session B neither blocked nor finished")
+
+
+def finish(session: Session):
+    session.join(timeout=30)
+    assert not session.is_alive(), "session B hung"
+    assert session.error is None, repr(session.error)
+    return session.result
+
+
+@pytest.fixture
+def sessions(db_url):
+    """(url, watcher, A): an autocommit watcher and session A, whose transactions the test opens."""
+    with (
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url, autocommit=True) as a,
+    ):
+        yield db_url, watcher, a
+
+
+def named_after(conn, customer, project) -> bool:
+    """Whether the customer carries one of the names rule 4 gives for the project."""
+    return scalar(
+        conn,
+        """SELECT c.name = ANY (config.customer_name_candidates(p.name, p.uuid))
+           FROM config.customers c, config.projects p WHERE c.uuid = %s AND p.uuid = %s""",
+        (customer, project),
+    )
+
+
+def customer_of(conn, project):
+    return scalar(conn, "SELECT customer_id FROM config.projects WHERE uuid = %s", (project,))
+
+
+def empty_auto_created(conn):
+    return scalar(
+        conn,
+        """SELECT count(*) FROM config.customers c WHERE c.origin IN ('system', 'project')
+           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)""",
+    )
+
+
+def test_1_the_job_leaves_no_customer_made_for_an_orphan_that_went(sessions):
+    url, watcher, a = sessions
+    set_mode(watcher, True)
+    deleted, moved = add_projects(watcher, ["p_deleted", "p_moved"])
+    watcher.execute(
+        "UPDATE config.projects SET customer_id = NULL WHERE uuid = ANY (%s)", ([deleted, moved],)
+    )
+    manual = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('manual') RETURNING uuid")
+    with a.transaction():
+        a.execute("DELETE FROM config.projects WHERE uuid = %s", (deleted,))
+        a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (manual, moved))
+        job = Session(url, "SELECT config.reconcile_customers(force => true) AS r")
+        assert start_blocked(watcher, job)
+    result = finish(job)[0]["r"]
+    assert (result["customers_created"], result["projects_associated"]) == (0, 0)
+    assert empty_auto_created(watcher) == 0
+    assert set(customers(watcher)) == {"hydro", "sample_project", "p_moved"}
+    assert customers(watcher)["p_moved"] == ("manual", ["p_moved"])  # rule 4 named it
+
+
+@pytest.mark.parametrize("to_per_project", [False, True])
+def test_2_a_mode_switch_waits_for_a_project_being_created(sessions, to_per_project):
+    url, watcher, a = sessions
+    set_mode(watcher, not to_per_project)  # on a fresh 6.1: no default customer yet
+    with a.transaction():
+        a.execute("INSERT INTO config.projects (org_id, name) VALUES (%s, 'racer')", (org_id(watcher),))
+        switch = Session(url, "SELECT config.switch_customer_mode(%s)", (to_per_project,))
+        assert start_blocked(watcher, switch)
+    finish(switch)
+    racer = customers(watcher)
+    home = next(name for name, (_, projects) in racer.items() if "racer" in projects)
+    assert racer[home][0] == ("project" if to_per_project else "default")
+    assert scalar(watcher, "SELECT count(*) FROM config.customers WHERE origin = 'default'") == (
+        0 if to_per_project else 1
+    )
+    assert scalar(watcher, "SELECT count(*) FROM config.customers WHERE origin = 'project'") == (
+        1 if to_per_project else 0
+    )
+    assert scalar(watcher, "SELECT count(*) FROM config.projects WHERE customer_id IS NULL") == 0
+
+
+def test_3_deleting_a_customer_does_not_deadlock_with_a_move_out_of_it(sessions):
+    url, watcher, a = sessions
+    p1, p2 = add_projects(watcher, ["p1", "p2"])
+    doomed = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('doomed') RETURNING uuid")
+    other = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+    watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = ANY (%s)", (doomed, [p1, p2]))
+    with a.transaction():
+        a.execute("UPDATE config.projects SET description = 'held' WHERE uuid = %s", (p1,))
+        delete = Session(url, "DELETE FROM config.customers WHERE uuid = %s", (doomed,))
+        assert start_blocked(watcher, delete)
+        # the move: the old code's settle step waited here for the customer the deletion held
+        a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (other, p1))
+    finish(delete)
+    assert "doomed" not in customers(watcher)
+    assert customer_of(watcher, p1) == other and named_after(watcher, other, p1)  # rule 4
+    assert customer_of(watcher, p2) is None
+
+
+def test_3_deleting_a_customer_waits_for_a_transaction_holding_its_projects_locked(sessions):
+    url, watcher, a = sessions
+    (p1,) = add_projects(watcher, ["p1"])
+    doomed = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('doomed') RETURNING uuid")
+    other = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+    watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (doomed, p1))
+    with a.transaction():
+        a.execute("SELECT 1 FROM config.projects WHERE uuid = %s FOR UPDATE", (p1,))
+        delete = Session(url, "DELETE FROM config.customers WHERE uuid = %s", (doomed,))
+        assert start_blocked(watcher, delete)
+        a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (other, p1))
+    finish(delete)
+    assert "doomed" not in customers(watcher)
+    assert customer_of(watcher, p1) == other and named_after(watcher, other, p1)
+
+
+def test_4_two_moves_settle_rule_4_on_what_the_other_committed(sessions):
+    url, watcher, a = sessions
+    x, w = add_projects(watcher, ["x", "w"])
+    holder = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('holder') RETURNING uuid")
+    elsewhere = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('elsewhere') RETURNING uuid")
+    watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (holder, x))
+    assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (holder,)) == "x"
+    with a.transaction():
+        a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (elsewhere, x))
+        move_in = Session(url, "UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (holder, w))
+        start_blocked(watcher, move_in)  # blocked now; the old code committed at once
+    finish(move_in)
+    assert customer_of(watcher, w) == holder
+    assert named_after(watcher, holder, w)  # the old code left it named x
+
+
+def test_4_a_rename_and_a_move_in_settle_on_what_the_other_committed(sessions):
+    url, watcher, a = sessions
+    (j,) = add_projects(watcher, ["j"])
+    empty = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('empty') RETURNING uuid")
+    with a.transaction():
+        a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (empty, j))
+        rename = Session(url, "UPDATE config.customers SET name = 'foo' WHERE uuid = %s", (empty,))
+        start_blocked(watcher, rename)
+    rename.join(timeout=30)
+    # the rename now sees that the customer holds exactly j, and is refused (rule 4)
+    assert isinstance(rename.error, psycopg.errors.CheckViolation), rename.error
+    assert customer_of(watcher, j) == empty and named_after(watcher, empty, j)
+
+
+def test_5_a_run_that_waited_for_the_lock_starts_when_it_has_it(sessions):
+    url, watcher, a = sessions
+    with a.transaction():
+        first = scalar(a, "SELECT config.reconcile_customers(force => true)")
+        waiting = Session(url, "SELECT config.reconcile_customers(wait => true) AS r")
+        assert start_blocked(watcher, waiting)
+        time.sleep(0.2)
+        committing = scalar(a, "SELECT clock_timestamp()")
+    second = finish(waiting)[0]["r"]
+    runs = watcher.execute(
+        "SELECT id, started, finished FROM config.job_runs WHERE id = ANY (%s) ORDER BY id",
+        ([first["run_id"], second["run_id"]],),
+    ).fetchall()
+    assert len(runs) == 2 and not second["skipped"]
+    (_, _, first_finished), (_, second_started, _) = runs
+    assert second_started > committing > first_finished  # the old code: started before committing
