@@ -403,8 +403,14 @@ END
 $$;
 COMMENT ON FUNCTION config.track_orphans() IS 'Rule 6: BEFORE UPDATE OF customer_id trigger setting orphaned_at (also fires for ON DELETE SET NULL).';
 
+-- The WHEN clause is exactly when the function changes something (a project losing its
+-- customer, or one with orphaned_at getting a customer): the job's association of a project
+-- never orphaned before, row after row, calls no PL/pgSQL.
 CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects
-    FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+    FOR EACH ROW
+    WHEN ((NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL)
+          OR (NEW.customer_id IS NOT NULL AND NEW.orphaned_at IS NOT NULL))
+    EXECUTE FUNCTION config.track_orphans();
 COMMENT ON TRIGGER projects_track_orphans ON config.projects IS 'Rule 6: records when a project lost its customer.';
 
 -- Rule 4 for a set of customers: each one with exactly one project takes that project's
@@ -416,6 +422,19 @@ DECLARE
     renamed integer;
     total   integer := 0;
 BEGIN
+    -- Most calls find nothing to rename: say so in one statement rather than three, each in
+    -- a sub-transaction (the job's tick settles the default customer every time).
+    IF NOT EXISTS (
+        SELECT 1
+        FROM config.customers c
+        CROSS JOIN LATERAL (
+            SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+        ) one
+        WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+          AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))) THEN
+        RETURN 0;
+    END IF;
     FOR level IN 1..3 LOOP
         BEGIN
             WITH single AS (
@@ -551,6 +570,10 @@ BEGIN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
+        -- an UPDATE that matched no row (the idle job's, every tick) touched no customer
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$

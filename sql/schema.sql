@@ -541,6 +541,10 @@ BEGIN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
+        -- an UPDATE that matched no row (the idle job's, every tick) touched no customer
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$
@@ -846,6 +850,19 @@ DECLARE
     renamed integer;
     total   integer := 0;
 BEGIN
+    -- Most calls find nothing to rename: say so in one statement rather than three, each in
+    -- a sub-transaction (the job's tick settles the default customer every time).
+    IF NOT EXISTS (
+        SELECT 1
+        FROM config.customers c
+        CROSS JOIN LATERAL (
+            SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+        ) one
+        WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+          AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))) THEN
+        RETURN 0;
+    END IF;
     FOR level IN 1..3 LOOP
         BEGIN
             WITH single AS (
@@ -2351,7 +2368,7 @@ COMMENT ON TRIGGER projects_touch ON config.projects IS 'Bumps modified when nam
 -- Name: projects projects_track_orphans; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW WHEN ((((new.customer_id IS NULL) AND (old.customer_id IS NOT NULL)) OR ((new.customer_id IS NOT NULL) AND (new.orphaned_at IS NOT NULL)))) EXECUTE FUNCTION config.track_orphans();
 
 ALTER TABLE config.projects DISABLE TRIGGER projects_track_orphans;
 
