@@ -33,6 +33,7 @@ ALTER TABLE config.projects DROP COLUMN customer_id, DROP COLUMN orphaned_at;
 DROP TABLE config.customers;
 DROP TABLE config.customer_counts;
 DROP TABLE config.job_runs;
+DROP TABLE config.customers_unsettled;
 
 DROP FUNCTION config.upgrade_blockers(text);
 DROP FUNCTION config.switch_customer_mode(boolean, boolean);

@@ -667,10 +667,18 @@ DECLARE
     planned_ids uuid[];
     planned     jsonb;
     batch_last  uuid;
+    unsettled   uuid[];
 BEGIN
     -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
     -- below never wait for a customer deletion that waits for us (customers_delete_lock).
     LOCK TABLE config.projects IN ROW EXCLUSIVE MODE;
+    -- customers a concurrent transaction made a write skip settling (rule 4 names, empty
+    -- auto-created ones): settled now; still held ones are queued again
+    WITH queued AS (DELETE FROM config.customers_unsettled RETURNING customer_id)
+    SELECT array_agg(customer_id ORDER BY customer_id) INTO unsettled FROM queued;
+    IF unsettled IS NOT NULL THEN
+        PERFORM config.settle_customers(unsettled);
+    END IF;
     IF p_batch_size IS NOT NULL THEN
         SELECT b.uuid INTO batch_last FROM (
             SELECT p.uuid FROM config.projects p
@@ -882,6 +890,10 @@ BEGIN
             FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
             WHERE c.uuid = w.uuid
               AND NOT EXISTS (SELECT 1 FROM config.customers taken WHERE taken.name = w.name)
+              -- a concurrent transaction renaming a customer to the same name holds this
+              -- lock: waiting for its uncommitted index entry could deadlock; the job settles
+              -- this customer instead (config.customers_unsettled)
+              AND pg_try_advisory_xact_lock(hashtextextended('config.customers.name:' || w.name, 0))
               -- name is a key column (customers_name_unique): a rename needs the row's FOR
               -- UPDATE lock, which conflicts with the FOR KEY SHARE of a transaction adding a
               -- project to it right now. Never wait for that one (it would wait for our lock
@@ -890,10 +902,23 @@ BEGIN
                              FOR UPDATE SKIP LOCKED);
             GET DIAGNOSTICS renamed = ROW_COUNT;
             total := total + renamed;
-        EXCEPTION WHEN unique_violation THEN
-            NULL;  -- a concurrent transaction took a name: the next level's candidates are distinct
+        EXCEPTION WHEN unique_violation OR deadlock_detected THEN
+            -- a concurrent transaction took a name (the next level's candidates are distinct),
+            -- or another write waited for us while we waited for its name: give way
+            NULL;
         END;
     END LOOP;
+    -- what could not be renamed without waiting is left to the next job run
+    INSERT INTO config.customers_unsettled (customer_id)
+    SELECT c.uuid
+    FROM config.customers c
+    CROSS JOIN LATERAL (
+        SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+        FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+    ) one
+    WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+      AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))
+    ON CONFLICT DO NOTHING;
     RETURN total;
 END
 $$;
@@ -943,7 +968,15 @@ BEGIN
     END IF;
     UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
     WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid);
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
+      AND EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+    -- an empty auto-created one that could not be locked for deletion (a project is joining
+    -- it right now): the next job run deletes it if that transaction did not commit
+    INSERT INTO config.customers_unsettled (customer_id)
+    SELECT c.uuid FROM config.customers c
+    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)
+    ON CONFLICT DO NOTHING;
     renamed := config.rename_single_project_customers(p_customers);
     IF renamed > 0 THEN
         PERFORM set_config('hierarchy.customers_renamed',
@@ -1456,6 +1489,33 @@ COMMENT ON COLUMN config.customers.created_for_project IS 'For origins system an
 COMMENT ON COLUMN config.customers.created_by IS 'The application user who created it (NULL for the job and plain SQL); operators see the customers they created.';
 
 --
+-- Name: customers_unsettled; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.customers_unsettled (
+    customer_id uuid NOT NULL,
+    queued timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE customers_unsettled; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.customers_unsettled IS 'Customers whose rule-4 name or empty-customer cleanup had to be skipped because a concurrent transaction held them (it was adding a project, or renaming to the same name); the next job run settles them. Empty when nothing is pending.';
+
+--
+-- Name: COLUMN customers_unsettled.customer_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers_unsettled.customer_id IS 'The customer to settle (no foreign key: a customer deleted meanwhile is simply skipped).';
+
+--
+-- Name: COLUMN customers_unsettled.queued; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customers_unsettled.queued IS 'When a transaction left it for the job.';
+
+--
 -- Name: job_runs; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1962,6 +2022,13 @@ ALTER TABLE ONLY config.customers
 
 ALTER TABLE ONLY config.customers
     ADD CONSTRAINT customers_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: customers_unsettled customers_unsettled_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customers_unsettled
+    ADD CONSTRAINT customers_unsettled_pkey PRIMARY KEY (customer_id);
 
 --
 -- Name: job_runs job_runs_pkey; Type: CONSTRAINT; Schema: config; Owner: -

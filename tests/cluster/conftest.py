@@ -385,7 +385,10 @@ class HierarchyRun(ServiceProcess):
         env.pop("HIERARCHY_DATABASE_URL", None)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "run", "--host", "127.0.0.1", "--port", str(self.port)],
+                # release 6.1: the job (what the failover must keep running) and creates without a
+                # customer exist there; 6.4 has neither
+                [sys.executable, "-m", "service", "run", "--to", "6.1",
+                 "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=REPO,
                 env=env,
                 stdout=log,

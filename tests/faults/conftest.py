@@ -119,7 +119,7 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
 
 # Runs next to each dedicated cluster: when the test process dies without its teardown (killed
 # by `timeout`, SIGKILL, a closed terminal), its end of the pipe closes, and this stops the server
-# (SIGINT: fast shutdown) and removes the directory, so no 200,000-project cluster is left behind
+# (SIGINT: fast shutdown) and removes the directory, so no large test cluster is left behind
 # on a shared machine. After a normal teardown it finds the directory gone and just exits.
 _WATCHDOG = r"""
 import os, shutil, signal, sys, time

@@ -1,10 +1,11 @@
 """Migrations under stress, on a dedicated cluster (tests/faults/conftest.py).
 
-- 20 downgrade/upgrade cycles over 10,000 projects with manual customers, the data checked
-  after every step: each cycle goes 6.1 -> 6.4 (every project, customer and association row
-  identical) -> 6.0 -> 6.1; the project rows over the columns both releases have are identical, a
-  downgrade deletes every customer (manual ones included, as documented) and says how many in
-  its audit row, an upgrade brings customers back according to the tunable as it is then.
+- CYCLES downgrade/upgrade cycles (8; 20 in a deep run) over 5,000 projects with manual
+  customers, the data checked after every step: each cycle goes 6.1 -> 6.4 (every project,
+  customer and association row identical) -> 6.0 -> 6.1; the project rows over the columns
+  both releases have are identical, a downgrade deletes every customer (manual ones included,
+  as documented) and says how many in its audit row, an upgrade brings customers back
+  according to the tunable as it is then.
 - ``hierarchy migrate`` SIGKILLed while the 6.1 init job runs: the next ``hierarchy migrate``
   explains the stale lock (exit 1, names the dead pid and ``--break-lock``) and
   ``--break-lock`` completes it (release 6.1, zero orphans, projects intact).
@@ -31,8 +32,10 @@ from tests.sql_checks import PROJECTS_CHECKSUM, ROWS_CHECKSUM
 
 pytestmark = pytest.mark.slow
 
-CYCLES = 20
-PROJECTS = 10_000
+# 8 cycles over 5,000 projects keep make test short; the deep run is
+# HIERARCHY_STRESS_CYCLES=20 HIERARCHY_STRESS_PROJECTS=10000.
+CYCLES = int(os.environ.get("HIERARCHY_STRESS_CYCLES", "8"))
+PROJECTS = int(os.environ.get("HIERARCHY_STRESS_PROJECTS", "5000"))
 KILLED_PROJECTS = 30_000  # enough for the init job to run a visible moment
 MIGRATE_APP = "fault-migrate"
 
@@ -243,7 +246,7 @@ def test_migrate_killed_during_init_job_is_completed(fault_cluster, tmp_path, re
         set_mode(url, True)
         checksum = scalar(url, PROJECTS_CHECKSUM)
 
-        proc = _spawn_migrate(url, tmp_path)
+        proc = _spawn_migrate(url, tmp_path, "--to", "6.1")
         started = time.monotonic()
         job = wait_until(
             lambda: (
@@ -260,12 +263,12 @@ def test_migrate_killed_during_init_job_is_completed(fault_cluster, tmp_path, re
         assert proc.returncode == -signal.SIGKILL
 
         assert migrations.current_release(url) == "6.0", "the killed migration's transaction never commits"
-        message = _assert_explains_stale_lock(url, tmp_path, proc.pid)
+        message = _assert_explains_stale_lock(url, tmp_path, proc.pid, "--to", "6.1")
         record(record_property, name, "next migrate says", message)
         assert migrations.current_release(url) == "6.0"
 
         started = time.monotonic()
-        result = hierarchy("migrate", "--break-lock", url=url, tmp_path=tmp_path)
+        result = hierarchy("migrate", "--break-lock", "--to", "6.1", url=url, tmp_path=tmp_path)
         record(record_property, name, "migrate --break-lock (s)", time.monotonic() - started)
         assert result.returncode == 0, result.stderr
         assert f"removed the migration lock (pid {proc.pid}" in result.stderr
@@ -342,7 +345,7 @@ def test_migrate_killed_during_rollback_is_completed(fault_cluster, tmp_path, re
             "WHERE action = 'downgrade'",
         )
         assert deleted == [customers_before], "the downgrade happened exactly once"
-        result = hierarchy("migrate", url=url, tmp_path=tmp_path)
+        result = hierarchy("migrate", "--to", "6.1", url=url, tmp_path=tmp_path)
         assert result.returncode == 0 and migrations.current_release(url) == "6.1"
         assert scalar(url, "SELECT count(*) FROM config.projects WHERE customer_id IS NULL") == 0
     finally:

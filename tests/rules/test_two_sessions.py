@@ -213,3 +213,40 @@ def test_5_a_run_that_waited_for_the_lock_starts_when_it_has_it(sessions):
     assert len(runs) == 2 and not second["skipped"]
     (_, _, first_finished), (_, second_started, _) = runs
     assert second_started > committing > first_finished  # the old code: started before committing
+
+
+def test_4_a_rename_left_to_a_joiner_that_aborts_is_settled_by_the_job(sessions):
+    """A rename skipped because another transaction was adding a project to the customer (its
+    foreign-key check holds the row) is queued; when that transaction rolls back instead of
+    settling the customer itself, the next job run gives the customer its project's name."""
+    url, watcher, b = sessions
+    pa, pb, pc = add_projects(watcher, ["pa", "pb", "pc"])
+    group = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('group') RETURNING uuid")
+    watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = ANY (%s)", (group, [pa, pb]))
+    joiner = psycopg.connect(url)  # not autocommit: its transaction is rolled back below
+    try:
+        with b.transaction():
+            b.execute("SELECT 1 FROM config.customers WHERE uuid = %s FOR NO KEY UPDATE", (group,))
+            join = threading.Thread(
+                target=joiner.execute,
+                args=("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (group, pc)),
+                daemon=True,
+            )
+            join.start()
+            deadline = time.monotonic() + 10
+            blocked = "SELECT cardinality(pg_blocking_pids(%s)) > 0"
+            while not scalar(watcher, blocked, (joiner.info.backend_pid,)):
+                assert time.monotonic() < deadline, "the joiner never waited for session B"
+                time.sleep(0.02)
+            b.execute("UPDATE config.projects SET customer_id = NULL WHERE uuid = %s", (pb,))
+        join.join(timeout=30)
+        assert not join.is_alive(), "the joiner hung"
+        joiner.rollback()
+    finally:
+        joiner.close()
+    assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (group,)) == "group"
+    queued = "SELECT count(*) FROM config.customers_unsettled WHERE customer_id = %s"
+    assert scalar(watcher, queued, (group,)) == 1
+    watcher.execute("SELECT config.reconcile_customers(force => true)")
+    assert named_after(watcher, group, pa)
+    assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
