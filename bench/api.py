@@ -12,11 +12,17 @@ drives
   healthy cluster answers ``[]``), and
 * the **customers list**, first page ``GET /config/v1/customers/?page_size=100``.
 
-Beside it, in the same run, **pgbench** runs the same SQL each request runs (BEGIN, the token
-lookup, the actor settings, the org check, the list query, COMMIT; prepared statements as
-psycopg prepares them) with the same number of connections for the same time: the database's
-ceiling on this machine. The service's peak memory is ``VmHWM`` of the uvicorn processes
+Beside it, in the same run, **pgbench** runs the same SQL each request runs (the token lookup,
+which sets the actor and, for the orphan audit, checks the org; then the list query; no
+transaction block, as the service runs reads; prepared statements as psycopg prepares them)
+with the same number of connections for the same time: the database's ceiling on this
+machine. The service's peak memory is ``VmHWM`` of the uvicorn processes
 (sampled over the whole benchmark).
+
+The **full plain customers list** (``GET /config/v1/customers/``, no paging: what hdxcli asks
+for with ``pagination=False``) is timed per run on a fresh one-process uvicorn (no login: the
+token is inserted directly, so argon2's memory does not count), from the request to the last
+byte, and that process's ``VmHWM`` after it is its peak resident set.
 """
 
 from __future__ import annotations
@@ -76,14 +82,12 @@ def _bind(sql: str, params: dict[str, Any]) -> str:
 
 
 def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -> str:
+    """The statements one request runs, as the service runs them: both endpoints are reads,
+    run without a transaction block (``read_only``), the token lookup setting the actor."""
     scope = {"all_orgs": True, "user_org": org, "user_id": str(user["uuid"])}
-    lines = [
-        "BEGIN;",
-        _bind(query("auth.user_for_token"), {"token_hash": hash_token(token)}),
-        _bind(query("auth.set_actor"), {"actor": EMAIL, "user_id": str(user["uuid"])}),
-    ]
+    in_org = org if endpoint == "orphans" else None  # the token lookup checks the path's org
+    lines = [_bind(query("auth.user_for_token"), {"token_hash": hash_token(token), "org_id": in_org})]
     if endpoint == "orphans":
-        lines.append(_bind(query("orgs.get"), {**scope, "org_id": org}))
         lines.append(
             _bind(
                 query("projects.list"),
@@ -102,7 +106,6 @@ def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -
         lines.append(
             _bind(query("customers.list"), {**scope, "name": None, "origin": None, "limit": 100, "offset": 0})
         )
-    lines.append("COMMIT;")
     return "\n".join(lines) + "\n"
 
 
@@ -251,6 +254,33 @@ class Service:
                 self.proc.wait(10)
 
 
+def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, float, float]:
+    """(seconds, body MiB, peak VmHWM MiB) of one full plain customers list on a fresh service."""
+    token = secrets.token_urlsafe(32)
+    with psycopg.connect(url, autocommit=True) as conn:
+        params = {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
+        conn.execute(query("auth.create_token"), params)
+    svc = Service(url, 1)
+    try:
+        with MemorySampler(svc.pids, interval=0.05) as mem:
+            t0 = time.perf_counter()
+            with httpx.stream(
+                "GET",
+                svc.base + "/config/v1/customers/",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            ) as r:
+                r.raise_for_status()
+                body = b"".join(r.iter_bytes())
+            elapsed = time.perf_counter() - t0
+    finally:
+        svc.stop()
+    got = len(json.loads(body))
+    if got != expected:
+        raise AssertionError(f"full customers list: {got} customers, expected {expected}")
+    return elapsed, len(body) / 2**20, max(mem.hwm_kb.values(), default=0) / 1024
+
+
 def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Section:
     tpl = bc.template("6.1", projects, per_project=True)
     dbname = "bench_api"
@@ -276,8 +306,18 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     rss_master = Figure("uvicorn supervisor peak VmHWM", "MiB")
     rss_worker = Figure("uvicorn worker peak VmHWM (largest worker)", "MiB")
     rss_total = Figure("uvicorn all processes, sum of peak VmHWM", "MiB")
+    full_s = Figure(f"full plain customers list ({projects:,}): request to last byte", "s")
+    full_mib = Figure("full plain customers list: body", "MiB")
+    full_rss = Figure("full plain customers list: service peak VmHWM", "MiB", note="one fresh process")
     try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            customers = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
         for i in range(runs):
+            took, mib, peak = _full_list(url, user, customers)
+            full_s.add(took)
+            full_mib.add(mib)
+            full_rss.add(peak)
+            log(f"api run {i + 1} full customers list: {took:.2f}s {mib:.1f}MiB peak VmHWM {peak:.0f}MiB")
             svc = Service(url, WORKERS)
             try:
                 with MemorySampler(svc.pids, interval=0.2) as mem:
@@ -336,11 +376,17 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     for k, (label, _path) in endpoints.items():
         section.targets.append(Target(f"{label}: throughput", figs[k + "_rps"], ">=", 2500))
         section.targets.append(Target(f"{label}: p99", figs[k + "_p99"], "<=", 15))
+    section.targets.append(Target("orphan audit: service / pgbench", figs["orphans_ratio"], ">=", 0.35))
+    section.targets.append(
+        Target("customers list, first page of 100: service / pgbench", figs["customers_ratio"], ">=", 0.6)
+    )
+    section.targets.append(Target("full plain customers list: time", full_s, "<=", 1.0))
+    section.targets.append(Target("full plain customers list: service peak VmHWM", full_rss, "<=", 100))
     mem_section = Section(
         "5. Service memory under the API load",
         "VmHWM (kernel high-water mark of the resident set) of each uvicorn process, sampled every 0.2 s "
         "over a whole API run (login, warm-ups, both endpoints).",
-        [rss_master, rss_worker, rss_total],
+        [rss_master, rss_worker, rss_total, full_s, full_mib, full_rss],
     )
     section.extra = mem_section  # type: ignore[attr-defined]
     return section

@@ -80,7 +80,7 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
         "is one run (its own transaction, committed with synchronous_commit on).",
         list(figs.values()),
     )
-    section.targets.append(Target("tick, 0 orphans", figs["idle0"], "<=", 5.0))
-    section.targets.append(Target("tick, 100 orphans waiting", figs["wait100"], "<=", 5.0))
+    section.targets.append(Target("tick, 0 orphans", figs["idle0"], "<=", 2.0))
+    section.targets.append(Target("tick, 100 orphans waiting", figs["wait100"], "<=", 2.0))
     section.targets.append(Target("tick, 100 due orphans re-homed", figs["due100"], "<=", 5.0))
     return section

@@ -31,6 +31,7 @@ DROP TRIGGER projects_settle_delete ON config.projects;
 -- rows for them) when the customers go.
 ALTER TABLE config.projects DROP COLUMN customer_id, DROP COLUMN orphaned_at;
 DROP TABLE config.customers;
+DROP TABLE config.customer_counts;
 DROP TABLE config.job_runs;
 DROP TABLE config.customers_unsettled;
 
@@ -52,6 +53,8 @@ DROP FUNCTION config.assign_new_project();
 DROP FUNCTION config.default_customer(uuid);
 DROP FUNCTION config.create_customers(text, uuid[], text[]);
 DROP FUNCTION config.customers_guard_name();
+DROP FUNCTION config.count_customers();
+DROP FUNCTION config.customer_count(text);
 DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);

@@ -7,13 +7,13 @@
 --   1 system projects      config.is_system_project, assign_new_project, reconcile_orphans
 --   2 single mode          config.default_customer, reconcile_orphans
 --   3 per-project mode     config.create_customers, reconcile_orphans
---   4 single-project names config.rename_single_project_customers, customers_guard_name, config.lock_customers
+--   4 single-project names config.rename_single_project_customers, customers_guard_name(_new_name), config.lock_customers
 --   5 associate on insert  trigger projects_assign_customer
 --   6 orphans, grace       trigger projects_track_orphans, config.orphans_due_before, config.orphan_is_due
 --   7 mode change runs job trigger tunables_mode_changed
 --   8 job touches orphans  config.reconcile_orphans only selects customer_id IS NULL
 --   9 mode switch          config.switch_customer_mode (holds the projects table: creates wait)
---  10 audit                customers_audit_* (and projects_audit_* from 0001)
+--  10 audit                customers_audit_* (config.count_customers for inserts and deletes; projects_audit_* from 0001)
 --
 -- Concurrency (docs/dba.md, "Concurrent SQL"): one lock order everywhere -- the mode
 -- tunable's row, the job lock, the projects table, project rows, customer rows by uuid
@@ -77,7 +77,7 @@ CREATE TABLE config.customers (
     uuid                uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     name                text NOT NULL
                         CONSTRAINT customers_name_unique UNIQUE
-                        CONSTRAINT customers_name_valid CHECK (name ~ '^[^[:space:][:cntrl:]]{1,255}$'),
+                        CONSTRAINT customers_name_valid CHECK (name ~ '^[^[:space:][:cntrl:]]+$' AND length(name) <= 255),
     description         text,
     origin              text NOT NULL DEFAULT 'manual'
                         CONSTRAINT customers_origin_known CHECK (origin IN ('system', 'default', 'project', 'manual')),
@@ -191,10 +191,14 @@ COMMENT ON FUNCTION config.customer_mine(uuid, boolean, uuid) IS 'Whether a user
 -- The names a customer made for `name` may take, in order of preference: the name itself,
 -- then the name with the key's first 8 hex digits, then with the whole key. Deterministic,
 -- so a collision never fails the job and never flip-flops.
+-- One expression, no FROM: the planner inlines it into the calling statement (a function
+-- with a FROM clause is called per row, about 15 µs each, which the job and the settle
+-- trigger paid for every project).
 CREATE FUNCTION config.customer_name_candidates(p_name text, p_key uuid) RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ARRAY[left(n, 255), left(n, 246) || '-' || left(p_key::text, 8), left(n, 218) || '-' || p_key::text]
-    FROM (SELECT replace(p_name, ' ', '-') AS n) s
+    SELECT ARRAY[left(replace(p_name, ' ', '-'), 255),
+                 left(replace(p_name, ' ', '-'), 246) || '-' || left(p_key::text, 8),
+                 left(replace(p_name, ' ', '-'), 218) || '-' || p_key::text]
 $$;
 COMMENT ON FUNCTION config.customer_name_candidates(text, uuid) IS 'Rule 4 naming: the customer names derived from a project (or org) name, most preferred first.';
 
@@ -234,9 +238,15 @@ END
 $$;
 COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customers: spaces to dashes, modified bookkeeping, rule 4 (a single-project customer is named after its project).';
 
-CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers
+-- On INSERT the function only turns spaces into dashes: the WHEN clause calls it only for a
+-- name with a space, so the job and per-project bulk loads, which insert a customer per
+-- project, pay no PL/pgSQL call per row.
+CREATE TRIGGER customers_guard_name BEFORE UPDATE ON config.customers
     FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers
+    FOR EACH ROW WHEN (strpos(NEW.name, ' ') > 0) EXECUTE FUNCTION config.customers_guard_name();
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
 
 -- Lock order (docs/dba.md): a statement locks its project rows before any customer row,
 -- and customer rows in uuid order. DELETE FROM customers cannot follow it (PostgreSQL locks
@@ -260,15 +270,110 @@ CREATE TRIGGER customers_delete_lock BEFORE DELETE ON config.customers
     FOR EACH STATEMENT EXECUTE FUNCTION config.customers_lock_projects();
 COMMENT ON TRIGGER customers_delete_lock ON config.customers IS 'Deleting customers first waits for (and then holds off) changes to projects: the lock order''s one exception made safe.';
 
-CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+-- (the audit of new and deleted customers is written with their count: see "Customer counts")
 CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes('modified');
-CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
-COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers.';
 COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
-COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
+
+-- ---------------------------------------------------------------------------
+-- Customer counts
+-- ---------------------------------------------------------------------------
+
+-- How many customers of each origin exist, for the paginated list's `count` without counting
+-- 100,000 rows per page. Insert-only: every statement that creates, deletes or re-labels
+-- customers appends its net change per origin (no row is ever updated, so concurrent writers
+-- never wait on each other), and the sum over a transaction's snapshot is exactly what
+-- count(*) would see in it.
+CREATE TABLE config.customer_counts (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    origin text NOT NULL,
+    delta  bigint NOT NULL
+);
+COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by config.count_customers (triggers customers_audit_insert/_delete, customers_count_update/_truncate), which also compacts it.';
+COMMENT ON COLUMN config.customer_counts.origin IS 'The origin whose count changed.';
+COMMENT ON COLUMN config.customer_counts.delta IS 'By how much (negative for deletions and re-labelled customers).';
+
+-- Appends one statement's net change per origin; for new and deleted customers it also writes
+-- their audit rows (rule 10, as config.audit_changes would) in the same statement: one trigger
+-- per statement instead of two, which the per-project bulk load pays once per project. When
+-- the statement's rows pass a multiple of 256 ids, a read-committed transaction that can take
+-- the compaction lock folds the rows into one per origin (others skip: the lock is tried,
+-- never waited for).
+CREATE FUNCTION config.count_customers() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    crossed boolean;  -- whether this statement's rows passed a multiple of 256 ids
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM config.customer_counts;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, after)
+            SELECT 'insert', 'customers', n.uuid, to_jsonb(n) FROM new_rows n
+        ), added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT n.origin, count(*) FROM new_rows n GROUP BY n.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, before)
+            SELECT 'delete', 'customers', o.uuid, to_jsonb(o) FROM old_rows o
+        ), added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT o.origin, -count(*) FROM old_rows o GROUP BY o.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSE
+        -- EXECUTE: planned with the transition tables' real sizes (as in audit_changes)
+        EXECUTE $sql$
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT d.origin, sum(d.delta)
+            FROM new_rows n JOIN old_rows o USING (uuid)
+            CROSS JOIN LATERAL (VALUES (o.origin, -1), (n.origin, 1)) AS d (origin, delta)
+            WHERE o.origin <> n.origin
+            GROUP BY d.origin
+            HAVING sum(d.delta) <> 0
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 FROM added
+        $sql$ INTO crossed;
+    END IF;
+    IF crossed AND current_setting('transaction_isolation') = 'read committed'
+       AND pg_try_advisory_xact_lock(hashtextextended('config.customer_counts', 0)) THEN
+        WITH gone AS (DELETE FROM config.customer_counts RETURNING origin, delta)
+        INSERT INTO config.customer_counts (origin, delta)
+        SELECT g.origin, sum(g.delta) FROM gone g GROUP BY g.origin HAVING sum(g.delta) <> 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts, and writes the audit rows of new and deleted customers.';
+
+-- The number of customers (of one origin, or all), as count(*) would say in this snapshot.
+CREATE FUNCTION config.customer_count(p_origin text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(delta), 0)::bigint FROM config.customer_counts WHERE p_origin IS NULL OR origin = p_origin
+$$;
+COMMENT ON FUNCTION config.customer_count(text) IS 'How many customers exist (of origin p_origin, or all when NULL), from customer_counts.';
+
+CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_count_update AFTER UPDATE ON config.customers
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+CREATE TRIGGER customers_count_truncate AFTER TRUNCATE ON config.customers
+    FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers; counts them in customer_counts.';
+COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-labelled customers between origins in customer_counts.';
+COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers; counts them out of customer_counts.';
+COMMENT ON TRIGGER customers_count_truncate ON config.customers IS 'Empties customer_counts with the customers.';
 
 -- ---------------------------------------------------------------------------
 -- Creating customers
@@ -389,8 +494,14 @@ END
 $$;
 COMMENT ON FUNCTION config.track_orphans() IS 'Rule 6: BEFORE UPDATE OF customer_id trigger setting orphaned_at (also fires for ON DELETE SET NULL).';
 
+-- The WHEN clause is exactly when the function changes something (a project losing its
+-- customer, or one with orphaned_at getting a customer): the job's association of a project
+-- never orphaned before, row after row, calls no PL/pgSQL.
 CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects
-    FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+    FOR EACH ROW
+    WHEN ((NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL)
+          OR (NEW.customer_id IS NOT NULL AND NEW.orphaned_at IS NOT NULL))
+    EXECUTE FUNCTION config.track_orphans();
 COMMENT ON TRIGGER projects_track_orphans ON config.projects IS 'Rule 6: records when a project lost its customer.';
 
 -- Rule 4 for a set of customers: each one with exactly one project takes that project's
@@ -402,6 +513,19 @@ DECLARE
     renamed integer;
     total   integer := 0;
 BEGIN
+    -- Most calls find nothing to rename: say so in one statement rather than three, each in
+    -- a sub-transaction (the job's tick settles the default customer every time).
+    IF NOT EXISTS (
+        SELECT 1
+        FROM config.customers c
+        CROSS JOIN LATERAL (
+            SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+        ) one
+        WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+          AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))) THEN
+        RETURN 0;
+    END IF;
     FOR level IN 1..3 LOOP
         BEGIN
             WITH single AS (
@@ -562,6 +686,10 @@ BEGIN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
+        -- an UPDATE that matched no row (the idle job's, every tick) touched no customer
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$
@@ -1018,6 +1146,29 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION config.switch_customer_mode(boolean, boolean) IS 'Rule 9: switch to per-project customers (true) or one default customer per org (false) atomically; manual customers are untouched. dry_run changes nothing and names what the switch would do: the projects it would move (from, to, why) and the customers it would dissolve, the first 1000 of each with totals.';
+
+-- ---------------------------------------------------------------------------
+-- No JIT inside the rules
+-- ---------------------------------------------------------------------------
+
+-- The job's and the statement triggers' statements join transition tables and whole tables
+-- whose estimates reach 10^8 rows, far past jit_above_cost: with jit on (the server default)
+-- PostgreSQL compiles them on every call, seconds of LLVM work for plans that run in
+-- milliseconds to a few seconds. The per-row triggers (assign_new_project, track_orphans,
+-- customers_guard_name) run single-row lookups below any JIT threshold and keep no SET clause,
+-- which would cost a settings save and restore per row.
+ALTER FUNCTION config.create_customers(text, uuid[], text[]) SET jit = off;
+ALTER FUNCTION config.default_customer(uuid) SET jit = off;
+ALTER FUNCTION config.rename_single_project_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.settle_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.lock_customers(uuid[]) SET jit = off;
+ALTER FUNCTION config.projects_settle() SET jit = off;
+ALTER FUNCTION config.reconcile_orphans(boolean, boolean, integer) SET jit = off;
+ALTER FUNCTION config.reconcile_customers(boolean, boolean, text, boolean, integer) SET jit = off;
+ALTER FUNCTION config.on_mode_changed() SET jit = off;
+ALTER FUNCTION config.switch_mode_now(boolean) SET jit = off;
+ALTER FUNCTION config.switch_mode_plan(boolean) SET jit = off;
+ALTER FUNCTION config.switch_customer_mode(boolean, boolean) SET jit = off;
 
 -- ---------------------------------------------------------------------------
 -- Schedule

@@ -70,9 +70,13 @@ COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigge
 
 CREATE FUNCTION config.audit_changes() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 DECLARE
-    hidden text[] := coalesce(TG_ARGV::text[], '{}');
+    hidden  text[] := coalesce(TG_ARGV::text[], '{}');
+    changed text;
+    before  text;
+    after   text;
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO config.audit_log (action, object_type, object_id, after)
@@ -81,28 +85,35 @@ BEGIN
         INSERT INTO config.audit_log (action, object_type, object_id, before)
         SELECT 'delete', TG_TABLE_NAME, o.uuid, to_jsonb(o) - hidden FROM old_rows o;
     ELSE
-        -- One pass per row: each row is turned into jsonb once (OFFSET 0 keeps the planner
-        -- from inlining to_jsonb into every use), and one aggregate over its keys yields the
-        -- changed keys with their before and after values.
-        -- EXECUTE plans this join afresh with the transition tables' real sizes: a cached plan
+        -- A narrow row per changed object: the changed columns with their old and new values,
+        -- compared column by column in their own types. No whole-row jsonb and no jsonb_each
+        -- diff per row: the statement is written from the catalog for this table (so a column
+        -- a later release adds is audited too), then run once over the transition tables.
+        -- EXECUTE plans the join afresh with the transition tables' real sizes: a cached plan
         -- made for an UPDATE that changed no rows would nest-loop a later million-row update.
-        EXECUTE $sql$
+        -- An UPDATE that matched no row (the idle job's, every tick) writes nothing: return
+        -- before writing and planning the statement.
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
+        SELECT string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN %1$L END', a.attname),
+                          ', ' ORDER BY a.attname::text),
+               string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN jsonb_build_object(%1$L, o.%1$I)'
+                                 ' ELSE ''{}''::jsonb END', a.attname), ' || ' ORDER BY a.attname::text),
+               string_agg(format('CASE WHEN o.%1$I IS DISTINCT FROM n.%1$I THEN jsonb_build_object(%1$L, n.%1$I)'
+                                 ' ELSE ''{}''::jsonb END', a.attname), ' || ' ORDER BY a.attname::text)
+        INTO changed, before, after
+        FROM pg_attribute a
+        WHERE a.attrelid = TG_RELID AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> ALL (hidden);
+        EXECUTE format($sql$
         INSERT INTO config.audit_log (action, object_type, object_id, changed, before, after)
-        SELECT 'update', $1, j.uuid, d.keys, d.b, d.a
+        SELECT 'update', $1, d.uuid, d.changed, d.before, d.after
         FROM (
-            SELECT n.uuid, to_jsonb(o) AS b, to_jsonb(n) AS a
+            SELECT n.uuid, array_remove(ARRAY[%s]::text[], NULL) AS changed, %s AS before, %s AS after
             FROM new_rows n JOIN old_rows o USING (uuid)
-            OFFSET 0
-        ) j
-        CROSS JOIN LATERAL (
-            SELECT array_agg(e.key ORDER BY e.key) AS keys,
-                   jsonb_object_agg(e.key, j.b -> e.key) AS b,
-                   jsonb_object_agg(e.key, e.value) AS a
-            FROM jsonb_each(j.a) e
-            WHERE e.value IS DISTINCT FROM j.b -> e.key AND e.key <> ALL ($2)
         ) d
-        WHERE d.keys IS NOT NULL
-        $sql$ USING TG_TABLE_NAME, hidden;
+        WHERE d.changed <> '{}'
+        $sql$, changed, before, after) USING TG_TABLE_NAME;
     END IF;
     RETURN NULL;
 END
@@ -139,11 +150,77 @@ $$;
 COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables: records value changes in audit_log.';
 
 --
+-- Name: count_customers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.count_customers() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    crossed boolean;  -- whether this statement's rows passed a multiple of 256 ids
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM config.customer_counts;
+        RETURN NULL;
+    ELSIF TG_OP = 'INSERT' THEN
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, after)
+            SELECT 'insert', 'customers', n.uuid, to_jsonb(n) FROM new_rows n
+        ), added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT n.origin, count(*) FROM new_rows n GROUP BY n.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSIF TG_OP = 'DELETE' THEN
+        WITH audit AS (
+            INSERT INTO config.audit_log (action, object_type, object_id, before)
+            SELECT 'delete', 'customers', o.uuid, to_jsonb(o) FROM old_rows o
+        ), added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT o.origin, -count(*) FROM old_rows o GROUP BY o.origin
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
+    ELSE
+        -- EXECUTE: planned with the transition tables' real sizes (as in audit_changes)
+        EXECUTE $sql$
+        WITH added AS (
+            INSERT INTO config.customer_counts (origin, delta)
+            SELECT d.origin, sum(d.delta)
+            FROM new_rows n JOIN old_rows o USING (uuid)
+            CROSS JOIN LATERAL (VALUES (o.origin, -1), (n.origin, 1)) AS d (origin, delta)
+            WHERE o.origin <> n.origin
+            GROUP BY d.origin
+            HAVING sum(d.delta) <> 0
+            RETURNING id
+        )
+        SELECT max(id) / 256 > (min(id) - 1) / 256 FROM added
+        $sql$ INTO crossed;
+    END IF;
+    IF crossed AND current_setting('transaction_isolation') = 'read committed'
+       AND pg_try_advisory_xact_lock(hashtextextended('config.customer_counts', 0)) THEN
+        WITH gone AS (DELETE FROM config.customer_counts RETURNING origin, delta)
+        INSERT INTO config.customer_counts (origin, delta)
+        SELECT g.origin, sum(g.delta) FROM gone g GROUP BY g.origin HAVING sum(g.delta) <> 0;
+    END IF;
+    RETURN NULL;
+END
+$_$;
+
+--
+-- Name: FUNCTION count_customers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.count_customers() IS 'AFTER statement trigger on customers: appends the net change of the number of customers per origin to customer_counts, and writes the audit rows of new and deleted customers.';
+
+--
 -- Name: create_customers(text, uuid[], text[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
 CREATE FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) RETURNS uuid[]
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     level   integer;
@@ -212,6 +289,22 @@ $$;
 COMMENT ON FUNCTION config.current_user_id() IS 'The acting application user uuid (setting hierarchy.user_id), NULL for plain SQL sessions.';
 
 --
+-- Name: customer_count(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customer_count(p_origin text) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(sum(delta), 0)::bigint FROM config.customer_counts WHERE p_origin IS NULL OR origin = p_origin
+$$;
+
+--
+-- Name: FUNCTION customer_count(p_origin text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customer_count(p_origin text) IS 'How many customers exist (of origin p_origin, or all when NULL), from customer_counts.';
+
+--
 -- Name: customer_mine(uuid, boolean, uuid); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -232,8 +325,9 @@ COMMENT ON FUNCTION config.customer_mine(p_created_by uuid, p_all_orgs boolean, 
 CREATE FUNCTION config.customer_name_candidates(p_name text, p_key uuid) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-    SELECT ARRAY[left(n, 255), left(n, 246) || '-' || left(p_key::text, 8), left(n, 218) || '-' || p_key::text]
-    FROM (SELECT replace(p_name, ' ', '-') AS n) s
+    SELECT ARRAY[left(replace(p_name, ' ', '-'), 255),
+                 left(replace(p_name, ' ', '-'), 246) || '-' || left(p_key::text, 8),
+                 left(replace(p_name, ' ', '-'), 218) || '-' || p_key::text]
 $$;
 
 --
@@ -322,6 +416,7 @@ COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement
 
 CREATE FUNCTION config.default_customer(p_org_id uuid) RETURNS uuid
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     found uuid;
@@ -392,6 +487,7 @@ COMMENT ON FUNCTION config.job_sources() IS 'The sources of job runs: cron, serv
 
 CREATE FUNCTION config.lock_customers(p_customers uuid[]) RETURNS uuid[]
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     c         record;
@@ -469,6 +565,7 @@ COMMENT ON FUNCTION config.mode_tunable() IS 'The name of the mode tunable: true
 
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(config.job_lock_key());
@@ -553,6 +650,7 @@ COMMENT ON FUNCTION config.per_project_mode() IS 'Whether the mode tunable asks 
 
 CREATE FUNCTION config.projects_settle() RETURNS trigger
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 DECLARE
     touched uuid[];
@@ -565,6 +663,10 @@ BEGIN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
     ELSE
+        -- an UPDATE that matched no row (the idle job's, every tick) touched no customer
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         -- EXECUTE plans the old/new joins afresh with the transition tables' real sizes (a plan
         -- cached for an UPDATE that changed no rows would nest-loop a later bulk update).
         EXECUTE $sql$
@@ -596,6 +698,7 @@ COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on proj
 
 CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false, batch_size integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -672,6 +775,7 @@ COMMENT ON FUNCTION config.reconcile_customers(dry_run boolean, force boolean, s
 
 CREATE FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     per_project boolean := config.per_project_mode();
@@ -870,12 +974,26 @@ COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFO
 
 CREATE FUNCTION config.rename_single_project_customers(p_customers uuid[]) RETURNS integer
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     level   integer;
     renamed integer;
     total   integer := 0;
 BEGIN
+    -- Most calls find nothing to rename: say so in one statement rather than three, each in
+    -- a sub-transaction (the job's tick settles the default customer every time).
+    IF NOT EXISTS (
+        SELECT 1
+        FROM config.customers c
+        CROSS JOIN LATERAL (
+            SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
+        ) one
+        WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+          AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))) THEN
+        RETURN 0;
+    END IF;
     FOR level IN 1..3 LOOP
         BEGIN
             WITH single AS (
@@ -981,6 +1099,7 @@ COMMENT ON FUNCTION config.schema_release() IS 'The Config API release this sche
 
 CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     deletable uuid[];
@@ -1029,6 +1148,7 @@ COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the c
 
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $_$
 BEGIN
     IF per_project IS NULL THEN
@@ -1061,6 +1181,7 @@ COMMENT ON FUNCTION config.switch_customer_mode(per_project boolean, dry_run boo
 
 CREATE FUNCTION config.switch_mode_now(p_per_project boolean) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     dissolved integer;
@@ -1116,6 +1237,7 @@ COMMENT ON FUNCTION config.switch_mode_now(p_per_project boolean) IS 'The work o
 
 CREATE FUNCTION config.switch_mode_plan(p_per_project boolean) RETURNS jsonb
     LANGUAGE plpgsql
+    SET jit TO 'off'
     AS $$
 DECLARE
     dissolving    text := CASE WHEN p_per_project THEN 'default' ELSE 'project' END;
@@ -1414,6 +1536,47 @@ ALTER TABLE config.audit_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: customer_counts; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.customer_counts (
+    id bigint NOT NULL,
+    origin text NOT NULL,
+    delta bigint NOT NULL
+);
+
+--
+-- Name: TABLE customer_counts; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.customer_counts IS 'Net changes of the number of customers per origin; sum(delta) is the count. Written by config.count_customers (triggers customers_audit_insert/_delete, customers_count_update/_truncate), which also compacts it.';
+
+--
+-- Name: COLUMN customer_counts.origin; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customer_counts.origin IS 'The origin whose count changed.';
+
+--
+-- Name: COLUMN customer_counts.delta; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.customer_counts.delta IS 'By how much (negative for deletions and re-labelled customers).';
+
+--
+-- Name: customer_counts_id_seq; Type: SEQUENCE; Schema: config; Owner: -
+--
+
+ALTER TABLE config.customer_counts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME config.customer_counts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: customers; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -1427,7 +1590,7 @@ CREATE TABLE config.customers (
     created_by uuid DEFAULT config.current_user_id(),
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT customers_name_valid CHECK ((name ~ '^[^[:space:][:cntrl:]]{1,255}$'::text)),
+    CONSTRAINT customers_name_valid CHECK (((name ~ '^[^[:space:][:cntrl:]]+$'::text) AND (length(name) <= 255))),
     CONSTRAINT customers_origin_known CHECK ((origin = ANY (ARRAY['system'::text, 'default'::text, 'project'::text, 'manual'::text]))),
     CONSTRAINT customers_origin_links CHECK ((((origin = 'default'::text) = (default_for_org IS NOT NULL)) AND ((origin = ANY (ARRAY['system'::text, 'project'::text])) = (created_for_project IS NOT NULL))))
 );
@@ -1616,7 +1779,7 @@ CREATE TABLE config.orgs (
     name text NOT NULL,
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT orgs_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$'::text))
+    CONSTRAINT orgs_name_valid CHECK (((name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$'::text) AND (length(name) <= 255)))
 );
 
 --
@@ -1721,7 +1884,7 @@ CREATE TABLE config.projects (
     modified timestamp with time zone DEFAULT now() NOT NULL,
     customer_id uuid NOT NULL,
     orphaned_at timestamp with time zone,
-    CONSTRAINT projects_name_valid CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$'::text)),
+    CONSTRAINT projects_name_valid CHECK (((name ~ '^[A-Za-z0-9][A-Za-z0-9_-]*$'::text) AND (length(name) <= 255))),
     CONSTRAINT projects_settings_object CHECK ((jsonb_typeof(settings) = 'object'::text))
 );
 
@@ -1969,6 +2132,13 @@ ALTER TABLE ONLY config.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY (id);
 
 --
+-- Name: customer_counts customer_counts_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.customer_counts
+    ADD CONSTRAINT customer_counts_pkey PRIMARY KEY (id);
+
+--
 -- Name: customers customers_name_unique; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -2138,25 +2308,25 @@ CREATE UNIQUE INDEX users_email_unique ON config.users USING btree (lower(email)
 -- Name: customers customers_audit_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+CREATE TRIGGER customers_audit_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
 
 --
 -- Name: TRIGGER customers_audit_delete ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers.';
+COMMENT ON TRIGGER customers_audit_delete ON config.customers IS 'Rule 10: audit_log rows for deleted customers; counts them out of customer_counts.';
 
 --
 -- Name: customers customers_audit_insert; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_changes();
+CREATE TRIGGER customers_audit_insert AFTER INSERT ON config.customers REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
 
 --
 -- Name: TRIGGER customers_audit_insert ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers.';
+COMMENT ON TRIGGER customers_audit_insert ON config.customers IS 'Rule 10: audit_log rows for new customers; counts them in customer_counts.';
 
 --
 -- Name: customers customers_audit_update; Type: TRIGGER; Schema: config; Owner: -
@@ -2169,6 +2339,30 @@ CREATE TRIGGER customers_audit_update AFTER UPDATE ON config.customers REFERENCI
 --
 
 COMMENT ON TRIGGER customers_audit_update ON config.customers IS 'Rule 10: audit_log rows for changed customers.';
+
+--
+-- Name: customers customers_count_truncate; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_truncate AFTER TRUNCATE ON config.customers FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_truncate ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_truncate ON config.customers IS 'Empties customer_counts with the customers.';
+
+--
+-- Name: customers customers_count_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_count_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.count_customers();
+
+--
+-- Name: TRIGGER customers_count_update ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_count_update ON config.customers IS 'Moves re-labelled customers between origins in customer_counts.';
 
 --
 -- Name: customers customers_delete_lock; Type: TRIGGER; Schema: config; Owner: -
@@ -2186,13 +2380,25 @@ COMMENT ON TRIGGER customers_delete_lock ON config.customers IS 'Deleting custom
 -- Name: customers customers_guard_name; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER customers_guard_name BEFORE INSERT OR UPDATE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
+CREATE TRIGGER customers_guard_name BEFORE UPDATE ON config.customers FOR EACH ROW EXECUTE FUNCTION config.customers_guard_name();
 
 --
 -- Name: TRIGGER customers_guard_name ON customers; Type: COMMENT; Schema: config; Owner: -
 --
 
 COMMENT ON TRIGGER customers_guard_name ON config.customers IS 'Spaces to dashes; refuses renaming a single-project customer away from its project''s name.';
+
+--
+-- Name: customers customers_guard_new_name; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_guard_new_name BEFORE INSERT ON config.customers FOR EACH ROW WHEN ((strpos(new.name, ' '::text) > 0)) EXECUTE FUNCTION config.customers_guard_name();
+
+--
+-- Name: TRIGGER customers_guard_new_name ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_guard_new_name ON config.customers IS 'Spaces to dashes in the name of a new customer.';
 
 --
 -- Name: customers customers_keep_projects; Type: TRIGGER; Schema: config; Owner: -
@@ -2372,7 +2578,7 @@ COMMENT ON TRIGGER projects_touch ON config.projects IS 'Bumps modified when nam
 -- Name: projects projects_track_orphans; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.track_orphans();
+CREATE TRIGGER projects_track_orphans BEFORE UPDATE OF customer_id ON config.projects FOR EACH ROW WHEN ((((new.customer_id IS NULL) AND (old.customer_id IS NOT NULL)) OR ((new.customer_id IS NOT NULL) AND (new.orphaned_at IS NOT NULL)))) EXECUTE FUNCTION config.track_orphans();
 
 ALTER TABLE config.projects DISABLE TRIGGER projects_track_orphans;
 
