@@ -48,6 +48,7 @@ DROP FUNCTION config.projects_settle();
 DROP FUNCTION config.settle_customers(uuid[]);
 DROP FUNCTION config.lock_customers(uuid[]);
 DROP FUNCTION config.rename_single_project_customers(uuid[]);
+DROP FUNCTION config.misnamed_single_project_customers(uuid[]);
 DROP FUNCTION config.track_orphans();
 DROP FUNCTION config.assign_new_project();
 DROP FUNCTION config.default_customer(uuid);

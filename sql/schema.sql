@@ -546,6 +546,29 @@ $$;
 COMMENT ON FUNCTION config.may_name_customer(p_customer uuid, p_all_orgs boolean, p_user_org uuid, p_user_id uuid) IS 'Whether a user may name this customer for a project (create, update): none named, or one it sees (config.customer_visible).';
 
 --
+-- Name: misnamed_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.misnamed_single_project_customers(p_customers uuid[]) RETURNS TABLE(uuid uuid, name text, project_name text, project_id uuid)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT c.uuid, c.name, one.names[1], one.ids[1]
+    FROM config.customers c
+    CROSS JOIN LATERAL (
+        SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
+        FROM (SELECT x.name, x.uuid FROM config.projects x WHERE x.customer_id = c.uuid LIMIT 2) p
+    ) one
+    WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
+      AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))
+$$;
+
+--
+-- Name: FUNCTION misnamed_single_project_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.misnamed_single_project_customers(p_customers uuid[]) IS 'Rule 4: the given customers that hold exactly one project but do not carry its name (with that project).';
+
+--
 -- Name: mode_tunable(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -795,13 +818,6 @@ BEGIN
     -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
     -- below never wait for a customer deletion that waits for us (customers_delete_lock).
     LOCK TABLE config.projects IN ROW EXCLUSIVE MODE;
-    -- customers a concurrent transaction made a write skip settling (rule 4 names, empty
-    -- auto-created ones): settled now; still held ones are queued again
-    WITH queued AS (DELETE FROM config.customers_unsettled RETURNING customer_id)
-    SELECT array_agg(customer_id ORDER BY customer_id) INTO unsettled FROM queued;
-    IF unsettled IS NOT NULL THEN
-        PERFORM config.settle_customers(unsettled);
-    END IF;
     IF p_batch_size IS NOT NULL THEN
         SELECT b.uuid INTO batch_last FROM (
             SELECT p.uuid FROM config.projects p
@@ -897,6 +913,15 @@ BEGIN
         JOIN config.customers c ON c.uuid = p.customer_id;
     END IF;
 
+    -- Customers a concurrent transaction had to leave unsettled (rule 4 names, empty
+    -- auto-created ones) are settled last: customer rows come after project rows in the lock
+    -- order. Those still held by someone are queued again.
+    WITH queued AS (DELETE FROM config.customers_unsettled RETURNING customer_id)
+    SELECT array_agg(customer_id ORDER BY customer_id) INTO unsettled FROM queued;
+    IF unsettled IS NOT NULL THEN
+        PERFORM config.settle_customers(unsettled);
+    END IF;
+
     SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
     RETURN jsonb_build_object(
         'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
@@ -983,31 +1008,14 @@ DECLARE
 BEGIN
     -- Most calls find nothing to rename: say so in one statement rather than three, each in
     -- a sub-transaction (the job's tick settles the default customer every time).
-    IF NOT EXISTS (
-        SELECT 1
-        FROM config.customers c
-        CROSS JOIN LATERAL (
-            SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
-            FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
-        ) one
-        WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
-          AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))) THEN
+    IF NOT EXISTS (SELECT 1 FROM config.misnamed_single_project_customers(p_customers)) THEN
         RETURN 0;
     END IF;
     FOR level IN 1..3 LOOP
         BEGIN
-            WITH single AS (
-                SELECT c.uuid, one.names[1] AS project_name, one.ids[1] AS project_id, c.name
-                FROM config.customers c
-                CROSS JOIN LATERAL (
-                    SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
-                    FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
-                ) one
-                WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
-            ), wanted AS (
-                SELECT s.uuid, (config.customer_name_candidates(s.project_name, s.project_id))[level] AS name
-                FROM single s
-                WHERE s.name <> ALL (config.customer_name_candidates(s.project_name, s.project_id))
+            WITH wanted AS (
+                SELECT m.uuid, (config.customer_name_candidates(m.project_name, m.project_id))[level] AS name
+                FROM config.misnamed_single_project_customers(p_customers) m
             )
             UPDATE config.customers c SET name = w.name
             FROM (SELECT DISTINCT ON (name) uuid, name FROM wanted ORDER BY name, uuid) w
@@ -1033,14 +1041,7 @@ BEGIN
     END LOOP;
     -- what could not be renamed without waiting is left to the next job run
     INSERT INTO config.customers_unsettled (customer_id)
-    SELECT c.uuid
-    FROM config.customers c
-    CROSS JOIN LATERAL (
-        SELECT array_agg(p.name) AS names, array_agg(p.uuid) AS ids
-        FROM (SELECT name, uuid FROM config.projects WHERE customer_id = c.uuid LIMIT 2) p
-    ) one
-    WHERE c.uuid = ANY (p_customers) AND cardinality(one.ids) = 1
-      AND c.name <> ALL (config.customer_name_candidates(one.names[1], one.ids[1]))
+    SELECT m.uuid FROM config.misnamed_single_project_customers(p_customers) m
     ON CONFLICT DO NOTHING;
     RETURN total;
 END
