@@ -398,16 +398,6 @@ class HierarchyRun(ServiceProcess):
             )
         return self
 
-    def wait_healthy(self, timeout: float = 60) -> None:
-        def healthy() -> bool:
-            if self.proc.poll() is not None:
-                pytest.fail(f"hierarchy run exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                return httpx.get(self.base + "/health", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(healthy, timeout, f"hierarchy run on port {self.port} to answer /health", interval=0.2)
 
     def token(self) -> str:
         body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}

@@ -345,6 +345,11 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
             )
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 60, interval: float = 0.1) -> None:
+        """Until /health answers 200; fails with the log's tail if the process exits first."""
 
         def answers() -> bool:
             if self.proc.poll() is not None:
@@ -354,8 +359,8 @@ class ServiceProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_until(answers, timeout, "the service to answer /health with 200", interval=0.1)
-        return self
+        what = f"the service on port {self.port} to answer /health with 200"
+        wait_until(answers, timeout, what, interval=interval)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
