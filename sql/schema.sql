@@ -438,6 +438,24 @@ $$;
 COMMENT ON FUNCTION config.default_customer(p_org_id uuid) IS 'Rule 2: the uuid of the org''s default customer (named <org>-default), created when missing.';
 
 --
+-- Name: give_way_timeout(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.give_way_timeout() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT (CASE WHEN own > 0 THEN least(own, wait) ELSE wait END)::text || 'ms'
+    FROM (SELECT greatest(1, (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 200)::integer) AS wait,
+                 (extract(epoch FROM current_setting('lock_timeout')::interval) * 1000)::integer AS own) t
+$$;
+
+--
+-- Name: FUNCTION give_way_timeout(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.give_way_timeout() IS 'The lock_timeout (a fifth of deadlock_timeout, or a shorter lock_timeout of the caller) under which a rule 4 rename waits for a name before leaving it to the job.';
+
+--
 -- Name: is_system_project(text); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -740,7 +758,6 @@ BEGIN
     END IF;
     IF wait THEN
         PERFORM pg_advisory_xact_lock(config.job_lock_key());
-        started := clock_timestamp();  -- a run that waited starts when it has the lock
     ELSIF NOT pg_try_advisory_xact_lock(config.job_lock_key()) THEN
         INSERT INTO config.job_runs (source, dry_run, forced, skipped, started)
         VALUES (source, coalesce(dry_run, false), coalesce(force, false), true, started)
@@ -748,6 +765,9 @@ BEGIN
         RETURN jsonb_build_object('run_id', run_id, 'source', source, 'skipped', true,
                                   'detail', 'another run holds the lock; nothing done');
     END IF;
+    -- a run starts when it has the lock (the run before it has committed by then), so runs
+    -- recorded in job_runs never overlap, whether this one waited or not
+    started := clock_timestamp();
 
     BEGIN
         IF dry_run THEN
@@ -813,7 +833,6 @@ DECLARE
     planned_ids uuid[];
     planned     jsonb;
     batch_last  uuid;
-    unsettled   uuid[];
 BEGIN
     -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
     -- below never wait for a customer deletion that waits for us (customers_delete_lock).
@@ -837,21 +856,28 @@ BEGIN
     WHERE c.created_for_project IN (SELECT p.uuid FROM config.projects p WHERE p.customer_id IS NULL)
     FOR KEY SHARE OF c;
 
-    -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of their own
+    -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of
+    -- their own. The orphans are locked as they are picked, without waiting: one that another
+    -- transaction is changing right now (deleting it, giving it a customer, renaming it) is
+    -- left to the next run, since waiting for it could deadlock with that transaction (it may
+    -- hold other projects in another order, or wait for a customer we are about to lock).
     FOR n IN 0..1 LOOP
         SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
-        FROM config.projects p
-        WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
-          AND config.is_system_project(p.name) = (n = 0)
-          AND (n = 0 OR per_project);
+        FROM (SELECT x.uuid, x.name FROM config.projects x
+              WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                AND config.is_system_project(x.name) = (n = 0)
+                AND (n = 0 OR per_project)
+              FOR NO KEY UPDATE SKIP LOCKED) p;
         IF keys IS NOT NULL THEN
             made_ids := made_ids || config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
         END IF;
     END LOOP;
     UPDATE config.projects p SET customer_id = c.uuid
-    FROM config.customers c
-    WHERE c.created_for_project = p.uuid
-      AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
+    FROM config.customers c,
+         (SELECT x.uuid FROM config.projects x
+          WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+          FOR NO KEY UPDATE SKIP LOCKED) mine
+    WHERE c.created_for_project = p.uuid AND p.uuid = mine.uuid;
     GET DIAGNOSTICS n = ROW_COUNT;
     associated := associated + n;
 
@@ -878,10 +904,12 @@ BEGIN
                             AND NOT config.is_system_project(x.name))
         )
         UPDATE config.projects p SET customer_id = h.customer_id
-        FROM homes h
-        WHERE p.org_id = h.org_id
-          AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
-          AND NOT config.is_system_project(p.name);
+        FROM homes h,
+             (SELECT x.uuid FROM config.projects x
+              WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                AND NOT config.is_system_project(x.name)
+              FOR NO KEY UPDATE SKIP LOCKED) mine
+        WHERE p.org_id = h.org_id AND p.uuid = mine.uuid;
         GET DIAGNOSTICS n = ROW_COUNT;
         associated := associated + n;
     END IF;
@@ -915,12 +943,8 @@ BEGIN
 
     -- Customers a concurrent transaction had to leave unsettled (rule 4 names, empty
     -- auto-created ones) are settled last: customer rows come after project rows in the lock
-    -- order. Those still held by someone are queued again.
-    WITH queued AS (DELETE FROM config.customers_unsettled RETURNING customer_id)
-    SELECT array_agg(customer_id ORDER BY customer_id) INTO unsettled FROM queued;
-    IF unsettled IS NOT NULL THEN
-        PERFORM config.settle_customers(unsettled);
-    END IF;
+    -- order. Those still held by someone stay queued.
+    PERFORM config.settle_unsettled();
 
     SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
     RETURN jsonb_build_object(
@@ -1005,12 +1029,18 @@ DECLARE
     level   integer;
     renamed integer;
     total   integer := 0;
+    caller_timeout text := current_setting('lock_timeout');
 BEGIN
     -- Most calls find nothing to rename: say so in one statement rather than three, each in
     -- a sub-transaction (the job's tick settles the default customer every time).
     IF NOT EXISTS (SELECT 1 FROM config.misnamed_single_project_customers(p_customers)) THEN
         RETURN 0;
     END IF;
+    -- A rename gives way rather than wait: a transaction creating a project can hold the
+    -- wanted name's index entry (its new customer) while it waits for our project's name
+    -- entry. Waiting less than deadlock_timeout, we are the one who gives up, before the
+    -- deadlock detector aborts the other transaction.
+    PERFORM set_config('lock_timeout', config.give_way_timeout(), true);
     FOR level IN 1..3 LOOP
         BEGIN
             WITH wanted AS (
@@ -1033,12 +1063,16 @@ BEGIN
                              FOR UPDATE SKIP LOCKED);
             GET DIAGNOSTICS renamed = ROW_COUNT;
             total := total + renamed;
-        EXCEPTION WHEN unique_violation OR deadlock_detected THEN
-            -- a concurrent transaction took a name (the next level's candidates are distinct),
-            -- or another write waited for us while we waited for its name: give way
-            NULL;
+        EXCEPTION
+            WHEN unique_violation THEN
+                NULL;  -- a concurrent transaction took a name: the next level's candidates are distinct
+            WHEN lock_not_available OR deadlock_detected THEN
+                -- one holds a name uncommitted (we waited give_way_timeout for it): give way,
+                -- and leave the rest to the job, which gives the first free candidate
+                EXIT;
         END;
     END LOOP;
+    PERFORM set_config('lock_timeout', caller_timeout, true);
     -- what could not be renamed without waiting is left to the next job run
     INSERT INTO config.customers_unsettled (customer_id)
     SELECT m.uuid FROM config.misnamed_single_project_customers(p_customers) m
@@ -1107,7 +1141,7 @@ DECLARE
     renamed   integer;
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
-        RETURN 0;
+        RETURN config.settle_unsettled();
     END IF;
     deletable := config.lock_customers(p_customers);
     IF cardinality(deletable) > 0 THEN
@@ -1133,7 +1167,7 @@ BEGIN
         PERFORM set_config('hierarchy.customers_renamed',
             (coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer + renamed)::text, true);
     END IF;
-    RETURN renamed;
+    RETURN renamed + config.settle_unsettled();
 END
 $$;
 
@@ -1142,6 +1176,51 @@ $$;
 --
 
 COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
+
+--
+-- Name: settle_unsettled(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.settle_unsettled() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    free    uuid[];
+    renamed integer;
+BEGIN
+    IF current_setting('hierarchy.settling_queue', true) = 'on'
+       OR NOT EXISTS (SELECT 1 FROM config.customers_unsettled) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM config.customers_unsettled u
+        WHERE NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = u.customer_id)
+    ), free AS (
+        SELECT c.uuid FROM config.customers c
+        WHERE c.uuid IN (SELECT u.customer_id FROM config.customers_unsettled u)
+        ORDER BY c.uuid
+        FOR NO KEY UPDATE SKIP LOCKED
+    ), taken AS (
+        DELETE FROM config.customers_unsettled u USING free f WHERE u.customer_id = f.uuid
+        RETURNING u.customer_id
+    )
+    SELECT array_agg(t.customer_id ORDER BY t.customer_id) INTO free FROM taken t;
+    IF free IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- settling them may queue some again (still held by a joiner): not drained twice here
+    PERFORM set_config('hierarchy.settling_queue', 'on', true);
+    renamed := config.settle_customers(free);
+    PERFORM set_config('hierarchy.settling_queue', '', true);
+    RETURN renamed;
+END
+$$;
+
+--
+-- Name: FUNCTION settle_unsettled(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.settle_unsettled() IS 'Settles the queued customers (config.customers_unsettled) that can be locked without waiting; returns how many it renamed.';
 
 --
 -- Name: switch_customer_mode(boolean, boolean); Type: FUNCTION; Schema: config; Owner: -
@@ -1645,7 +1724,7 @@ CREATE TABLE config.customers_unsettled (
 -- Name: TABLE customers_unsettled; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.customers_unsettled IS 'Customers whose rule-4 name or empty-customer cleanup had to be skipped because a concurrent transaction held them (it was adding a project, or renaming to the same name); the next job run settles them. Empty when nothing is pending.';
+COMMENT ON TABLE config.customers_unsettled IS 'Customers whose rule-4 name or empty-customer cleanup had to be skipped because a concurrent transaction held them (it was adding a project, or renaming to the same name); the next statement that settles customers (config.settle_unsettled), or the next job run, settles them. Empty when nothing is pending.';
 
 --
 -- Name: COLUMN customers_unsettled.customer_id; Type: COMMENT; Schema: config; Owner: -

@@ -232,6 +232,7 @@ RULES = {
                               FROM config.job_runs WHERE NOT skipped) r
         WHERE r.started < r.previous""",
     "job runs with an error": "SELECT count(*) FROM config.job_runs WHERE error IS NOT NULL",
+    "customers still queued for settling": "SELECT count(*) FROM config.customers_unsettled",
 }
 
 # The audit log replayed: for each object, its last audited action and the last audited value
@@ -263,12 +264,6 @@ def _deadlocks(url) -> int:
         return _count(conn, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
 
 
-# Known to fail about one run in three at seed 15 on the merged code (2026-12-01): a deadlock
-# still reaches an SQL writer now and then (two inserts meeting in projects_org_name_unique, or
-# the job), and once two non-skipped job_runs overlapped. No orphan, empty customer, wrong
-# layout or misnamed customer was seen in those runs.
-# Not strict, so CI stays green while this is open; issue 15 stays open until it passes every time.
-@pytest.mark.xfail(strict=False, reason="issue 15: a rare deadlock or overlapping job run remains")
 def test_every_rule_holds_after_concurrent_writers(api, caplog):
     caplog.set_level(logging.INFO, logger="service.db")
     org = api.org

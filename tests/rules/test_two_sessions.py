@@ -53,6 +53,14 @@ def start_blocked(watcher, session: Session, timeout: float = 10.0) -> bool:
     raise AssertionError("session B neither blocked nor finished")
 
 
+def wait_until_blocked(watcher, pid: int, who: str, timeout: float = 10.0) -> None:
+    """Waits until backend ``pid`` waits for a lock another session holds."""
+    deadline = time.monotonic() + timeout
+    while not scalar(watcher, "SELECT cardinality(pg_blocking_pids(%s)) > 0", (pid,)):
+        assert time.monotonic() < deadline, f"{who} never waited for another session"
+        time.sleep(0.02)
+
+
 def finish(session: Session):
     session.join(timeout=30)
     assert not session.is_alive(), "session B hung"
@@ -93,6 +101,9 @@ def empty_auto_created(conn):
 
 
 def test_1_the_job_leaves_no_customer_made_for_an_orphan_that_went(sessions):
+    """The job locks the orphans it picks without waiting: those another transaction is
+    deleting or re-homing right now are left alone (the old code made their customers, then
+    associated nothing: two empty customers for ever)."""
     url, watcher, a = sessions
     set_mode(watcher, True)
     deleted, moved = add_projects(watcher, ["p_deleted", "p_moved"])
@@ -104,12 +115,29 @@ def test_1_the_job_leaves_no_customer_made_for_an_orphan_that_went(sessions):
         a.execute("DELETE FROM config.projects WHERE uuid = %s", (deleted,))
         a.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (manual, moved))
         job = Session(url, "SELECT config.reconcile_customers(force => true) AS r")
-        assert start_blocked(watcher, job)
-    result = finish(job)[0]["r"]
+        assert not start_blocked(watcher, job)  # it did not wait for A
+        result = finish(job)[0]["r"]
     assert (result["customers_created"], result["projects_associated"]) == (0, 0)
     assert empty_auto_created(watcher) == 0
     assert set(customers(watcher)) == {"hydro", "sample_project", "p_moved"}
     assert customers(watcher)["p_moved"] == ("manual", ["p_moved"])  # rule 4 named it
+
+
+def test_1_an_orphan_held_by_a_transaction_that_rolls_back_is_homed_by_the_next_run(sessions):
+    url, watcher, a = sessions
+    set_mode(watcher, True)
+    (held,) = add_projects(watcher, ["held"])
+    watcher.execute("UPDATE config.projects SET customer_id = NULL WHERE uuid = %s", (held,))
+    with a.transaction(force_rollback=True):
+        a.execute("UPDATE config.projects SET description = 'busy' WHERE uuid = %s", (held,))
+        job = Session(url, "SELECT config.reconcile_customers(force => true) AS r")
+        assert not start_blocked(watcher, job)
+        skipped = finish(job)[0]["r"]
+    assert (skipped["projects_associated"], skipped["orphans_unresolved"]) == (0, 1)
+    assert empty_auto_created(watcher) == 0
+    homed = scalar(watcher, "SELECT config.reconcile_customers(force => true)")
+    assert (homed["projects_associated"], homed["orphans_waiting"]) == (1, 0)
+    assert customers(watcher)["held"] == ("project", ["held"])
 
 
 @pytest.mark.parametrize("to_per_project", [False, True])
@@ -233,11 +261,7 @@ def test_4_a_rename_left_to_a_joiner_that_aborts_is_settled_by_the_job(sessions)
                 daemon=True,
             )
             join.start()
-            deadline = time.monotonic() + 10
-            blocked = "SELECT cardinality(pg_blocking_pids(%s)) > 0"
-            while not scalar(watcher, blocked, (joiner.info.backend_pid,)):
-                assert time.monotonic() < deadline, "the joiner never waited for session B"
-                time.sleep(0.02)
+            wait_until_blocked(watcher, joiner.info.backend_pid, "the joiner")
             b.execute("UPDATE config.projects SET customer_id = NULL WHERE uuid = %s", (pb,))
         join.join(timeout=30)
         assert not join.is_alive(), "the joiner hung"
@@ -250,3 +274,60 @@ def test_4_a_rename_left_to_a_joiner_that_aborts_is_settled_by_the_job(sessions)
     watcher.execute("SELECT config.reconcile_customers(force => true)")
     assert named_after(watcher, group, pa)
     assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
+
+
+def test_3_a_project_created_under_a_name_being_taken_does_not_deadlock_with_rule_4(sessions):
+    """Session B renames project q to p7, then moves r out of the customer holding both, so
+    rule 4 renames that customer to p7. Meanwhile session C creates a project p7: its new
+    customer p7 is already in the index while it waits for B's project name. The rename
+    gives way instead of waiting (the old code: C was aborted as a deadlock victim); C gets
+    the plain duplicate-name error, and the job names the customer once C is gone."""
+    url, watcher, b = sessions
+    set_mode(watcher, True)
+    q, r = add_projects(watcher, ["q", "r"])
+    group = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('group') RETURNING uuid")
+    other = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+    watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = ANY (%s)", (group, [q, r]))
+    create = Session(url, "INSERT INTO config.projects (org_id, name) VALUES (%s, 'p7')", (org_id(watcher),))
+    with b.transaction():
+        b.execute("UPDATE config.projects SET name = 'p7' WHERE uuid = %s", (q,))
+        assert start_blocked(watcher, create)  # C waits for B's project name
+        b.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (other, r))
+    create.join(timeout=30)
+    assert isinstance(create.error, psycopg.errors.UniqueViolation), repr(create.error)
+    assert customer_of(watcher, q) == group
+    watcher.execute("SELECT config.reconcile_customers(force => true)")
+    assert named_after(watcher, group, q)
+    assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (group,)) == "p7"
+
+
+def test_4_at_release_6_4_the_next_statement_settles_a_queued_customer(db_url_64):
+    """At 6.4 the job is unscheduled, so the queue drains where customers are settled: a
+    customer left misnamed by a joiner that rolled back takes its project's name with the
+    next change of any project."""
+    with (
+        psycopg.connect(db_url_64, autocommit=True) as watcher,
+        psycopg.connect(db_url_64, autocommit=True) as b,
+        psycopg.connect(db_url_64) as joiner,
+    ):
+        org = org_id(watcher)
+        group = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('group') RETURNING uuid")
+        other = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+        insert = "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, %s, %s) RETURNING uuid"
+        both = "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'pa', %s), (%s, 'pb', %s)"
+        # together: the customer never holds one project alone, so it keeps its name
+        pa, pb = (r[0] for r in watcher.execute(both + " RETURNING uuid", (org, group, org, group)))
+        with b.transaction():
+            b.execute("SELECT 1 FROM config.customers WHERE uuid = %s FOR NO KEY UPDATE", (group,))
+            join = threading.Thread(target=joiner.execute, args=(insert, (org, "pc", group)), daemon=True)
+            join.start()
+            wait_until_blocked(watcher, joiner.info.backend_pid, "the joiner")
+            b.execute("DELETE FROM config.projects WHERE uuid = %s", (pb,))
+        join.join(timeout=30)
+        assert not join.is_alive(), "the joiner hung"
+        joiner.rollback()
+        assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (group,)) == "group"
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 1
+        scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
+        assert named_after(watcher, group, pa)
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
