@@ -15,9 +15,9 @@ takes its own snapshot anyway, so a read answers the same; a list and its count 
 statement (sql/queries), and nothing a read runs needs the actor settings, which then end with
 the token lookup. Other database errors become DRF-style 4xx bodies (service.db_errors).
 
-Round trips (measured with libpq's trace: scripts/round_trips.py): the orphan audit was 6
-(pool check, BEGIN, token lookup, org check, list, COMMIT), now 3 (pool check, token lookup with
-the org check, list); the customers page was 5, now 3.
+Round trips to the database per request (``bench.api.round_trips``): the orphan audit was 6
+(pool check, BEGIN, token lookup, org check, list, COMMIT), now 2 (token lookup with the org
+check, list: the pool's check is a local poll, service.db); the customers page was 5, now 2.
 """
 
 from __future__ import annotations
