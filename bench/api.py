@@ -16,7 +16,10 @@ Beside it, in the same run, **pgbench** runs the same SQL each request runs (the
 which sets the actor and, for the orphan audit, checks the org; then the list query; no
 transaction block, as the service runs reads; prepared statements as psycopg prepares them)
 with the same number of connections for the same time: the database's ceiling on this
-machine. The service's peak memory is ``VmHWM`` of the uvicorn processes
+machine. Also through pgbench, interleaved in the same run: the customers page's statement
+alone, today's and the one before issue 14 (``OLD_CUSTOMERS_PAGE``: count(*) over every
+visible customer). The round trips to the database per request are counted once, in process
+(:func:`round_trips`). The service's peak memory is ``VmHWM`` of the uvicorn processes
 (sampled over the whole benchmark).
 
 The **full plain customers list** (``GET /config/v1/customers/``, no paging: what hdxcli asks
@@ -79,6 +82,39 @@ def _bind(sql: str, params: dict[str, Any]) -> str:
     text = re.sub(r"%\((\w+)\)s", lambda m: _literal(params[m.group(1)]), sql)
     text = "\n".join(line.split("--")[0] for line in text.splitlines())
     return " ".join(text.split()).rstrip(";") + ";"
+
+
+# The customers page's statement as it was before issue 14's request-path changes (main at
+# 7f70511): the visibility test through config.customer_visible (a function call per customer:
+# PostgreSQL does not inline a function with a subquery) and an exact count(*) over every
+# visible customer. Run beside today's statement through pgbench, in the same run: the
+# statement's speed-up. (Bench-only text: the service runs sql/queries/customers.sql.)
+OLD_CUSTOMERS_PAGE = """
+WITH visible AS NOT MATERIALIZED (
+    SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
+    FROM config.customers c
+    WHERE config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+      AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
+      AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
+), page AS (
+    SELECT * FROM visible v
+    ORDER BY v.name, v.uuid
+    LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
+)
+SELECT c.uuid, c.name, c.description, c.origin,
+       ARRAY(SELECT p.uuid FROM config.projects p
+             WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+             ORDER BY p.name, p.uuid) AS projects,
+       c.created, c.modified, (SELECT count(*) FROM visible) AS total
+FROM page c
+ORDER BY c.name, c.uuid
+"""  # noqa: E501 (the statement as it was)
+
+
+def _page_statement_script(user: dict[str, Any], org: str, statement: str) -> str:
+    """The customers page's statement alone (first page of 100, a super admin)."""
+    scope = {"all_orgs": True, "user_org": org, "user_id": str(user["uuid"])}
+    return _bind(statement, {**scope, "name": None, "origin": None, "limit": 100, "offset": 0}) + "\n"
 
 
 def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -> str:
@@ -281,6 +317,62 @@ def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, fl
     return elapsed, len(body) / 2**20, max(mem.hwm_kb.values(), default=0) / 1024
 
 
+def round_trips(url: str, user: dict[str, Any], paths: dict[str, str], repeat: int = 10) -> dict[str, float]:
+    """Round trips to the database per request of each path, in steady state: the app in
+    process (Litestar's TestClient), every ``AsyncConnection.wait`` that waits on the server (a
+    request sent and its answer read: the pool's check, BEGIN, a statement, COMMIT) counted,
+    except those of the pool's sweeper task. Each path is asked ``repeat`` times first (statements
+    prepared), then ``repeat`` times counted."""
+    import asyncio
+
+    from litestar.testing import TestClient
+
+    from service.app import create_app
+
+    token = secrets.token_urlsafe(32)
+    with psycopg.connect(url, autocommit=True) as conn:
+        params = {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
+        conn.execute(query("auth.create_token"), params)
+    counted = [0]
+    original = psycopg.AsyncConnection.wait
+
+    def counting(gen: Any) -> Any:
+        # a round trip when the operation waits at all (a COMMIT in autocommit returns at once)
+        try:
+            state = next(gen)
+        except StopIteration as done:
+            return done.value
+        counted[0] += 1
+        while True:
+            ready = yield state
+            try:
+                state = gen.send(ready)
+            except StopIteration as done:
+                return done.value
+
+    async def wait(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == "pool-sweeper":
+            return await original(self, gen, *args, **kwargs)
+        return await original(self, counting(gen), *args, **kwargs)
+
+    found = {}
+    psycopg.AsyncConnection.wait = wait  # type: ignore[method-assign]
+    try:
+        with TestClient(create_app(url, run_scheduler=False)) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            for name, path in paths.items():
+                for _ in range(repeat):
+                    client.get(path, headers=headers).raise_for_status()
+                counted[0] = 0
+                for _ in range(repeat):
+                    client.get(path, headers=headers).raise_for_status()
+                found[name] = counted[0] / repeat
+    finally:
+        psycopg.AsyncConnection.wait = original  # type: ignore[method-assign]
+    return found
+
+
 def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Section:
     tpl = bc.template("6.1", projects, per_project=True)
     dbname = "bench_api"
@@ -303,6 +395,13 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
         figs[k + "_pg_p50"] = Figure(f"{label}: pgbench p50", "ms")
         figs[k + "_pg_p99"] = Figure(f"{label}: pgbench p99", "ms")
         figs[k + "_ratio"] = Figure(f"{label}: service / pgbench", "x", note="within one run")
+    page_new = Figure("customers page statement alone via pgbench (today)", "tx/s")
+    page_old = Figure("customers page statement alone via pgbench (before issue 14: count(*))", "tx/s")
+    page_speedup = Figure("customers page statement: today / before", "x", note="within one run")
+    trips = {k: Figure(f"{v[0]}: round trips to the database per request", "") for k, v in endpoints.items()}
+    page_scripts = [
+        _page_statement_script(user, org, sql) for sql in (query("customers.list"), OLD_CUSTOMERS_PAGE)
+    ]
     rss_master = Figure("uvicorn supervisor peak VmHWM", "MiB")
     rss_worker = Figure("uvicorn worker peak VmHWM (largest worker)", "MiB")
     rss_total = Figure("uvicorn all processes, sum of peak VmHWM", "MiB")
@@ -347,6 +446,13 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
                         figs[k + "_pg_p50"].add(pg50)
                         figs[k + "_pg_p99"].add(pg99)
                         figs[k + "_ratio"].add(rps / tps)
+                        if k == "customers":  # the statement alone, today's and the old one, interleaved
+                            now = _pgbench(bc, dbname, page_scripts[0], seconds)[0]
+                            before = _pgbench(bc, dbname, page_scripts[1], seconds)[0]
+                            page_new.add(now)
+                            page_old.add(before)
+                            page_speedup.add(now / before)
+                            log(f"api run {i + 1} page statement: {now:.0f} tx/s, before {before:.0f} tx/s")
                         log(
                             f"api run {i + 1} {k}: {rps:.0f} req/s p50 {p50:.2f}ms p99 {p99:.2f}ms | "
                             f"pgbench {tps:.0f} tx/s p50 {pg50:.2f}ms p99 {pg99:.2f}ms"
@@ -359,11 +465,15 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
             rss_master.add(master / 1024)
             rss_worker.add(max(workers, default=0) / 1024)
             rss_total.add(sum(hwm.values()) / 1024)
+        for k, n in round_trips(url, user, {k: path for k, (_label, path) in endpoints.items()}).items():
+            trips[k].add(n)
     finally:
         bc.drop(dbname)
     order = []
     for k in endpoints:
         order += [figs[k + s] for s in ("_rps", "_p50", "_p99", "_pg_tps", "_pg_p50", "_pg_p99", "_ratio")]
+        order.append(trips[k])
+    order += [page_new, page_old, page_speedup]
     section = Section(
         f"4. API ({projects:,} projects, per-project mode: {projects:,} customers)",
         f"uvicorn (`bench/serve.py`: TCP_NODELAY on) with {WORKERS} worker processes on loopback, "
@@ -380,6 +490,7 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     section.targets.append(
         Target("customers list, first page of 100: service / pgbench", figs["customers_ratio"], ">=", 0.6)
     )
+    section.targets.append(Target("customers page statement: today / before issue 14", page_speedup, ">=", 4))
     section.targets.append(Target("full plain customers list: time", full_s, "<=", 1.0))
     section.targets.append(Target("full plain customers list: service peak VmHWM", full_rss, "<=", 100))
     mem_section = Section(

@@ -2,9 +2,10 @@
 
 Tokens are ``secrets.token_urlsafe(32)``, shown once at login (service/routes/auth.py); the
 database stores only their SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and
-``revoked`` set by logout. A request's token is checked inside the request's own transaction
-(service/request.py), together with the user's ``is_active`` and the permissions of its role
-(``config.role_permissions``).
+``revoked`` set by logout. A request's token is checked by the request's first statement
+(service/request.py), together with the user's ``is_active``, the permissions of its role
+(``config.role_permissions``) and, for a path under ``/orgs/{org}/``, whether the user may see
+that org.
 
 Failed logins are throttled in process: after 5 failures for one email within 60 s, login for
 that email answers 429 with ``Retry-After`` until the oldest of them is 60 s old. The counter
@@ -23,7 +24,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
 from service.queries import Db, Scope, query
@@ -90,12 +91,21 @@ class User:
         return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
 
 
-async def authenticate(conn: Any, token: str) -> User:
-    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token))
+async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
+    """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
+    ``org_id`` when given (404, as orgs.get would answer): one statement, the token lookup,
+    answers all three, in that order."""
+    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
     if row is None:
         raise unauthorized("Invalid token.")
     if row["state"] != "ok":
         raise unauthorized(REFUSED[row["state"]])
+    if permission is not None and permission not in row["permissions"]:
+        raise PermissionDeniedException(
+            f"You do not have permission to perform this action (role {row['role']} lacks {permission})."
+        )
+    if not row["org_visible"]:
+        raise NotFoundException(f"Org {org_id} not found.")
     return User(
         uuid=row["uuid"],
         email=row["email"],

@@ -12,7 +12,7 @@ with an explicit cast, and callers fetch them with :func:`query` at import time,
 misspelt name fails when the module is imported (the app refuses to start), not on a request.
 Loading fails on a duplicate name, a block without a statement, or text before the first name.
 
-Running them: the API (async, one request's transaction) and the command line (sync) use the
+Running them: the API (async, one request's connection) and the command line (sync) use the
 same two faces, :class:`Db` and :class:`SyncDb`, which share what every statement is given
 (:func:`bind`: the caller's :class:`Scope`, then ``limit``/``offset`` defaults meaning "the
 whole list", then the statement's own parameters) and how a list's ``total`` column is taken
@@ -124,7 +124,8 @@ def split_total(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
 
 
 class Db:
-    """The async face: one API request's transaction, scoped to its user (``user.scope``)."""
+    """The async face: one API request's connection (a transaction for a write), scoped to its
+    user (``user.scope``)."""
 
     def __init__(self, conn: psycopg.AsyncConnection, user: Any = None) -> None:
         self.conn = conn

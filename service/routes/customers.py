@@ -47,12 +47,12 @@ from service.api import (
 from service.errors import NOT_THIS_CUSTOMERS, Conflict, FieldErrors
 from service.names import ORIGINS
 from service.queries import Db, query
-from service.request import run
+from service.request import run, stream_list
 from service.routes.upgrade import associations_final, current_release, database_refusals
 
 SQL = {
     name: query(f"customers.{name}")
-    for name in ("list", "get", "create", "update", "delete", "add_projects", "remove_projects")
+    for name in ("list", "all_json", "get", "create", "update", "delete", "add_projects", "remove_projects")
 }
 
 Name = Annotated[
@@ -201,6 +201,9 @@ async def list_customers(
         ),
     ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
+    if not paging.paginate:  # the whole list (hdxcli's pagination=False): streamed, never held
+        return await stream_list(request, "customers.read", SQL["all_json"], name=name, origin=origin)
+
     async def work(db: Db) -> Any:
         return listing(request, paging, await db.all(SQL["list"], name=name, origin=origin, **paging.sql()))
 

@@ -123,7 +123,7 @@ async def login(
     async def find(conn: Any) -> dict[str, Any] | None:
         return await Db(conn).one(SQL["user_for_login"], email=email)
 
-    row = await transaction(database(request), find)
+    row = await transaction(database(request), find, read_only=True)
     # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
     ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
     if not ok:

@@ -1,5 +1,8 @@
 """Projects of an org, with their customer (docs/api.md); the orphan audit is
-``GET /config/v1/orgs/{org_id}/projects/?customer_id__isnull=True``."""
+``GET /config/v1/orgs/{org_id}/projects/?customer_id__isnull=True``.
+
+Every handler passes the path's org to service.request.run, whose token lookup answers 404
+for an org the user may not see (as orgs.get): the statements below only scope by that org."""
 
 from __future__ import annotations
 
@@ -31,7 +34,6 @@ from service.api import (
 from service.errors import NO_SUCH_CUSTOMER, Conflict
 from service.queries import Db, query
 from service.request import run
-from service.routes.orgs import visible_org
 from service.routes.upgrade import current_release, database_refusals
 
 SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
@@ -154,7 +156,6 @@ async def list_projects(
     name: Annotated[str | None, QueryParameter(description="Only the project with this exact name.")] = None,
 ) -> list[Project] | ProjectPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
-        await visible_org(db, org_id)
         rows = await db.all(
             SQL["list"],
             org_id=org_id,
@@ -165,7 +166,7 @@ async def list_projects(
         )
         return listing(request, paging, rows)
 
-    return await run(request, "projects.read", work)
+    return await run(request, "projects.read", work, org_id=org_id)
 
 
 @route(
@@ -177,7 +178,6 @@ async def list_projects(
 )
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
-        await visible_org(db, org_id)
         final = (await current_release(db)).customers_final
         return metadata(
             "Project List",
@@ -186,7 +186,7 @@ async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
             "projects.write" in db.user.permissions,
         )  # type: ignore[union-attr]
 
-    return await run(request, "projects.read", work)
+    return await run(request, "projects.read", work, org_id=org_id)
 
 
 @post(
@@ -197,7 +197,6 @@ async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
 )
 async def create_project(request: Request, org_id: OrgId, data: JSONBody[ProjectCreate]) -> Project:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_org(db, org_id)
         with database_refusals():  # from 6.4: no customer is "This field is required."
             row = await db.one(
                 SQL["create"],
@@ -209,7 +208,7 @@ async def create_project(request: Request, org_id: OrgId, data: JSONBody[Project
             )
         return _written(row, data.customer)  # type: ignore[arg-type]
 
-    return await run(request, "projects.write", work)
+    return await run(request, "projects.write", work, org_id=org_id)
 
 
 @get(
@@ -220,10 +219,9 @@ async def create_project(request: Request, org_id: OrgId, data: JSONBody[Project
 )
 async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) -> Project:
     async def work(db: Db) -> dict[str, Any]:
-        await visible_org(db, org_id)
         return await _found(await db.one(SQL["get"], org_id=org_id, project_id=project_id), project_id)
 
-    return await run(request, "projects.read", work)
+    return await run(request, "projects.read", work, org_id=org_id)
 
 
 async def _update(
@@ -233,7 +231,6 @@ async def _update(
         return getattr(data, name) is not UNSET
 
     async def work(db: Db) -> dict[str, Any]:
-        await visible_org(db, org_id)
         settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
         with database_refusals():  # from 6.4: a different customer is refused
             row = await db.one(
@@ -251,7 +248,7 @@ async def _update(
             )
         return _written(row, data.customer, project_id)  # type: ignore[arg-type]
 
-    return await run(request, "projects.write", work)
+    return await run(request, "projects.write", work, org_id=org_id)
 
 
 @put(
@@ -287,10 +284,9 @@ async def patch_project(
 async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        await visible_org(db, org_id)
         await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
 
-    await run(request, "projects.write", work)
+    await run(request, "projects.write", work, org_id=org_id)
 
 
 HANDLERS = [

@@ -19,10 +19,19 @@ VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => 
 -- name: user_for_token
 -- `state` says why a token is refused (revoked, expired, inactive) so the 401 can say it.
 -- For a valid token it also sets who acts (as set_actor does), saving a round trip on
--- every request: the audit triggers and customers.created_by read these settings.
+-- every request: the audit triggers and customers.created_by read these settings. (A read
+-- runs in autocommit, service/request.py: the settings then end with this statement, which is
+-- what a read wants: nothing it runs writes an audit row.)
+-- `org_visible`: whether the user may see org %(org_id)s as orgs.get decides (true when
+-- NULL), so a request under /orgs/{org}/ needs no separate org check: 401, 403 and 404 are
+-- answered from this one row.
 SELECT a.uuid, a.email, a.org_id, a.role, a.state, a.permissions,
        set_config('hierarchy.actor', CASE WHEN a.state = 'ok' THEN a.email ELSE '' END, true) AS actor,
-       set_config('hierarchy.user_id', CASE WHEN a.state = 'ok' THEN a.uuid::text ELSE '' END, true) AS user_id
+       set_config('hierarchy.user_id', CASE WHEN a.state = 'ok' THEN a.uuid::text ELSE '' END, true) AS user_id,
+       (%(org_id)s::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM config.orgs o
+                   WHERE o.uuid = %(org_id)s::uuid
+                     AND ('all_orgs' = ANY (a.permissions) OR o.uuid = a.org_id))) AS org_visible
 FROM (
     SELECT u.uuid, u.email, u.org_id, u.role,
            CASE WHEN t.revoked IS NOT NULL THEN 'revoked'

@@ -1,7 +1,11 @@
 -- Customers are global. A user with all_orgs sees every customer; any other user sees the
 -- customers holding a project of its org and the customers it created (created_by), and
 -- only its org's projects in `projects`: config.customer_visible, config.customer_mine and
--- config.org_visible (migrations/0002) say it once; the planner inlines them.
+-- config.org_visible (migrations/0002) say it once. The planner inlines org_visible and
+-- customer_mine; it never inlines customer_visible (PostgreSQL does not inline a function
+-- whose body has a subquery, here its EXISTS), so a statement that tests it for one customer
+-- calls it, and the lists, which would call it once per customer, spell it out (`list`,
+-- `all_json`, marked "customer_visible, spelt out").
 --
 -- Every write carries its own guard: the visibility and ownership conditions sit in the
 -- statement that changes the rows (docs/design.md, "Authorisation"), and the statement
@@ -11,11 +15,17 @@
 -- name: list
 -- The page is chosen first (ordered by the unique name: an index scan), and only its rows
 -- get their `projects` array; `total` is counted once, not carried through a window over
--- every visible customer.
+-- every visible customer. A user who sees every customer (all_orgs) and filters at most by
+-- origin gets it from config.customer_count (a few rows of customer_counts instead of an
+-- index scan of every customer): exactly count(*) of this statement's snapshot. Anyone else
+-- (the visible set depends on the user's org and uuid) or a name filter: counted. The page
+-- and its count come from this one statement, so they agree even in autocommit.
 WITH visible AS NOT MATERIALIZED (
     SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
     FROM config.customers c
-    WHERE config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out
+           OR EXISTS (SELECT 1 FROM config.projects p
+                      WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
       AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
       AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
 ), page AS (
@@ -27,9 +37,42 @@ SELECT c.uuid, c.name, c.description, c.origin,
        ARRAY(SELECT p.uuid FROM config.projects p
              WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
              ORDER BY p.name, p.uuid) AS projects,
-       c.created, c.modified, (SELECT count(*) FROM visible) AS total
+       c.created, c.modified,
+       CASE WHEN %(all_orgs)s::boolean AND %(name)s::text IS NULL
+            THEN (SELECT config.customer_count(%(origin)s::text))
+            ELSE (SELECT count(*) FROM visible) END AS total
 FROM page c
 ORDER BY c.name, c.uuid;
+
+-- name: all_json
+-- The plain (unpaginated) list, streamed (service.request.stream_list): one row per customer,
+-- the JSON object the API writes for a Customer (the same fields, visibility and order as
+-- `list`), so the service passes rows through instead of building 100,000 objects. Customers
+-- are read in name order (the unique index: the first rows come at once and the service sends
+-- them while the rest are made), each with its projects array; the JSON is made after the
+-- ordering. Times are written as msgspec writes the datetimes psycopg reads (in the session's
+-- time zone, `Z` for UTC; six digits of microseconds, only when not zero).
+SELECT row_to_json(r)::text AS customer
+FROM (
+    SELECT c.uuid, c.name, c.description, c.origin,
+           ARRAY(SELECT p.uuid FROM config.projects p
+                 WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+                 ORDER BY p.name, p.uuid) AS projects,
+           replace(to_char(c.created, CASE WHEN date_trunc('second', c.created) = c.created
+                   THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
+                   '+00:00', 'Z') AS created,
+           replace(to_char(c.modified, CASE WHEN date_trunc('second', c.modified) = c.modified
+                   THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
+                   '+00:00', 'Z') AS modified
+    FROM config.customers c
+    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out
+           OR EXISTS (SELECT 1 FROM config.projects p
+                      WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
+      AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
+      AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
+    ORDER BY c.name, c.uuid
+) r
+ORDER BY r.name, r.uuid;
 
 -- name: get
 SELECT c.uuid, c.name, c.description, c.origin,

@@ -1,6 +1,6 @@
--- Projects of an org. The handler first checks the org is visible (orgs.get: a user's org
--- and all_orgs do not change under a request), so these statements only scope by the org in
--- the path; `customer` is the customer's uuid, and a customer named in a body is checked in
+-- Projects of an org. The request's token lookup first checks the org is visible
+-- (auth.user_for_token's org_visible, as orgs.get decides: a user's org and all_orgs do not
+-- change under a request), so these statements only scope by the org in the path; `customer` is the customer's uuid, and a customer named in a body is checked in
 -- the statement that writes it (create, update).
 
 -- name: list

@@ -144,3 +144,60 @@ def test_update_bad_input(api, method, body):
     r = api.request(method, f"{BASE}/{c['uuid']}", json=body)
     assert r.status_code == 400, r.text
     assert api.counts() == before
+
+
+def _pages(api, role, **params):
+    """Every page of the paginated list, and the count the last page gave."""
+    rows, page = [], 1
+    while True:
+        body = api.get(f"{BASE}/", role, params={**params, "page_size": 2, "page": page}).json()
+        rows += body["results"]
+        if body["next"] is None:
+            return rows, body["count"]
+        page += 1
+
+
+def test_plain_list_is_streamed_and_matches_the_pages(api):
+    """The unpaginated list (streamed from the database, times and JSON written by SQL) is the
+    paged list's rows, value for value, for a super admin and for an operator who sees only
+    its org's customers and those it created."""
+    other = api.other_org()
+    one = api.project("streamed-one")
+    api.project("streamed-two")
+    elsewhere = api.project("elsewhere", org=other)
+    mine = api.customer("made-by-operator", role="operator", description="by hand")
+    for role in ("super_admin", "operator"):
+        plain = api.get(f"{BASE}/", role)
+        assert plain.status_code == 200 and plain.headers["content-type"].startswith("application/json")
+        paged, count = _pages(api, role)
+        assert plain.json() == paged and len(paged) == count
+        assert plain.json() == api.get(f"{BASE}/?page_size=5&pagination=False", role).json()
+        projects = {p for c in plain.json() for p in c["projects"]}
+        assert one["uuid"] in projects and mine["uuid"] in {c["uuid"] for c in plain.json()}
+        assert (elsewhere["uuid"] in projects) is (role == "super_admin")
+    assert api.get(f"{BASE}/", role=None).status_code == 401
+    assert api.get(f"{BASE}/", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert [c["uuid"] for c in api.get(f"{BASE}/?name={mine['name']}").json()] == [mine["uuid"]]
+    assert api.get(f"{BASE}/?origin=manual&name=nothing-like-it").content == b"[]"
+    assert api.get(f"{BASE}/?origin=bogus").status_code == 400
+
+
+def test_page_count_is_exact_for_every_scope(api):
+    """The page's count is the number of customers the user sees with those filters: from
+    config.customer_count for a super admin (also after creating, re-labelling and deleting
+    customers), counted for an operator and for a name filter."""
+    other = api.other_org()
+    api.project("counted-one")
+    api.project("counted-two", org=other)
+    api.customer("counted-manual", role="operator")
+    gone = api.customer("counted-gone")
+    api.request("DELETE", f"{BASE}/{gone['uuid']}")
+    relabelled = api.sql("UPDATE config.customers SET origin = 'project' WHERE origin = 'system' RETURNING 1")
+    for role in ("super_admin", "operator", "read_only"):
+        for params in ({}, {"origin": "manual"}, {"origin": "project"}, {"name": "counted-manual"}):
+            listed = api.get(f"{BASE}/", role, params=params).json()
+            assert _pages(api, role, **params)[1] == len(listed), (role, params)
+    total = api.one("SELECT count(*) AS n FROM config.customers")["n"]
+    assert api.get(f"{BASE}/?page_size=1").json()["count"] == total
+    seen_by_operator = len(api.get(f"{BASE}/", "operator").json())
+    assert 0 < seen_by_operator < total and relabelled
