@@ -22,6 +22,8 @@ FROM config.customers;
 
 DROP TRIGGER tunables_mode_changed ON config.tunables;
 DROP TRIGGER projects_assign_customer ON config.projects;
+DROP TRIGGER projects_defer_customer_check ON config.projects;
+DROP TRIGGER projects_create_own_customers ON config.projects;
 DROP TRIGGER projects_track_orphans ON config.projects;
 DROP TRIGGER projects_settle_insert ON config.projects;
 DROP TRIGGER projects_settle_update ON config.projects;
@@ -53,6 +55,9 @@ DROP FUNCTION config.misnamed_single_project_customers(uuid[]);
 DROP FUNCTION config.give_way_timeout();
 DROP FUNCTION config.track_orphans();
 DROP FUNCTION config.assign_new_project();
+DROP FUNCTION config.create_own_customers();
+DROP FUNCTION config.defer_customer_check();
+DROP FUNCTION config.own_customer_id(uuid);
 DROP FUNCTION config.default_customer(uuid);
 DROP FUNCTION config.create_customers(text, uuid[], text[]);
 DROP FUNCTION config.customers_guard_name();

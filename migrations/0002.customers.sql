@@ -99,7 +99,9 @@ COMMENT ON COLUMN config.customers.created_for_project IS 'For origins system an
 COMMENT ON COLUMN config.customers.created_by IS 'The application user who created it (NULL for the job and plain SQL); operators see the customers they created.';
 
 ALTER TABLE config.projects
-    ADD COLUMN customer_id uuid REFERENCES config.customers (uuid) ON DELETE SET NULL,
+    -- DEFERRABLE only so that an INSERT can create its projects' own customers after its rows
+    -- (projects_create_own_customers); the check stays immediate, at the end of each statement
+    ADD COLUMN customer_id uuid REFERENCES config.customers (uuid) ON DELETE SET NULL DEFERRABLE INITIALLY IMMEDIATE,
     ADD COLUMN orphaned_at timestamptz;
 COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
 COMMENT ON COLUMN config.projects.orphaned_at IS 'When the project lost its customer (NULL for a project never associated); the job waits customer_orphan_grace_seconds after it.';
@@ -439,46 +441,109 @@ COMMENT ON FUNCTION config.default_customer(uuid) IS 'Rule 2: the uuid of the or
 -- ---------------------------------------------------------------------------
 
 -- Rule 5: a new project gets its customer in the statement that creates it; an explicit
--- customer_id wins. Per row, so it works for INSERT, multi-row INSERT and COPY alike.
+-- customer_id wins. Set-based, so INSERT, multi-row INSERT and COPY pay one statement for
+-- all their rows' customers rather than one per row:
+--   before the statement  projects_defer_customer_check defers the foreign-key check;
+--   each row              projects_assign_customer points the project at the org's default
+--                         customer (single mode), or at the uuid its own customer will have
+--                         (config.own_customer_id: system projects, per-project mode);
+--   after the statement   projects_create_own_customers creates those customers in one
+--                         INSERT and makes the check immediate again, so it runs right then.
+
+-- The uuid of the customer a new project gets for itself: derived from the project's uuid, so
+-- the statement trigger knows which customer_id values the row trigger wrote.
+CREATE FUNCTION config.own_customer_id(p_project uuid) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT md5('config.customers:' || p_project::text)::uuid $$;
+COMMENT ON FUNCTION config.own_customer_id(uuid) IS 'Rule 5: the uuid of the customer created for a new project of its own (system projects, per-project mode).';
+
+CREATE FUNCTION config.defer_customer_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    SET CONSTRAINTS config.projects_customer_id_fkey DEFERRED;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.defer_customer_check() IS 'Rule 5: BEFORE INSERT statement trigger deferring projects_customer_id_fkey until projects_create_own_customers has made the new projects'' customers.';
+
+CREATE TRIGGER projects_defer_customer_check BEFORE INSERT ON config.projects
+    FOR EACH STATEMENT EXECUTE FUNCTION config.defer_customer_check();
+COMMENT ON TRIGGER projects_defer_customer_check ON config.projects IS 'Rule 5: the foreign-key check of new projects waits for their customers (end of the same statement).';
+
 CREATE FUNCTION config.assign_new_project() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    origin text;
 BEGIN
     NEW.orphaned_at := NULL;
     IF NEW.customer_id IS NOT NULL THEN
         RETURN NEW;
     END IF;
-    IF config.is_system_project(NEW.name) THEN
-        origin := 'system';
-    ELSIF config.per_project_mode() THEN
-        origin := 'project';
-    ELSE
-        -- the org's default customer, pinned as default_customer does; created when missing
-        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE default_for_org = NEW.org_id FOR KEY SHARE;
-        IF NEW.customer_id IS NULL THEN
-            NEW.customer_id := config.default_customer(NEW.org_id);
-        END IF;
+    IF config.is_system_project(NEW.name) OR config.per_project_mode() THEN
+        NEW.customer_id := config.own_customer_id(NEW.uuid);  -- created after the statement
         RETURN NEW;
     END IF;
-    -- The common case in one statement (bulk loads pay it per row): the first name candidate
-    -- is free. Otherwise create_customers tries the next candidates.
-    INSERT INTO config.customers (name, origin, created_for_project)
-    VALUES ((config.customer_name_candidates(NEW.name, NEW.uuid))[1], origin, NEW.uuid)
-    ON CONFLICT DO NOTHING
-    RETURNING uuid INTO NEW.customer_id;
+    -- the org's default customer, pinned as default_customer does; created when missing
+    SELECT uuid INTO NEW.customer_id FROM config.customers WHERE default_for_org = NEW.org_id FOR KEY SHARE;
     IF NEW.customer_id IS NULL THEN
-        PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
-        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+        NEW.customer_id := config.default_customer(NEW.org_id);
     END IF;
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3.';
+COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3 (its own one is created by projects_create_own_customers).';
 
 CREATE TRIGGER projects_assign_customer BEFORE INSERT ON config.projects
     FOR EACH ROW EXECUTE FUNCTION config.assign_new_project();
 COMMENT ON TRIGGER projects_assign_customer ON config.projects IS 'Rule 5: associates every new project (INSERT or COPY) in the same transaction.';
+
+-- Creates, in one INSERT per name level, the customers the row trigger promised (rules 1 and
+-- 3), named after their projects (rule 4: the first free candidate), then makes the foreign-key
+-- check immediate again, which runs it for this statement's rows. A project whose customer
+-- could not be made (a customer made for its uuid already exists, or no name was free) is
+-- pointed at the existing one, or left an orphan for the job.
+CREATE FUNCTION config.create_own_customers() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    wanted integer;
+    made   integer := 0;
+    n      integer;
+    level  integer;
+BEGIN
+    SELECT count(*) INTO wanted FROM new_rows r WHERE r.customer_id = config.own_customer_id(r.uuid);
+    FOR level IN 1..3 LOOP
+        EXIT WHEN made >= wanted;
+        -- EXECUTE: planned with the transition table's real size (one row from the API,
+        -- a million from a COPY)
+        EXECUTE $sql$
+        INSERT INTO config.customers (uuid, name, origin, created_for_project)
+        SELECT r.customer_id, (config.customer_name_candidates(r.name, r.uuid))[$1],
+               CASE WHEN config.is_system_project(r.name) THEN 'system' ELSE 'project' END, r.uuid
+        FROM new_rows r
+        WHERE r.customer_id = config.own_customer_id(r.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
+        ORDER BY r.uuid
+        ON CONFLICT DO NOTHING
+        $sql$ USING level;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        made := made + n;
+    END LOOP;
+    IF made < wanted THEN
+        EXECUTE $sql$
+        UPDATE config.projects p
+        SET customer_id = (SELECT c.uuid FROM config.customers c WHERE c.created_for_project = p.uuid)
+        FROM new_rows r
+        WHERE p.uuid = r.uuid AND r.customer_id = config.own_customer_id(r.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
+        $sql$;
+    END IF;
+    SET CONSTRAINTS config.projects_customer_id_fkey IMMEDIATE;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION config.create_own_customers() IS 'Rule 5: AFTER INSERT statement trigger creating, set-based, the own customers of the statement''s new projects, then running the foreign-key check.';
+
+-- fires before projects_settle_insert (statement triggers fire in name order)
+CREATE TRIGGER projects_create_own_customers AFTER INSERT ON config.projects REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION config.create_own_customers();
+COMMENT ON TRIGGER projects_create_own_customers ON config.projects IS 'Rule 5: creates the new projects'' own customers (system projects, per-project mode) in one statement.';
 
 -- Rule 6 bookkeeping: remember when a project became an orphan.
 CREATE FUNCTION config.track_orphans() RETURNS trigger

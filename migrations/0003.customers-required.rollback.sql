@@ -29,11 +29,13 @@ DROP TRIGGER projects_customer_final ON config.projects;
 DROP FUNCTION config.refuse_customer_change();
 ALTER TABLE config.projects
     ENABLE TRIGGER projects_assign_customer,
+    ENABLE TRIGGER projects_defer_customer_check,
+    ENABLE TRIGGER projects_create_own_customers,
     ENABLE TRIGGER projects_track_orphans,
     ALTER COLUMN customer_id DROP NOT NULL,
     DROP CONSTRAINT projects_customer_id_fkey,
     ADD CONSTRAINT projects_customer_id_fkey FOREIGN KEY (customer_id)
-        REFERENCES config.customers (uuid) ON DELETE SET NULL;
+        REFERENCES config.customers (uuid) ON DELETE SET NULL DEFERRABLE INITIALLY IMMEDIATE;
 COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belongs to (release 6.1). NULL means orphan: the job re-homes it.';
 
 CREATE OR REPLACE FUNCTION config.schema_release() RETURNS text

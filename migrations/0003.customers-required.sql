@@ -70,6 +70,8 @@ ALTER TABLE config.projects
     ENABLE ALWAYS TRIGGER projects_customer_final,
     -- 6.1's rule 5 gave a project without customer one; from 6.4 the creator names it
     DISABLE TRIGGER projects_assign_customer,
+    DISABLE TRIGGER projects_defer_customer_check,
+    DISABLE TRIGGER projects_create_own_customers,
     -- nothing can become an orphan any more
     DISABLE TRIGGER projects_track_orphans,
     ALTER COLUMN customer_id SET NOT NULL,

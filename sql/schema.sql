@@ -25,34 +25,19 @@ COMMENT ON SCHEMA config IS 'Config API objects: orgs, projects, users, tunables
 CREATE FUNCTION config.assign_new_project() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
-DECLARE
-    origin text;
 BEGIN
     NEW.orphaned_at := NULL;
     IF NEW.customer_id IS NOT NULL THEN
         RETURN NEW;
     END IF;
-    IF config.is_system_project(NEW.name) THEN
-        origin := 'system';
-    ELSIF config.per_project_mode() THEN
-        origin := 'project';
-    ELSE
-        -- the org's default customer, pinned as default_customer does; created when missing
-        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE default_for_org = NEW.org_id FOR KEY SHARE;
-        IF NEW.customer_id IS NULL THEN
-            NEW.customer_id := config.default_customer(NEW.org_id);
-        END IF;
+    IF config.is_system_project(NEW.name) OR config.per_project_mode() THEN
+        NEW.customer_id := config.own_customer_id(NEW.uuid);  -- created after the statement
         RETURN NEW;
     END IF;
-    -- The common case in one statement (bulk loads pay it per row): the first name candidate
-    -- is free. Otherwise create_customers tries the next candidates.
-    INSERT INTO config.customers (name, origin, created_for_project)
-    VALUES ((config.customer_name_candidates(NEW.name, NEW.uuid))[1], origin, NEW.uuid)
-    ON CONFLICT DO NOTHING
-    RETURNING uuid INTO NEW.customer_id;
+    -- the org's default customer, pinned as default_customer does; created when missing
+    SELECT uuid INTO NEW.customer_id FROM config.customers WHERE default_for_org = NEW.org_id FOR KEY SHARE;
     IF NEW.customer_id IS NULL THEN
-        PERFORM config.create_customers(origin, ARRAY[NEW.uuid], ARRAY[NEW.name]);
-        SELECT uuid INTO NEW.customer_id FROM config.customers WHERE created_for_project = NEW.uuid;
+        NEW.customer_id := config.default_customer(NEW.org_id);
     END IF;
     RETURN NEW;
 END
@@ -62,7 +47,7 @@ $$;
 -- Name: FUNCTION assign_new_project(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3.';
+COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigger giving a new project its customer by rules 1 to 3 (its own one is created by projects_create_own_customers).';
 
 --
 -- Name: audit_changes(); Type: FUNCTION; Schema: config; Owner: -
@@ -257,6 +242,57 @@ $$;
 COMMENT ON FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_names text[]) IS 'Set-based creation of customers for projects (origin system/project) or orgs (origin default) with collision-free deterministic names; returns the uuids created.';
 
 --
+-- Name: create_own_customers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.create_own_customers() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $_$
+DECLARE
+    wanted integer;
+    made   integer := 0;
+    n      integer;
+    level  integer;
+BEGIN
+    SELECT count(*) INTO wanted FROM new_rows r WHERE r.customer_id = config.own_customer_id(r.uuid);
+    FOR level IN 1..3 LOOP
+        EXIT WHEN made >= wanted;
+        -- EXECUTE: planned with the transition table's real size (one row from the API,
+        -- a million from a COPY)
+        EXECUTE $sql$
+        INSERT INTO config.customers (uuid, name, origin, created_for_project)
+        SELECT r.customer_id, (config.customer_name_candidates(r.name, r.uuid))[$1],
+               CASE WHEN config.is_system_project(r.name) THEN 'system' ELSE 'project' END, r.uuid
+        FROM new_rows r
+        WHERE r.customer_id = config.own_customer_id(r.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
+        ORDER BY r.uuid
+        ON CONFLICT DO NOTHING
+        $sql$ USING level;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        made := made + n;
+    END LOOP;
+    IF made < wanted THEN
+        EXECUTE $sql$
+        UPDATE config.projects p
+        SET customer_id = (SELECT c.uuid FROM config.customers c WHERE c.created_for_project = p.uuid)
+        FROM new_rows r
+        WHERE p.uuid = r.uuid AND r.customer_id = config.own_customer_id(r.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
+        $sql$;
+    END IF;
+    SET CONSTRAINTS config.projects_customer_id_fkey IMMEDIATE;
+    RETURN NULL;
+END
+$_$;
+
+--
+-- Name: FUNCTION create_own_customers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.create_own_customers() IS 'Rule 5: AFTER INSERT statement trigger creating, set-based, the own customers of the statement''s new projects, then running the foreign-key check.';
+
+--
 -- Name: current_actor(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -436,6 +472,25 @@ $$;
 --
 
 COMMENT ON FUNCTION config.default_customer(p_org_id uuid) IS 'Rule 2: the uuid of the org''s default customer (named <org>-default), created when missing.';
+
+--
+-- Name: defer_customer_check(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.defer_customer_check() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    SET CONSTRAINTS config.projects_customer_id_fkey DEFERRED;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION defer_customer_check(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.defer_customer_check() IS 'Rule 5: BEFORE INSERT statement trigger deferring projects_customer_id_fkey until projects_create_own_customers has made the new projects'' customers.';
 
 --
 -- Name: give_way_timeout(); Type: FUNCTION; Schema: config; Owner: -
@@ -670,6 +725,20 @@ $$;
 --
 
 COMMENT ON FUNCTION config.orphans_due_before() IS 'Rule 6: orphans orphaned at or before this instant are due (grace period over, or the mode changed since).';
+
+--
+-- Name: own_customer_id(uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.own_customer_id(p_project uuid) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT md5('config.customers:' || p_project::text)::uuid $$;
+
+--
+-- Name: FUNCTION own_customer_id(p_project uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.own_customer_id(p_project uuid) IS 'Rule 5: the uuid of the customer created for a new project of its own (system projects, per-project mode).';
 
 --
 -- Name: per_project_mode(); Type: FUNCTION; Schema: config; Owner: -
@@ -2593,6 +2662,20 @@ CREATE TRIGGER projects_audit_update AFTER UPDATE ON config.projects REFERENCING
 COMMENT ON TRIGGER projects_audit_update ON config.projects IS 'audit_log rows for changed projects, including association changes (changed contains customer_id).';
 
 --
+-- Name: projects projects_create_own_customers; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_create_own_customers AFTER INSERT ON config.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.create_own_customers();
+
+ALTER TABLE config.projects DISABLE TRIGGER projects_create_own_customers;
+
+--
+-- Name: TRIGGER projects_create_own_customers ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_create_own_customers ON config.projects IS 'Rule 5: creates the new projects'' own customers (system projects, per-project mode) in one statement.';
+
+--
 -- Name: projects projects_customer_final; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -2605,6 +2688,20 @@ ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_customer_final;
 --
 
 COMMENT ON TRIGGER projects_customer_final ON config.projects IS 'Release 6.4: a project''s customer cannot be changed (fires in replica mode too: bulk loads included).';
+
+--
+-- Name: projects projects_defer_customer_check; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_defer_customer_check BEFORE INSERT ON config.projects FOR EACH STATEMENT EXECUTE FUNCTION config.defer_customer_check();
+
+ALTER TABLE config.projects DISABLE TRIGGER projects_defer_customer_check;
+
+--
+-- Name: TRIGGER projects_defer_customer_check ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_defer_customer_check ON config.projects IS 'Rule 5: the foreign-key check of new projects waits for their customers (end of the same statement).';
 
 --
 -- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -

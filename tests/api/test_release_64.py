@@ -110,6 +110,8 @@ def test_health_shows_64(api):
     body = r.json()
     assert (body["status"], body["release"], body["latest_release"]) == ("ok", "6.4", "6.4")
     assert body["scheduler"] == "none"
+    # the job is unscheduled at 6.4: no age of its last run to alert on
+    assert "hierarchy_seconds_since_last_job_run NaN" in api.client.get("/metrics").text
 
 
 def test_pre_upgrade_check_endpoint(api):

@@ -158,6 +158,14 @@ def test_deleting_a_project_removes_its_empty_auto_customer_but_never_a_manual_o
             'not present in table "customers"',
         ),
         (
+            # the foreign key is deferred only while the statement makes its own customers
+            "INSERT INTO config.projects (org_id, name, customer_id)"
+            " SELECT uuid, 'ghost', '00000000-0000-0000-0000-000000000000' FROM config.orgs",
+            None,
+            psycopg.errors.ForeignKeyViolation,
+            'not present in table "customers"',
+        ),
+        (
             "INSERT INTO config.projects (org_id, name) SELECT uuid, 'bad name' FROM config.orgs",
             None,
             psycopg.errors.CheckViolation,
@@ -179,3 +187,26 @@ def test_bad_input_is_refused_with_a_clear_message_and_changes_nothing(db, state
         customers(db),
         db.execute("SELECT name, value FROM config.tunables ORDER BY name").fetchall(),
     ) == before
+
+
+@pytest.mark.parametrize("per_project", [False, True])
+def test_a_missing_customer_is_refused_by_the_insert_itself_inside_a_transaction(db, per_project):
+    """The own customers are made after the rows, under a deferred foreign key; the statement
+    makes the check immediate again, so the refusal comes from the INSERT, not from COMMIT."""
+    set_mode(db, per_project)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        with db.transaction():
+            db.execute(
+                "INSERT INTO config.projects (org_id, name, customer_id) SELECT uuid, n, c FROM config.orgs,"
+                " (VALUES ('fine', NULL::uuid), ('ghost', '00000000-0000-0000-0000-000000000000')) v (n, c)"
+            )
+            raise AssertionError("the INSERT itself should have failed")
+    assert scalar(db, "SELECT count(*) FROM config.projects WHERE name IN ('fine', 'ghost')") == 0
+    with db.transaction():
+        db.execute("INSERT INTO config.projects (org_id, name) SELECT uuid, 'fine' FROM config.orgs")
+        mine = scalar(
+            db,
+            "SELECT c.origin FROM config.projects p JOIN config.customers c ON c.uuid = p.customer_id"
+            " WHERE p.name = 'fine'",
+        )
+        assert mine == ("project" if per_project else "default")  # there before COMMIT
