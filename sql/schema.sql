@@ -273,6 +273,8 @@ BEGIN
         made := made + n;
     END LOOP;
     IF made < wanted THEN
+        -- one left without a customer was never associated: due to the job at once (track_orphans)
+        PERFORM set_config('hierarchy.own_customer_failed', 'on', true);
         EXECUTE $sql$
         UPDATE config.projects p
         SET customer_id = (SELECT c.uuid FROM config.customers c WHERE c.created_for_project = p.uuid)
@@ -280,6 +282,7 @@ BEGIN
         WHERE p.uuid = r.uuid AND r.customer_id = config.own_customer_id(r.uuid)
           AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
         $sql$;
+        PERFORM set_config('hierarchy.own_customer_failed', '', true);
     END IF;
     SET CONSTRAINTS config.projects_customer_id_fkey IMMEDIATE;
     RETURN NULL;
@@ -1499,7 +1502,8 @@ CREATE FUNCTION config.track_orphans() RETURNS trigger
     AS $$
 BEGIN
     IF NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL THEN
-        NEW.orphaned_at := now();
+        -- a new project whose own customer could not be made never had one (create_own_customers)
+        NEW.orphaned_at := CASE WHEN current_setting('hierarchy.own_customer_failed', true) = 'on' THEN NULL ELSE now() END;
     ELSIF NEW.customer_id IS NOT NULL THEN
         NEW.orphaned_at := NULL;
     END IF;
