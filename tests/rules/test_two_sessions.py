@@ -278,10 +278,11 @@ def test_4_a_rename_left_to_a_joiner_that_aborts_is_settled_by_the_job(sessions)
 
 def test_3_a_project_created_under_a_name_being_taken_does_not_deadlock_with_rule_4(sessions):
     """Session B renames project q to p7, then moves r out of the customer holding both, so
-    rule 4 renames that customer to p7. Meanwhile session C creates a project p7: its new
-    customer p7 is already in the index while it waits for B's project name. The rename
-    gives way instead of waiting (the old code: C was aborted as a deadlock victim); C gets
-    the plain duplicate-name error, and the job names the customer once C is gone."""
+    rule 4 renames that customer to p7. Meanwhile session C creates a project p7 and waits for
+    B's project name. The old code had already put C's new customer p7 in the index, and B's
+    rename waited for it: C was aborted as a deadlock victim. Now C's own customer is made
+    after its rows, and a rename never waits long for a name: C gets the plain duplicate-name
+    error, and the customer carries p7."""
     url, watcher, b = sessions
     set_mode(watcher, True)
     q, r = add_projects(watcher, ["q", "r"])
