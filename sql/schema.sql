@@ -265,7 +265,9 @@ BEGIN
                CASE WHEN config.is_system_project(r.name) THEN 'system' ELSE 'project' END, r.uuid
         FROM new_rows r
         WHERE r.customer_id = config.own_customer_id(r.uuid)
-          AND NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id)
+          -- the first level needs no anti-join (ON CONFLICT skips what exists): a multi-row
+          -- INSERT would scan the growing customers table once per statement
+          AND ($1 = 1 OR NOT EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = r.customer_id))
         ORDER BY r.uuid
         ON CONFLICT DO NOTHING
         $sql$ USING level;
@@ -769,9 +771,10 @@ DECLARE
     touched uuid[];
 BEGIN
     IF TG_OP = 'INSERT' THEN
+        -- a project in its own new customer (config.own_customer_id) touched no other
         SELECT array_agg(DISTINCT n.customer_id) INTO touched
         FROM new_rows n JOIN config.customers c ON c.uuid = n.customer_id
-        WHERE c.created_for_project IS DISTINCT FROM n.uuid;
+        WHERE n.customer_id <> config.own_customer_id(n.uuid) AND c.created_for_project IS DISTINCT FROM n.uuid;
     ELSIF TG_OP = 'DELETE' THEN
         SELECT array_agg(DISTINCT o.customer_id) INTO touched
         FROM old_rows o WHERE o.customer_id IS NOT NULL;
