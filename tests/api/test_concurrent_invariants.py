@@ -7,6 +7,11 @@ run, and every rule is checked on the rows: no orphan, no empty auto-created cus
 mode's layout, single-project names, unique names, no overlapping job runs, an audit trail
 that replays to the final state, no 5xx (503 included) and no deadlock reaching anyone.
 
+The SQL writers change several projects in one statement the way docs/dba.md asks (locked in
+uuid order first): two statements locking the same rows in opposite orders deadlock in any
+PostgreSQL database, and no trigger can reorder a statement's own scan. Every other deadlock
+counts as a failure.
+
 Projects only ever join manual customers here (or none), so each mode's layout is exact:
 per-project mode leaves every project in a manual customer or its own, single mode in a
 manual customer or its org's default one. Mode changes go through switch_customer_mode only.
@@ -154,9 +159,14 @@ def _sql_worker(url, org, seed, stop, failures, started_at):
                     elif op in ("move", "orphan"):
                         target = pick.manual() if op == "move" else None
                         if op == "orphan" or target:
+                            # several rows in uuid order, as docs/dba.md says (and add_projects
+                            # does): two statements locking the same rows in opposite orders
+                            # deadlock in any PostgreSQL database, whatever the triggers do
                             conn.execute(
-                                "UPDATE config.projects SET customer_id = %s WHERE uuid = ANY (%s)",
-                                (target, pick.projects(rng.randint(1, 3))),
+                                "WITH l AS (SELECT uuid FROM config.projects WHERE uuid = ANY (%s)"
+                                " ORDER BY uuid FOR NO KEY UPDATE)"
+                                " UPDATE config.projects p SET customer_id = %s FROM l WHERE p.uuid = l.uuid",
+                                (pick.projects(rng.randint(1, 3)), target),
                             )
                     elif op == "delete":
                         conn.execute("DELETE FROM config.projects WHERE uuid = ANY (%s)", (pick.projects(),))
