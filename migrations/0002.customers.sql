@@ -891,6 +891,8 @@ DECLARE
     planned     jsonb;
     batch_last  uuid;
     exclusive   boolean;
+    home_orgs      uuid[];  -- rule 2: the orgs with due orphans, and their default customers
+    home_customers uuid[];
 BEGIN
     -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
     -- below never wait for a customer deletion that waits for us (customers_delete_lock).
@@ -898,11 +900,10 @@ BEGIN
     -- The upgrade, a mode change and a switch hold the projects table exclusively: nobody
     -- else can hold a project row, so their runs take the orphans without row locks (a lock
     -- per row costs a third of a 100,000-project init job).
-    exclusive := current_setting('hierarchy.job_source', true) IN ('upgrade', 'tunable', 'switch')
-                 AND EXISTS (SELECT 1 FROM pg_locks l
-                             WHERE l.locktype = 'relation' AND l.relation = 'config.projects'::regclass
-                               AND l.pid = pg_backend_pid() AND l.granted
-                               AND l.mode IN ('ExclusiveLock', 'AccessExclusiveLock'));
+    exclusive := EXISTS (SELECT 1 FROM pg_locks l
+                         WHERE l.locktype = 'relation' AND l.relation = 'config.projects'::regclass
+                           AND l.pid = pg_backend_pid() AND l.granted
+                           AND l.mode IN ('ExclusiveLock', 'AccessExclusiveLock'));
     IF p_batch_size IS NOT NULL THEN
         SELECT b.uuid INTO batch_last FROM (
             SELECT p.uuid FROM config.projects p
@@ -976,31 +977,21 @@ BEGIN
         IF keys IS NOT NULL THEN
             made_ids := made_ids || config.create_customers('default', keys, names);
         END IF;
+        SELECT array_agg(o.uuid), array_agg(config.default_customer(o.uuid)) INTO home_orgs, home_customers
+        FROM config.orgs o
+        WHERE EXISTS (SELECT 1 FROM config.projects x
+                      WHERE x.org_id = o.uuid AND x.customer_id IS NULL
+                        AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                        AND NOT config.is_system_project(x.name));
         IF exclusive THEN
-            WITH homes AS MATERIALIZED (
-                SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
-                FROM config.orgs o
-                WHERE EXISTS (SELECT 1 FROM config.projects x
-                              WHERE x.org_id = o.uuid AND x.customer_id IS NULL
-                                AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
-                                AND NOT config.is_system_project(x.name))
-            )
             UPDATE config.projects p SET customer_id = h.customer_id
-            FROM homes h
+            FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id)
             WHERE p.org_id = h.org_id
               AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
               AND NOT config.is_system_project(p.name);
         ELSE
-            WITH homes AS MATERIALIZED (
-                SELECT o.uuid AS org_id, config.default_customer(o.uuid) AS customer_id
-                FROM config.orgs o
-                WHERE EXISTS (SELECT 1 FROM config.projects x
-                              WHERE x.org_id = o.uuid AND x.customer_id IS NULL
-                                AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
-                                AND NOT config.is_system_project(x.name))
-            )
             UPDATE config.projects p SET customer_id = h.customer_id
-            FROM homes h,
+            FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id),
                  (SELECT x.uuid FROM config.projects x
                   WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                     AND NOT config.is_system_project(x.name)
@@ -1099,7 +1090,6 @@ BEGIN
     -- a run starts when it has the lock (the run before it has committed by then), so runs
     -- recorded in job_runs never overlap, whether this one waited or not
     started := clock_timestamp();
-    PERFORM set_config('hierarchy.job_source', source, true);
 
     BEGIN
         IF dry_run THEN

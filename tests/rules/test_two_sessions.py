@@ -61,6 +61,22 @@ def wait_until_blocked(watcher, pid: int, who: str, timeout: float = 10.0) -> No
         time.sleep(0.02)
 
 
+def joiner_rolls_back(watcher, b, joiner, customer, join, then) -> None:
+    """Session B holds the customer; the joiner (``join``: a statement adding a project to it)
+    takes the customer's foreign-key lock and waits for B; B runs ``then``, which leaves the
+    customer one project, so rule 4 wants a rename the joiner's lock forbids; then the joiner's
+    transaction is rolled back instead of settling the customer itself."""
+    with b.transaction():
+        b.execute("SELECT 1 FROM config.customers WHERE uuid = %s FOR NO KEY UPDATE", (customer,))
+        thread = threading.Thread(target=joiner.execute, args=join, daemon=True)
+        thread.start()
+        wait_until_blocked(watcher, joiner.info.backend_pid, "the joiner")
+        b.execute(*then)
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the joiner hung"
+    joiner.rollback()
+
+
 def finish(session: Session):
     session.join(timeout=30)
     assert not session.is_alive(), "session B hung"
@@ -251,23 +267,15 @@ def test_4_a_rename_left_to_a_joiner_that_aborts_is_settled_by_the_job(sessions)
     pa, pb, pc = add_projects(watcher, ["pa", "pb", "pc"])
     group = scalar(watcher, "INSERT INTO config.customers (name) VALUES ('group') RETURNING uuid")
     watcher.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = ANY (%s)", (group, [pa, pb]))
-    joiner = psycopg.connect(url)  # not autocommit: its transaction is rolled back below
-    try:
-        with b.transaction():
-            b.execute("SELECT 1 FROM config.customers WHERE uuid = %s FOR NO KEY UPDATE", (group,))
-            join = threading.Thread(
-                target=joiner.execute,
-                args=("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (group, pc)),
-                daemon=True,
-            )
-            join.start()
-            wait_until_blocked(watcher, joiner.info.backend_pid, "the joiner")
-            b.execute("UPDATE config.projects SET customer_id = NULL WHERE uuid = %s", (pb,))
-        join.join(timeout=30)
-        assert not join.is_alive(), "the joiner hung"
-        joiner.rollback()
-    finally:
-        joiner.close()
+    with psycopg.connect(url) as joiner:  # not autocommit: its transaction is rolled back
+        joiner_rolls_back(
+            watcher,
+            b,
+            joiner,
+            group,
+            join=("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (group, pc)),
+            then=("UPDATE config.projects SET customer_id = NULL WHERE uuid = %s", (pb,)),
+        )
     assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (group,)) == "group"
     queued = "SELECT count(*) FROM config.customers_unsettled WHERE customer_id = %s"
     assert scalar(watcher, queued, (group,)) == 1
@@ -318,15 +326,14 @@ def test_4_at_release_6_4_the_next_statement_settles_a_queued_customer(db_url_64
         both = "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'pa', %s), (%s, 'pb', %s)"
         # together: the customer never holds one project alone, so it keeps its name
         pa, pb = (r[0] for r in watcher.execute(both + " RETURNING uuid", (org, group, org, group)))
-        with b.transaction():
-            b.execute("SELECT 1 FROM config.customers WHERE uuid = %s FOR NO KEY UPDATE", (group,))
-            join = threading.Thread(target=joiner.execute, args=(insert, (org, "pc", group)), daemon=True)
-            join.start()
-            wait_until_blocked(watcher, joiner.info.backend_pid, "the joiner")
-            b.execute("DELETE FROM config.projects WHERE uuid = %s", (pb,))
-        join.join(timeout=30)
-        assert not join.is_alive(), "the joiner hung"
-        joiner.rollback()
+        joiner_rolls_back(
+            watcher,
+            b,
+            joiner,
+            group,
+            join=(insert, (org, "pc", group)),
+            then=("DELETE FROM config.projects WHERE uuid = %s", (pb,)),
+        )
         assert scalar(watcher, "SELECT name FROM config.customers WHERE uuid = %s", (group,)) == "group"
         assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 1
         scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
