@@ -47,17 +47,26 @@ ORDER BY c.name, c.uuid;
 -- name: all_json
 -- The plain (unpaginated) list, streamed (service.request.stream_list): one row per customer,
 -- the JSON object the API writes for a Customer (the same fields, visibility and order as
--- `list`), so the service passes rows through instead of building 100,000 objects. Customers
--- are read in name order (the unique index: the first rows come at once and the service sends
--- them while the rest are made), each with its projects array; the JSON is made after the
--- ordering. Times are written as msgspec writes the datetimes psycopg reads (in the session's
--- time zone, `Z` for UTC; six digits of microseconds, only when not zero).
+-- `list`), so the service passes rows through instead of building 100,000 objects. The
+-- projects arrays come from one grouped pass over the visible projects, hash-joined to the
+-- customers and sorted once by name: 100,000 correlated ARRAY subqueries (an index probe and
+-- a one-row sort each) cost twice as much (bench/ANALYSIS.md, "Full plain customers list").
+-- array_agg keeps its input's order, which the grouped pass sorts by name (no per-group sort).
+-- Times are written as msgspec writes the datetimes psycopg reads (in the session's time
+-- zone, `Z` for UTC; six digits of microseconds, only when not zero).
+WITH projects AS (
+    SELECT s.customer_id, array_agg(s.uuid) AS uuids
+    FROM (SELECT p.customer_id, p.uuid FROM config.projects p
+          WHERE p.customer_id IS NOT NULL
+            AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+            AND (%(name)s::text IS NULL  -- one named customer: only its projects
+                 OR p.customer_id = (SELECT n.uuid FROM config.customers n WHERE n.name = %(name)s::text))
+          ORDER BY p.customer_id, p.name, p.uuid) s
+    GROUP BY s.customer_id
+)
 SELECT row_to_json(r)::text AS customer
 FROM (
-    SELECT c.uuid, c.name, c.description, c.origin,
-           ARRAY(SELECT p.uuid FROM config.projects p
-                 WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
-                 ORDER BY p.name, p.uuid) AS projects,
+    SELECT c.uuid, c.name, c.description, c.origin, coalesce(g.uuids, '{}'::uuid[]) AS projects,
            replace(to_char(c.created, CASE WHEN date_trunc('second', c.created) = c.created
                    THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
                    '+00:00', 'Z') AS created,
@@ -65,6 +74,7 @@ FROM (
                    THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
                    '+00:00', 'Z') AS modified
     FROM config.customers c
+    LEFT JOIN projects g ON g.customer_id = c.uuid
     WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out
            OR EXISTS (SELECT 1 FROM config.projects p
                       WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
