@@ -67,6 +67,7 @@ DROP FUNCTION config.customers_lock_projects();
 DROP FUNCTION config.is_system_project(text);
 DROP FUNCTION config.customer_name_candidates(text, uuid);
 DROP FUNCTION config.may_name_customer(uuid, boolean, uuid, uuid);
+DROP FUNCTION config.api_time(timestamptz);
 DROP FUNCTION config.customer_mine(uuid, boolean, uuid);
 DROP FUNCTION config.customer_visible(uuid, uuid, boolean, uuid, uuid);
 DROP FUNCTION config.org_visible(uuid, boolean, uuid);

@@ -186,6 +186,17 @@ CREATE FUNCTION config.customer_mine(p_created_by uuid, p_all_orgs boolean, p_us
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT p_all_orgs OR p_created_by IS NOT DISTINCT FROM p_user_id $$;
 COMMENT ON FUNCTION config.customer_mine(uuid, boolean, uuid) IS 'Whether a user may change or delete a customer it sees: all_orgs, or it created the customer (403 otherwise).';
 
+-- The customers lists write their JSON in SQL (sql/queries/customers.sql), so a time is
+-- written as the API writes the ones psycopg reads and msgspec encodes: the session's time
+-- zone, `Z` for UTC, six digits of microseconds only when they are not zero. Inlined.
+CREATE FUNCTION config.api_time(p_at timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT replace(to_char(p_at, CASE WHEN date_trunc('second', p_at) = p_at
+                                      THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'
+                                      ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END), '+00:00', 'Z')
+$$;
+COMMENT ON FUNCTION config.api_time(timestamptz) IS 'A time as the API writes it in JSON (ISO 8601, the session''s zone, Z for UTC, microseconds when not zero): for lists whose JSON SQL writes.';
+
 -- ---------------------------------------------------------------------------
 -- Naming
 -- ---------------------------------------------------------------------------

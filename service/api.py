@@ -163,7 +163,19 @@ def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any
     rows, total = split_total(rows)
     if not paging.paginate:
         return rows
-    if not rows and paging.page > 1:
+    return envelope(request, paging, total, rows, empty=not rows)
+
+
+def json_listing(request: Request, paging: Paging, page: dict[str, Any]) -> Any:
+    """The page of a statement that writes its results' JSON itself (one row: ``results``, the
+    JSON array as text, ``rows`` in it and ``total``): embedded as it is, never decoded."""
+    results = msgspec.Raw(page["results"].encode())
+    return envelope(request, paging, page["total"], results, empty=page["rows"] == 0)
+
+
+def envelope(request: Request, paging: Paging, total: int, results: Any, *, empty: bool) -> Any:
+    """The DRF-style page around ``results``; a page past the last one is 404."""
+    if empty and paging.page > 1:
         raise NotFoundException("Invalid page.")
     num_pages = max(1, math.ceil(total / paging.page_size))
 
@@ -179,7 +191,7 @@ def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any
         "num_pages": num_pages,
         "next": link(paging.page + 1),
         "previous": link(paging.page - 1),
-        "results": rows,
+        "results": results,
     }
 
 

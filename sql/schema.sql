@@ -19,6 +19,24 @@ CREATE SCHEMA config;
 COMMENT ON SCHEMA config IS 'Config API objects: orgs, projects, users, tunables, audit log (and customers from release 6.1).';
 
 --
+-- Name: api_time(timestamp with time zone); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.api_time(p_at timestamp with time zone) RETURNS text
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT replace(to_char(p_at, CASE WHEN date_trunc('second', p_at) = p_at
+                                      THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'
+                                      ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END), '+00:00', 'Z')
+$$;
+
+--
+-- Name: FUNCTION api_time(p_at timestamp with time zone); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.api_time(p_at timestamp with time zone) IS 'A time as the API writes it in JSON (ISO 8601, the session''s zone, Z for UTC, microseconds when not zero): for lists whose JSON SQL writes.';
+
+--
 -- Name: assign_new_project(); Type: FUNCTION; Schema: config; Owner: -
 --
 

@@ -39,7 +39,7 @@ from service.api import (
     Paging,
     Text,
     field,
-    listing,
+    json_listing,
     metadata,
     page_of,
     responses,
@@ -205,7 +205,8 @@ async def list_customers(
         return await stream_list(request, "customers.read", SQL["all_json"], name=name, origin=origin)
 
     async def work(db: Db) -> Any:
-        return listing(request, paging, await db.all(SQL["list"], name=name, origin=origin, **paging.sql()))
+        page = await db.one(SQL["list"], name=name, origin=origin, **paging.sql())
+        return json_listing(request, paging, page)
 
     return await run(request, "customers.read", work)
 

@@ -13,13 +13,16 @@
 -- one result. No earlier read decides, so no interleaving or other caller can separate them.
 
 -- name: list
--- The page is chosen first (ordered by the unique name: an index scan), and only its rows
--- get their `projects` array; `total` is counted once, not carried through a window over
--- every visible customer. A user who sees every customer (all_orgs) and filters at most by
--- origin gets it from config.customer_count (a few rows of customer_counts instead of an
--- index scan of every customer): exactly count(*) of this statement's snapshot. Anyone else
--- (the visible set depends on the user's org and uuid) or a name filter: counted. The page
--- and its count come from this one statement, so they agree even in autocommit.
+-- One row: the page's customers as the JSON array the API answers (`results`, written here
+-- as `all_json` writes each customer, so the service passes it through instead of turning 100
+-- rows into Python objects and back), how many it holds (`rows`) and `total`. The page is
+-- chosen first (ordered by the unique name: an index scan), and only its rows get their
+-- `projects` array; `total` is counted once, not carried through a window over every visible
+-- customer. A user who sees every customer (all_orgs) and filters at most by origin gets it
+-- from config.customer_count (a few rows of customer_counts instead of an index scan of every
+-- customer): exactly count(*) of this statement's snapshot. Anyone else (the visible set
+-- depends on the user's org and uuid) or a name filter: counted. The page and its count come
+-- from this one statement, so they agree even in autocommit.
 WITH visible AS NOT MATERIALIZED (
     SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
     FROM config.customers c
@@ -33,16 +36,19 @@ WITH visible AS NOT MATERIALIZED (
     ORDER BY v.name, v.uuid
     LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
 )
-SELECT c.uuid, c.name, c.description, c.origin,
-       ARRAY(SELECT p.uuid FROM config.projects p
-             WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
-             ORDER BY p.name, p.uuid) AS projects,
-       c.created, c.modified,
+SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid), '[]'::json)::text AS results,
+       count(*) AS rows,
        CASE WHEN %(all_orgs)s::boolean AND %(name)s::text IS NULL
             THEN (SELECT config.customer_count(%(origin)s::text))
             ELSE (SELECT count(*) FROM visible) END AS total
-FROM page c
-ORDER BY c.name, c.uuid;
+FROM (
+    SELECT c.uuid, c.name, c.description, c.origin,
+           ARRAY(SELECT p.uuid FROM config.projects p
+                 WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+                 ORDER BY p.name, p.uuid) AS projects,
+           config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
+    FROM page c
+) r;
 
 -- name: all_json
 -- The plain (unpaginated) list, streamed (service.request.stream_list): one row per customer,
@@ -52,8 +58,7 @@ ORDER BY c.name, c.uuid;
 -- customers and sorted once by name: 100,000 correlated ARRAY subqueries (an index probe and
 -- a one-row sort each) cost twice as much (bench/ANALYSIS.md, "Full plain customers list").
 -- array_agg keeps its input's order, which the grouped pass sorts by name (no per-group sort).
--- Times are written as msgspec writes the datetimes psycopg reads (in the session's time
--- zone, `Z` for UTC; six digits of microseconds, only when not zero).
+-- Times: config.api_time, as msgspec writes the datetimes psycopg reads.
 WITH projects AS (
     SELECT s.customer_id, array_agg(s.uuid) AS uuids
     FROM (SELECT p.customer_id, p.uuid FROM config.projects p
@@ -67,12 +72,7 @@ WITH projects AS (
 SELECT row_to_json(r)::text AS customer
 FROM (
     SELECT c.uuid, c.name, c.description, c.origin, coalesce(g.uuids, '{}'::uuid[]) AS projects,
-           replace(to_char(c.created, CASE WHEN date_trunc('second', c.created) = c.created
-                   THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
-                   '+00:00', 'Z') AS created,
-           replace(to_char(c.modified, CASE WHEN date_trunc('second', c.modified) = c.modified
-                   THEN 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.USTZH:TZM' END),
-                   '+00:00', 'Z') AS modified
+           config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
     FROM config.customers c
     LEFT JOIN projects g ON g.customer_id = c.uuid
     WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out

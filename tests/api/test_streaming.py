@@ -113,16 +113,17 @@ def test_a_failure_before_the_first_row_is_a_clean_answer(server, monkeypatch):
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Paris"])
 def test_times_written_by_sql_are_what_msgspec_writes(db_url, zone):
-    """customers.all_json writes created/modified itself: the same text msgspec writes for the
-    datetime psycopg reads, in any session time zone, with and without microseconds."""
+    """The customers lists write created/modified themselves (config.api_time): the same text
+    msgspec writes for the datetime psycopg reads, in any session time zone, with and without
+    microseconds."""
     import msgspec
 
+    assert "config.api_time(c.created)" in query("customers.all_json")
+    assert "config.api_time(c.created)" in query("customers.list")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
-        statement = query("customers.all_json")
-        written_as = statement[statement.index("replace(to_char(c.created") : statement.index(" AS created")]
         rows = conn.execute(
-            f"SELECT c.created, {written_as} FROM unnest(%s::timestamptz[]) c (created)",
+            "SELECT c.created, config.api_time(c.created) FROM unnest(%s::timestamptz[]) c (created)",
             (["2026-12-01 23:55:07+00", "2026-06-30 12:00:00.120000+00", "1999-01-01 00:00:00.000001+00"],),
         ).fetchall()
     for value, written in rows:
