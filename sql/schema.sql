@@ -186,6 +186,10 @@ BEGIN
         )
         SELECT max(id) / 256 > (min(id) - 1) / 256 INTO crossed FROM added;
     ELSE
+        -- an UPDATE of no row (settle steps that found nothing to change) counts nothing
+        IF NOT EXISTS (SELECT 1 FROM new_rows) THEN
+            RETURN NULL;
+        END IF;
         -- EXECUTE: planned with the transition tables' real sizes (as in audit_changes)
         EXECUTE $sql$
         WITH added AS (
@@ -929,6 +933,7 @@ DECLARE
     exclusive   boolean;
     home_orgs      uuid[];  -- rule 2: the orgs with due orphans, and their default customers
     home_customers uuid[];
+    leftovers   boolean;
 BEGIN
     -- The lock order (docs/dba.md): the projects table before any customer row, so the pins
     -- below never wait for a customer deletion that waits for us (customers_delete_lock).
@@ -958,46 +963,51 @@ BEGIN
     PERFORM 1 FROM config.customers c
     WHERE c.created_for_project IN (SELECT p.uuid FROM config.projects p WHERE p.customer_id IS NULL)
     FOR KEY SHARE OF c;
+    leftovers := FOUND;
 
     -- rules 1 and 3: system projects, and every project in per-project mode, get a customer of
     -- their own. The orphans are locked as they are picked, without waiting: one that another
     -- transaction is changing right now (deleting it, giving it a customer, renaming it) is
     -- left to the next run, since waiting for it could deadlock with that transaction (it may
     -- hold other projects in another order, or wait for a customer we are about to lock).
-    FOR n IN 0..1 LOOP
+    FOR n IN 0..CASE WHEN per_project THEN 1 ELSE 0 END LOOP
         IF exclusive THEN
             SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
             FROM config.projects p
             WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
-              AND config.is_system_project(p.name) = (n = 0)
-              AND (n = 0 OR per_project);
+              AND config.is_system_project(p.name) = (n = 0);
         ELSE
             SELECT array_agg(p.uuid), array_agg(p.name) INTO keys, names
             FROM (SELECT x.uuid, x.name FROM config.projects x
                   WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                     AND config.is_system_project(x.name) = (n = 0)
-                    AND (n = 0 OR per_project)
                   FOR NO KEY UPDATE SKIP LOCKED) p;
         END IF;
         IF keys IS NOT NULL THEN
             made_ids := made_ids || config.create_customers(CASE n WHEN 0 THEN 'system' ELSE 'project' END, keys, names);
         END IF;
     END LOOP;
-    IF exclusive THEN
-        UPDATE config.projects p SET customer_id = c.uuid
-        FROM config.customers c
-        WHERE c.created_for_project = p.uuid
-          AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
-    ELSE
-        UPDATE config.projects p SET customer_id = c.uuid
-        FROM config.customers c,
-             (SELECT x.uuid FROM config.projects x
-              WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
-              FOR NO KEY UPDATE SKIP LOCKED) mine
-        WHERE c.created_for_project = p.uuid AND p.uuid = mine.uuid;
+    -- The associating UPDATEs clear orphaned_at themselves (what projects_track_orphans would
+    -- do), so that row trigger's WHEN is false and no PL/pgSQL runs per project. With nothing
+    -- to join (no customer made now, none left over) there is no UPDATE: no row locks and no
+    -- statement triggers (every tick in single mode).
+    IF cardinality(made_ids) > 0 OR leftovers THEN
+        IF exclusive THEN
+            UPDATE config.projects p SET customer_id = c.uuid, orphaned_at = NULL
+            FROM config.customers c
+            WHERE c.created_for_project = p.uuid
+              AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last);
+        ELSE
+            UPDATE config.projects p SET customer_id = c.uuid, orphaned_at = NULL
+            FROM config.customers c,
+                 (SELECT x.uuid FROM config.projects x
+                  WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                  FOR NO KEY UPDATE SKIP LOCKED) mine
+            WHERE c.created_for_project = p.uuid AND p.uuid = mine.uuid;
+        END IF;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        associated := associated + n;
     END IF;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    associated := associated + n;
 
     -- rule 2: everything else joins the org's default customer: the missing ones are created
     -- first (so that we know which we made), then each is found and pinned by
@@ -1020,13 +1030,13 @@ BEGIN
                         AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                         AND NOT config.is_system_project(x.name));
         IF exclusive THEN
-            UPDATE config.projects p SET customer_id = h.customer_id
+            UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
             FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id)
             WHERE p.org_id = h.org_id
               AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
               AND NOT config.is_system_project(p.name);
         ELSE
-            UPDATE config.projects p SET customer_id = h.customer_id
+            UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
             FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id),
                  (SELECT x.uuid FROM config.projects x
                   WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
@@ -1070,20 +1080,21 @@ BEGIN
     -- order. Those still held by someone stay queued.
     PERFORM config.settle_unsettled();
 
-    SELECT count(*) INTO n FROM config.projects WHERE customer_id IS NULL;
-    RETURN jsonb_build_object(
-        'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
-        'customers_created', cardinality(made_ids) - unused,
-        'projects_associated', associated,
-        'customers_renamed',
-            coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
-        'orphans_waiting', n,
-        'orphans_unresolved', (SELECT count(*) FROM config.projects p
-                               WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)),
-        'orphans_due_remaining', (SELECT count(*) FROM config.projects p
-                                  WHERE p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL))
-    ) || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
-              ELSE '{}'::jsonb END;
+    -- the three orphan counts of the answer in one pass over the orphans (a partial index)
+    RETURN (SELECT jsonb_build_object(
+               'mode', CASE WHEN per_project THEN 'per_project' ELSE 'single' END,
+               'customers_created', cardinality(made_ids) - unused,
+               'projects_associated', associated,
+               'customers_renamed',
+                   coalesce(nullif(current_setting('hierarchy.customers_renamed', true), ''), '0')::integer - renamed_before,
+               'orphans_waiting', count(*),
+               'orphans_unresolved',
+                   count(*) FILTER (WHERE config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)),
+               'orphans_due_remaining',
+                   count(*) FILTER (WHERE config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, NULL)))
+            FROM config.projects p WHERE p.customer_id IS NULL)
+        || CASE WHEN p_plan THEN jsonb_build_object('planned', planned, 'planned_total', coalesce(cardinality(planned_ids), 0))
+                ELSE '{}'::jsonb END;
 END
 $$;
 
@@ -1275,17 +1286,23 @@ BEGIN
           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
         PERFORM set_config('hierarchy.internal_delete', '', true);
     END IF;
-    UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
-    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
-      AND EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
-    -- an empty auto-created one that could not be locked for deletion (a project is joining
-    -- it right now): the next job run deletes it if that transaction did not commit
-    INSERT INTO config.customers_unsettled (customer_id)
-    SELECT c.uuid FROM config.customers c
-    WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-      AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)
-    ON CONFLICT DO NOTHING;
+    -- Only auto-created customers change origin or wait for deletion; a default or manual
+    -- one (the job's tick settles its org's default customer) skips both statements and the
+    -- customers' statement triggers an UPDATE of no row would still fire. The customers are
+    -- locked (lock_customers), so their origin cannot change under this test.
+    IF EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')) THEN
+        UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
+        WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
+          AND EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
+        -- an empty auto-created one that could not be locked for deletion (a project is joining
+        -- it right now): the next job run deletes it if that transaction did not commit
+        INSERT INTO config.customers_unsettled (customer_id)
+        SELECT c.uuid FROM config.customers c
+        WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)
+        ON CONFLICT DO NOTHING;
+    END IF;
     renamed := config.rename_single_project_customers(p_customers);
     IF renamed > 0 THEN
         PERFORM set_config('hierarchy.customers_renamed',
@@ -2459,7 +2476,13 @@ ALTER TABLE ONLY config.users
 -- Name: audit_log_at_idx; Type: INDEX; Schema: config; Owner: -
 --
 
-CREATE INDEX audit_log_at_idx ON config.audit_log USING btree (at);
+CREATE INDEX audit_log_at_idx ON config.audit_log USING brin (at);
+
+--
+-- Name: INDEX audit_log_at_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.audit_log_at_idx IS 'Time ranges of the audit log (BRIN: rows are appended in time order).';
 
 --
 -- Name: audit_log_object_idx; Type: INDEX; Schema: config; Owner: -
