@@ -1010,23 +1010,26 @@ BEGIN
                       WHERE x.org_id = o.uuid AND x.customer_id IS NULL
                         AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
                         AND NOT config.is_system_project(x.name));
-        IF exclusive THEN
-            UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
-            FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id)
-            WHERE p.org_id = h.org_id
-              AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
-              AND NOT config.is_system_project(p.name);
-        ELSE
-            UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
-            FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id),
-                 (SELECT x.uuid FROM config.projects x
-                  WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
-                    AND NOT config.is_system_project(x.name)
-                  FOR NO KEY UPDATE SKIP LOCKED) mine
-            WHERE p.org_id = h.org_id AND p.uuid = mine.uuid;
+        -- no org with a due orphan (every tick while orphans wait out their grace): no UPDATE
+        IF home_orgs IS NOT NULL THEN
+            IF exclusive THEN
+                UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
+                FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id)
+                WHERE p.org_id = h.org_id
+                  AND p.customer_id IS NULL AND config.orphan_is_due(p.uuid, p.orphaned_at, p_force, due_before, batch_last)
+                  AND NOT config.is_system_project(p.name);
+            ELSE
+                UPDATE config.projects p SET customer_id = h.customer_id, orphaned_at = NULL
+                FROM unnest(home_orgs, home_customers) AS h (org_id, customer_id),
+                     (SELECT x.uuid FROM config.projects x
+                      WHERE x.customer_id IS NULL AND config.orphan_is_due(x.uuid, x.orphaned_at, p_force, due_before, batch_last)
+                        AND NOT config.is_system_project(x.name)
+                      FOR NO KEY UPDATE SKIP LOCKED) mine
+                WHERE p.org_id = h.org_id AND p.uuid = mine.uuid;
+            END IF;
+            GET DIAGNOSTICS n = ROW_COUNT;
+            associated := associated + n;
         END IF;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        associated := associated + n;
     END IF;
 
     -- An orphan deleted or given a customer by someone else since it was picked was skipped
