@@ -168,9 +168,9 @@ def listing(request: Request, paging: Paging, rows: list[dict[str, Any]]) -> Any
 
 def json_listing(request: Request, paging: Paging, page: dict[str, Any]) -> Any:
     """The page of a statement that writes its results' JSON itself (one row: ``results``, the
-    JSON array as text, ``rows`` in it and ``total``): embedded as it is, never decoded."""
+    JSON array as text, ``[]`` when empty, and ``total``): embedded as it is, never decoded."""
     results = msgspec.Raw(page["results"].encode())
-    return envelope(request, paging, page["total"], results, empty=page["rows"] == 0)
+    return envelope(request, paging, page["total"], results, empty=page["results"] == "[]")
 
 
 def envelope(request: Request, paging: Paging, total: int, results: Any, *, empty: bool) -> Any:

@@ -15,7 +15,7 @@
 -- name: list
 -- One row: the page's customers as the JSON array the API answers (`results`, written here
 -- as `all_json` writes each customer, so the service passes it through instead of turning 100
--- rows into Python objects and back), how many it holds (`rows`) and `total`. The page is
+-- rows into Python objects and back; `[]` for an empty page) and `total`. The page is
 -- chosen first (ordered by the unique name: an index scan), and only its rows get their
 -- `projects` array; `total` is counted once, not carried through a window over every visible
 -- customer. A user who sees every customer (all_orgs) and filters at most by origin gets it
@@ -36,8 +36,7 @@ WITH visible AS NOT MATERIALIZED (
     ORDER BY v.name, v.uuid
     LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
 )
-SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid), '[]'::json)::text AS results,
-       count(*) AS rows,
+SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid)::text, '[]') AS results,
        CASE WHEN %(all_orgs)s::boolean AND %(name)s::text IS NULL
             THEN (SELECT config.customer_count(%(origin)s::text))
             ELSE (SELECT count(*) FROM visible) END AS total
