@@ -16,6 +16,8 @@ at release 6.4 (customers required, associations final).
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -222,16 +224,8 @@ def empty_db_url(pg_server: PgServer):
         pg_server.drop_database(name)
 
 
-@pytest.fixture
-def cron_db_url(pg_server: PgServer):
-    """The database pg_cron runs in, emptied (no schemas but cron, no jobs), or a skip saying why.
-
-    pg_cron serves one database per server (``cron.database_name``), so it cannot be cloned per
-    test: tests using it run in it one at a time and it is reset before each.
-    """
-    if not pg_server.cron_db:
-        pytest.skip(f"pg_cron is not installed in this server: {pg_server.cron_reason}")
-    url = pg_server.url_for(pg_server.cron_db)
+def _empty_cron_db(url: str) -> None:
+    """No schemas but cron, no jobs, no run history: the cron database as a test starts it."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         conn.execute("SELECT cron.unschedule(jobid) FROM cron.job")
@@ -250,6 +244,87 @@ def cron_db_url(pg_server: PgServer):
         ).fetchall()
         for (name,) in relations:
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier("public", name)))
+
+
+class RealCronTick:
+    """A real pg_cron tick of the 6.1 job, awaited in a background thread from the session's
+    start: pg_cron runs a job on the minute, so waiting for one costs up to 60 s, which the
+    session spends running other tests instead. The cron database is migrated to 6.1 and left
+    alone until the first cron job run (source 'cron') is recorded, or 75 s have passed;
+    ``cron_db_url`` waits for this to end before it empties the database for a test."""
+
+    TIMEOUT = 75.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outcome: tuple | None = None  # (source, error) of the cron run
+        self.details: list = []  # cron.job_run_details when there was none
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._wait_for_tick, name="real-cron-tick", daemon=True)
+        self._thread.start()
+
+    def _wait_for_tick(self) -> None:
+        try:
+            _empty_cron_db(self.url)
+            migrations.migrate(self.url, to="6.1")
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                deadline = time.monotonic() + self.TIMEOUT
+                while time.monotonic() < deadline:
+                    self.outcome = conn.execute(
+                        "SELECT source, error FROM config.job_runs WHERE source = 'cron' ORDER BY id LIMIT 1"
+                    ).fetchone()
+                    if self.outcome:
+                        return
+                    time.sleep(1)
+                self.details = conn.execute(
+                    "SELECT status, return_message FROM cron.job_run_details ORDER BY runid DESC LIMIT 3"
+                ).fetchall()
+        except BaseException as exc:  # reported by the test that asks for the tick
+            self.failure = exc
+
+    def wait(self) -> RealCronTick:
+        self._thread.join()
+        return self
+
+
+_cron_tick: RealCronTick | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_real_cron_tick(request, pg_server: PgServer):
+    """Starts the wait for a real tick when a selected test needs one (marker ``cron``)."""
+    global _cron_tick
+    wanted = any(item.get_closest_marker("cron") for item in request.session.items)
+    if wanted and pg_server.cron_db:
+        _cron_tick = RealCronTick(pg_server.url_for(pg_server.cron_db))
+    yield
+    if _cron_tick is not None:
+        _cron_tick.wait()  # never stop the server under a migration in progress
+
+
+@pytest.fixture
+def real_cron_tick(pg_server: PgServer) -> RealCronTick:
+    """The background tick's result (see RealCronTick), or a skip saying why there is none."""
+    if not pg_server.cron_db:
+        pytest.skip(f"pg_cron is not installed in this server: {pg_server.cron_reason}")
+    assert _cron_tick is not None, "the session did not start the real cron tick"
+    return _cron_tick.wait()
+
+
+@pytest.fixture
+def cron_db_url(pg_server: PgServer):
+    """The database pg_cron runs in, emptied (no schemas but cron, no jobs), or a skip saying why.
+
+    pg_cron serves one database per server (``cron.database_name``), so it cannot be cloned per
+    test: tests using it run in it one at a time and it is reset before each (after the
+    session's real tick, RealCronTick, has been seen).
+    """
+    if not pg_server.cron_db:
+        pytest.skip(f"pg_cron is not installed in this server: {pg_server.cron_reason}")
+    if _cron_tick is not None:
+        _cron_tick.wait()
+    url = pg_server.url_for(pg_server.cron_db)
+    _empty_cron_db(url)
     yield url
 
 
