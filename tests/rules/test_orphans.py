@@ -117,6 +117,50 @@ def test_every_customer_and_association_change_is_audited_with_its_actor(db):
     )
 
 
+def test_an_update_is_audited_as_exactly_its_changed_columns_old_and_new(db):
+    # NULLs, quotes, backslashes, non-ASCII and nested JSON keep their values and types
+    [project] = add_projects(db, ["diffed"])
+    db.execute(
+        "UPDATE config.projects SET description = %s, settings = %s::jsonb WHERE uuid = %s",
+        ('say "hi" \\ to \u00e9t\u00e9', '{"ttl_days": 30, "tags": ["a", 2.50, null]}', project),
+    )
+    first = scalar(db, "SELECT max(id) FROM config.audit_log")
+    db.execute(
+        "UPDATE config.projects SET description = NULL, settings = '{\"ttl_days\": 7}', customer_id = NULL"
+        " WHERE uuid = %s",
+        (project,),
+    )
+    # an UPDATE that changes no value writes no audit row
+    db.execute("UPDATE config.projects SET description = description WHERE uuid = %s", (project,))
+    rows = db.execute(
+        "SELECT object_id, changed, before::text, after::text FROM config.audit_log"
+        " WHERE id > %s AND object_type = 'projects' ORDER BY id",
+        (first,),
+    ).fetchall()
+    [(object_id, changed, before, after)] = rows
+    assert object_id == project and changed == ["customer_id", "description", "orphaned_at", "settings"]
+    customer, orphaned_at = db.execute(
+        "SELECT b.after->>'customer_id', p.orphaned_at FROM config.audit_log b, config.projects p"
+        " WHERE b.object_type = 'projects' AND b.object_id = %s AND b.action = 'insert' AND p.uuid = %s",
+        (project, project),
+    ).fetchone()
+    assert db.execute("SELECT %s::jsonb, %s::jsonb", (before, after)).fetchone() == (
+        {
+            "customer_id": customer,
+            "description": 'say "hi" \\ to \u00e9t\u00e9',
+            "orphaned_at": None,
+            "settings": {"ttl_days": 30, "tags": ["a", 2.50, None]},
+        },
+        {
+            "customer_id": None,
+            "description": None,
+            "orphaned_at": scalar(db, "SELECT to_jsonb(%s::timestamptz)", (orphaned_at,)),
+            "settings": {"ttl_days": 7},
+        },
+    )
+    assert '2.50' in before  # a jsonb numeric keeps its scale
+
+
 def test_batched_runs_home_orphans_a_batch_at_a_time(db):
     set_mode(db, True)
     add_projects(db, [f"b{i}" for i in range(25)])
