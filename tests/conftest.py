@@ -291,12 +291,14 @@ _cron_tick: RealCronTick | None = None
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _start_real_cron_tick(request, pg_server: PgServer):
-    """Starts the wait for a real tick when a selected test needs one (marker ``cron``)."""
+def _start_real_cron_tick(request):
+    """Starts the wait for a real tick when a selected test needs one (marker ``cron``); a
+    session without one does not even start the server for it."""
     global _cron_tick
-    wanted = any(item.get_closest_marker("cron") for item in request.session.items)
-    if wanted and pg_server.cron_db:
-        _cron_tick = RealCronTick(pg_server.url_for(pg_server.cron_db))
+    if any(item.get_closest_marker("cron") for item in request.session.items):
+        pg_server = request.getfixturevalue("pg_server")
+        if pg_server.cron_db:
+            _cron_tick = RealCronTick(pg_server.url_for(pg_server.cron_db))
     yield
     if _cron_tick is not None:
         _cron_tick.wait()  # never stop the server under a migration in progress
