@@ -84,6 +84,7 @@ class Ack:
     action: str
     key: str | None = None
     value: str | None = None
+    sent: float = 0.0  # time.monotonic() when the op began (before its picks and its request)
     at: float = 0.0  # time.monotonic() of the acknowledgement
 
 
@@ -97,6 +98,11 @@ class Tally:
     unavailable: list[float] = field(default_factory=list)  # monotonic times of failover 503s
     reconnects: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _op: threading.local = field(default_factory=threading.local)  # the worker's current op
+
+    def begin(self) -> None:
+        """A worker starts an op: its acks are for writes sent from now on."""
+        self._op.sent = time.monotonic()
 
     def fail(self, message: str) -> None:
         with self._lock:
@@ -105,7 +111,8 @@ class Tally:
     def ack(self, table: str, uuid: Any, action: str, key: str | None = None, value: Any = None) -> None:
         text = None if key is None else json.dumps(None if value is None else str(value))
         with self._lock:
-            self.acks.append(Ack(table, str(uuid), action, key, text, time.monotonic()))
+            sent = getattr(self._op, "sent", 0.0)
+            self.acks.append(Ack(table, str(uuid), action, key, text, sent, time.monotonic()))
 
     def answered(self, status: int) -> None:
         with self._lock:
@@ -116,17 +123,22 @@ class Tally:
             self.reconnects += 1
 
     def first_ack_after(self, moment: float) -> float | None:
+        """When the first write sent after ``moment`` was acknowledged (None: none yet). A
+        write sent earlier may have committed earlier, its answer read later."""
         with self._lock:
-            return min((a.at for a in self.acks if a.at >= moment), default=None)
+            return min((a.at for a in self.acks if a.sent >= moment), default=None)
 
 
 class Picker:
-    """Random existing rows, read on the worker's own connection (plain reads, no locks)."""
+    """Random existing rows, read on the worker's own connection (plain reads, no locks); none
+    while the worker has no connection (an API worker during a failover)."""
 
-    def __init__(self, conn: psycopg.Connection, rng: random.Random):
+    def __init__(self, conn: psycopg.Connection | None, rng: random.Random):
         self.conn, self.rng = conn, rng
 
     def _some(self, query: str, k: int) -> list:
+        if self.conn is None:
+            return []
         rows = self.conn.execute(query).fetchall()
         return [r[0] for r in self.rng.sample(rows, min(k, len(rows)))]
 
@@ -201,16 +213,16 @@ class Workload:
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.tally.fail(f"{worker.__name__}: {exc!r}")
 
-    def _connect(self) -> psycopg.Connection | None:
-        """The worker's own connection; in failover mode retried until the new leader answers
-        (None when the worker's time is up first)."""
+    def _connect(self, wait: bool) -> psycopg.Connection | None:
+        """The worker's own connection. In failover mode None while no node accepts writes:
+        at once, or (``wait``) when the worker's time is up first."""
         while True:
             try:
                 return psycopg.connect(self.url, autocommit=True, connect_timeout=2)
             except psycopg.OperationalError:
                 if not self.failover:
                     raise
-            if not self._running():
+            if not wait or not self._running():
                 return None
             time.sleep(RECONNECT_PAUSE)
 
@@ -221,27 +233,42 @@ class Workload:
         self.tally.lost_connection()
         return True
 
+    def _worker(self, seed: int, ops: list[str], run: Callable, *, needs_connection: bool) -> None:
+        """Seeded ops until the worker's time is up, picking rows on its own connection. A
+        worker that ``needs_connection`` (SQL writes) waits for it after a failover; the others
+        (API writers) go on meanwhile with what needs no pick, reconnecting now and then."""
+        rng = random.Random(seed)
+        conn, retry_at = None, 0.0
+        try:
+            while self._running():
+                if conn is None and time.monotonic() >= retry_at:
+                    conn = self._connect(wait=needs_connection)
+                    retry_at = time.monotonic() + RECONNECT_PAUSE
+                if conn is None and needs_connection:
+                    return  # its time is up
+                op = rng.choice(ops)
+                self.tally.begin()
+                try:
+                    run(op, rng, Picker(conn, rng), conn)
+                except EXPECTED_SQL:
+                    pass
+                except psycopg.Error as exc:  # a deadlock, a serialization failure, anything else
+                    if self._lost(exc):
+                        conn.close()
+                        conn = None
+                        continue
+                    self.tally.fail(f"{op}: {exc} {exc.diag.message_detail} {exc.diag.context}")
+                except httpx.HTTPError as exc:  # the service is never down: a hang or a crash
+                    self.tally.fail(f"API {op}: {exc!r}")
+        finally:
+            if conn is not None:
+                conn.close()
+
     # -- the API writers -----------------------------------------------------------------------
     def _api_worker(self, seed: int) -> None:
-        rng = random.Random(seed)
-        while self._running():
-            conn = self._connect()
-            if conn is None:
-                return
-            with conn:
-                pick = Picker(conn, rng)
-                while self._running():
-                    op = rng.choice(API_OPS)
-                    try:
-                        self._api_op(op, rng, pick)
-                    except psycopg.Error as exc:  # the picks' connection
-                        if self._lost(exc):
-                            break
-                        raise
-                    except httpx.HTTPError as exc:  # the service is never down: a hang or a crash
-                        self.tally.fail(f"API {op}: {exc!r}")
+        self._worker(seed, API_OPS, self._api_op, needs_connection=False)
 
-    def _api_op(self, op: str, rng: random.Random, pick: Picker) -> None:
+    def _api_op(self, op: str, rng: random.Random, pick: Picker, conn: psycopg.Connection) -> None:
         base = f"/config/v1/orgs/{self.org}/projects"
         ack = self.tally.ack
         if op in ("create", "create_in"):
@@ -307,23 +334,7 @@ class Workload:
 
     # -- the SQL writers -----------------------------------------------------------------------
     def _sql_worker(self, seed: int) -> None:
-        rng = random.Random(seed)
-        while self._running():
-            conn = self._connect()
-            if conn is None:
-                return
-            with conn:
-                pick = Picker(conn, rng)
-                while self._running():
-                    op = rng.choice(SQL_OPS)
-                    try:
-                        self._sql_op(op, rng, pick, conn)
-                    except EXPECTED_SQL:
-                        pass
-                    except psycopg.Error as exc:  # a deadlock, a serialization failure, anything else
-                        if self._lost(exc):
-                            break
-                        self.tally.fail(f"SQL {op}: {exc} {exc.diag.message_detail} {exc.diag.context}")
+        self._worker(seed, SQL_OPS, self._sql_op, needs_connection=True)
 
     def _sql_op(self, op: str, rng: random.Random, pick: Picker, conn: psycopg.Connection) -> None:
         ack = self.tally.ack
