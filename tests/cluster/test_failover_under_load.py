@@ -14,8 +14,9 @@ Asserted on the new leader: every rule of the invariant test (after one forced r
 and the audit log's replay; every acknowledged write of the whole run (before and after the
 kill: a 2xx answer, a committed statement's RETURNING rows) has its audit row (0 lost); no
 answer was a 5xx but a failover's 503 with Retry-After (none before the kill); no worker failed
-otherwise; no deadlock on either node; a run of the job that started after the promotion. A
-write whose answer the client never saw is not acknowledged: it may or may not be there.
+otherwise; no deadlock on either node, none met and retried by the service (its log); a run of
+the job that started after the promotion. A write whose answer the client never saw is not
+acknowledged: it may or may not be there.
 
 Recorded (terminal summary "cluster failover measurements"): the seed, writes acknowledged
 (before the kill), lost, 5xx, 503s, lost SQL connections, the seconds from the kill to the
@@ -140,6 +141,8 @@ def test_every_rule_holds_through_a_failover_under_load(patroni_cluster, tmp_pat
         time.sleep(1.1)
         assert (deadlocks_on_old, deadlocks(new.url()) - deadlocks_on_standby) == (0, 0), f"seed {SEED}"
         assert service.alive(), "the service was never restarted"
+        retried = [line for line in service.log_tail(100_000).splitlines() if "transaction attempt" in line]
+        assert retried == [], f"seed {SEED}: the API met deadlocks or serialization failures"
     finally:
         if workload is not None:
             workload.stop(timeout=2 * CLIENT_TIMEOUT)
