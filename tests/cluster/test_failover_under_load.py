@@ -143,6 +143,9 @@ def test_every_rule_holds_through_a_failover_under_load(patroni_cluster, tmp_pat
         assert service.alive(), "the service was never restarted"
         retried = [line for line in service.log_tail(100_000).splitlines() if "transaction attempt" in line]
         assert retried == [], f"seed {SEED}: the API met deadlocks or serialization failures"
+    except BaseException:
+        print(f"--- service ---\n{service.log_tail()}\n{cluster.log_tails()}")  # shown with the failure
+        raise
     finally:
         if workload is not None:
             workload.stop(timeout=2 * CLIENT_TIMEOUT)
