@@ -307,6 +307,15 @@ class PatroniCluster:
                 os.kill(victim, signal.SIGKILL)
         return victims
 
+    def kill_node(self, node: Node) -> list[int]:
+        """SIGKILL the node's Patroni, then its postmaster and every child of it: the whole node
+        dies at once, as on a crash of its machine (nothing hands the leader key over; the
+        standby takes over when the key expires, TTL seconds later). Returns the killed pids."""
+        assert node.proc is not None and node.proc.poll() is None, f"{node.name}'s Patroni is not running"
+        node.proc.kill()
+        node.proc.wait(timeout=10)
+        return [node.proc.pid, *self.kill_postgres(node)]
+
     def log_tails(self, lines: int = 25) -> str:
         out = []
         for node in self.nodes:
@@ -387,8 +396,18 @@ class HierarchyRun(ServiceProcess):
             self.proc = subprocess.Popen(
                 # release 6.1: the job (what the failover must keep running) and creates without a
                 # customer exist there; 6.4 has neither
-                [sys.executable, "-m", "service", "run", "--to", "6.1",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "service",
+                    "run",
+                    "--to",
+                    "6.1",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
                 cwd=REPO,
                 env=env,
                 stdout=log,
@@ -397,7 +416,6 @@ class HierarchyRun(ServiceProcess):
                 preexec_fn=_die_with_parent,
             )
         return self
-
 
     def token(self) -> str:
         body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
