@@ -261,6 +261,29 @@ cmd_down() {
         say "the podman socket was not running"
     fi
     rm -f "$PIDFILE" "$SOCKET"
+    # conmon processes of finished execs (testcontainers' readiness probes) outlive their
+    # container by exit_command_delay: wait for them, then end those of this store, by PID
+    local left
+    for i in $(seq 1 150); do
+        left=$(store_processes)
+        [ -n "$left" ] || return 0
+        sleep 0.1
+    done
+    say "ending leftover conmon processes of this store: $left"
+    # shellcheck disable=SC2086
+    kill -TERM $left 2>/dev/null || true
+}
+
+store_processes() { # PIDs of conmon/podman processes working on this checkout's store
+    local f pid
+    for f in /proc/[0-9]*/cmdline; do
+        pid=${f#/proc/}
+        pid=${pid%/cmdline}
+        [ "$pid" != $$ ] || continue
+        tr '\0' ' ' <"$f" 2>/dev/null | grep -q -e "^/usr/bin/conmon .*$STATE/storage" \
+            -e "^podman .*$STATE/storage" -e "^/usr/bin/podman .*$STATE/storage" && printf '%s ' "$pid"
+    done
+    return 0
 }
 
 cmd_status() {
