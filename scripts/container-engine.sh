@@ -7,6 +7,7 @@
 #   scripts/container-engine.sh status         says what runs
 #   scripts/container-engine.sh install        only the Debian packages (root)
 #   scripts/container-engine.sh image          the image name the current source builds
+#   scripts/container-engine.sh check          exit 1 if a container or process of this store is left
 #
 # `up` uses a Docker or podman socket that already answers (DOCKER_HOST, or a `docker` CLI that
 # works): it prints DOCKER_HOST and leaves the image to the tests, which build it there on the
@@ -171,6 +172,7 @@ ensure_image() {
         local mirror rootfs=$STATE/rootfs
         mirror=$(debian_mirror)
         say "building the base image $DEBIAN_BASE: debootstrap --variant=minbase bookworm from $mirror"
+        local base_started=$SECONDS
         rm -rf "$rootfs"
         debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 || {
             tail -n 20 "$STATE/debootstrap.log" >&2
@@ -178,14 +180,17 @@ ensure_image() {
         }
         tar -C "$rootfs" -c . | podman import --quiet - "$DEBIAN_BASE" >/dev/null
         rm -rf "$rootfs"
+        say "base image built in $((SECONDS - base_started)) s"
     fi
     say "building $tag on $BASE"
+    local started=$SECONDS
     podman build --quiet --build-arg "BASE=$BASE" --label "org.hierarchy.source-hash=${tag##*:}" \
         -t "$tag" -f "$SRC/Containerfile" "$SRC" >"$STATE/build.log" 2>&1 || {
         tail -n 30 "$STATE/build.log" >&2
         say "podman build failed (log: $STATE/build.log)"
         exit 1
     }
+    say "built $tag in $((SECONDS - started)) s"
     # older builds of the same source tree are of no further use
     podman images --format '{{.Repository}}:{{.Tag}}' "$IMAGE_REPO" | grep -vxF "$tag" |
         xargs -r podman rmi -f >/dev/null 2>&1 || true
@@ -280,10 +285,24 @@ store_processes() { # PIDs of conmon/podman processes working on this checkout's
         pid=${f#/proc/}
         pid=${pid%/cmdline}
         [ "$pid" != $$ ] || continue
-        tr '\0' ' ' <"$f" 2>/dev/null | grep -q -e "^/usr/bin/conmon .*$STATE/storage" \
+        tr '\0' ' ' 2>/dev/null <"$f" | grep -q -e "^/usr/bin/conmon .*$STATE/storage" \
             -e "^podman .*$STATE/storage" -e "^/usr/bin/podman .*$STATE/storage" && printf '%s ' "$pid"
     done
     return 0
+}
+
+cmd_check() {
+    local left containers=""
+    left=$(store_processes)
+    if [ -f "$STATE/containers.conf" ] && command -v podman >/dev/null; then
+        containers=$(CONTAINERS_CONF=$STATE/containers.conf CONTAINERS_STORAGE_CONF=$STATE/storage.conf \
+            podman ps -a --format '{{.ID}} {{.Image}} {{.Status}}' 2>/dev/null)
+    fi
+    if service_pid >/dev/null || [ -n "$left" ] || [ -n "$containers" ]; then
+        say "left behind: ${containers:+containers [$containers] }${left:+processes [$left] }$(service_pid || true)"
+        return 1
+    fi
+    say "nothing of the container engine is left running (no container, no podman or conmon process)"
 }
 
 cmd_status() {
@@ -302,8 +321,9 @@ down) cmd_down ;;
 status) cmd_status ;;
 install) install_packages ;;
 image) image_tag ;;
+check) cmd_check ;;
 *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -33,6 +33,21 @@ def pytest_sessionfinish(session):
         _session.stop()
 
 
+def pytest_terminal_summary(terminalreporter):
+    if _session is None:
+        return
+    terminalreporter.section("containers (tests/containers)")
+    if _session.skip_reason:
+        terminalreporter.write_line(f"skipped: {_session.skip_reason}")
+    for line in _session.engine_log.splitlines():
+        if line.startswith("container-engine: ") and ("built" in line or "installing" in line):
+            terminalreporter.write_line(line)
+    for step, seconds in _session.timings:
+        terminalreporter.write_line(f"{step}: {seconds:.1f} s")
+    if _session.image:
+        terminalreporter.write_line(f"image: {_session.image}")
+
+
 @pytest.fixture(scope="session")
 def container_session() -> ContainerSession:
     """The session's container (waiting for it), a skip where no engine can run, or the error."""

@@ -25,6 +25,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -122,6 +123,8 @@ class ContainerSession:
         self.with_cron_tick = cron_tick  # whether a selected test waits for pg_cron's minute
         self.started_engine = False  # the script's `up` started it: `down` at the end
         self.skip_reason: str | None = None
+        self.timings: list[tuple[str, float]] = []  # (step, seconds), for the terminal summary
+        self.engine_log = ""  # the script's stderr: what it installed and built
         self.failure: BaseException | None = None
         self.image: str | None = None
         self.container = None
@@ -132,10 +135,16 @@ class ContainerSession:
     # -- start ---------------------------------------------------------------------------------
     def _start(self) -> None:
         try:
+            started = time.monotonic()
             if not self._engine():
                 return
+            self.timings.append(("engine up (install, image build, socket)", time.monotonic() - started))
+            started = time.monotonic()
             self.image = self._image()
+            self.timings.append(("image ready", time.monotonic() - started))
+            started = time.monotonic()
             self._container()
+            self.timings.append(("PostgresContainer started", time.monotonic() - started))
         except BaseException as exc:  # reported by the first test that asks for the container
             self.failure = exc
 
@@ -149,6 +158,7 @@ class ContainerSession:
             stdin=subprocess.DEVNULL,
             timeout=540,
         )
+        self.engine_log = result.stderr
         if result.returncode == CANNOT_RUN:
             lines = result.stderr.strip().splitlines()
             self.skip_reason = lines[-1] if lines else "scripts/container-engine.sh up: no engine"
