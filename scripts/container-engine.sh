@@ -174,7 +174,8 @@ ensure_image() {
         say "building the base image $DEBIAN_BASE: debootstrap --variant=minbase bookworm from $mirror"
         local base_started=$SECONDS
         rm -rf "$rootfs"
-        debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 || {
+        # nice: the tests start this in the background while other suites run in the foreground
+        nice -n 10 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$STATE/debootstrap.log" 2>&1 || {
             tail -n 20 "$STATE/debootstrap.log" >&2
             cannot "debootstrap failed (log: $STATE/debootstrap.log)"
         }
@@ -184,7 +185,7 @@ ensure_image() {
     fi
     say "building $tag on $BASE"
     local started=$SECONDS
-    podman build --quiet --build-arg "BASE=$BASE" --label "org.hierarchy.source-hash=${tag##*:}" \
+    nice -n 10 podman build --quiet --build-arg "BASE=$BASE" --label "org.hierarchy.source-hash=${tag##*:}" \
         -t "$tag" -f "$SRC/Containerfile" "$SRC" >"$STATE/build.log" 2>&1 || {
         tail -n 30 "$STATE/build.log" >&2
         say "podman build failed (log: $STATE/build.log)"
