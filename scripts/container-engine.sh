@@ -272,12 +272,17 @@ cmd_down() {
     local left
     for i in $(seq 1 150); do
         left=$(store_processes)
-        [ -n "$left" ] || return 0
+        [ -n "$left" ] || break
         sleep 0.1
     done
-    say "ending leftover conmon processes of this store: $left"
-    # shellcheck disable=SC2086
-    kill -TERM $left 2>/dev/null || true
+    if [ -n "$left" ]; then
+        say "ending leftover conmon processes of this store: $left"
+        # shellcheck disable=SC2086
+        kill -TERM $left 2>/dev/null || true
+        sleep 1
+    fi
+    # the run root is state of running containers only (the images stay in .containers/)
+    [ -n "$(store_processes)" ] || rm -rf "$RUNROOT"
 }
 
 store_processes() { # PIDs of conmon/podman processes working on this checkout's store
