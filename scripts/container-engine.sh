@@ -308,6 +308,7 @@ cmd_check() {
         say "left behind: ${containers:+containers [$containers] }${left:+processes [$left] }$(service_pid || true)"
         return 1
     fi
+    rm -rf "$RUNROOT" # podman ps recreated it
     say "nothing of the container engine is left running (no container, no podman or conmon process)"
 }
 
