@@ -3,9 +3,15 @@
 The server is chosen once per session, in this order:
 
 1. ``TEST_DATABASE_URL`` (a superuser URL) when set;
-2. a Docker engine, when one answers (testcontainers ``PostgresContainer("postgres:15")``);
-3. an ephemeral embedded cluster from the local binaries (``service.embedded``, the same code
-   ``make run`` uses), with pg_cron preloaded for database ``hierarchy_cron`` where installed.
+2. an ephemeral embedded cluster from the local binaries (``service.embedded``, the same code
+   ``make run`` uses), with pg_cron preloaded for database ``hierarchy_cron`` where installed;
+3. without local binaries, a Docker engine when one answers: a testcontainers
+   ``PostgresContainer`` of the project's image (containers/postgres, pg_cron in
+   ``hierarchy_cron``; tests/containers/engine.py builds it there if missing).
+
+The migration tests of tests/containers always run in a container of that image, started by
+their own session fixture (tests/containers/conftest.py), so the rest of the suite is never
+slowed by the container engine.
 
 The schema is migrated once into the template database ``hierarchy_template`` at release 6.1
 (the parallel hierarchy most suites test); ``db_url`` gives each test its own clone (``CREATE
@@ -29,6 +35,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from service import migrations
 from service.embedded import EmbeddedCluster, PostgresNotInstalled, find_bindir
+from tests.containers.engine import engine_answers, ensure_image, postgres_container
 
 TEMPLATE_DB = "hierarchy_template"
 TEMPLATE_DB_64 = "hierarchy_template_64"
@@ -81,19 +88,6 @@ class PgServer:
 _chosen: PgServer | None = None
 
 
-def _docker_answers() -> bool:
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
-
-
 def _probe_cron(server: PgServer, preferred_db: str | None) -> None:
     """Find the database where pg_cron runs on an external server, or say why there is none."""
     with server.admin() as conn:
@@ -125,23 +119,22 @@ def pg_server():
         _chosen = server
         yield server
         return
-    if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:15", driver=None) as container:
-            server = PgServer("docker", container.get_connection_url(), "Docker container postgres:15")
-            _probe_cron(server, None)
-            if not server.cron_db:
-                server.cron_reason += (
-                    " in the postgres:15 image; set TEST_DATABASE_URL to a server with pg_cron"
-                )
-            _chosen = server
-            yield server
-        return
     try:
         find_bindir()
     except PostgresNotInstalled as exc:
-        pytest.exit(f"no PostgreSQL for the tests: TEST_DATABASE_URL unset, no Docker engine, and {exc}", 1)
+        if not engine_answers():
+            pytest.exit(
+                f"no PostgreSQL for the tests: TEST_DATABASE_URL unset, no Docker engine, and {exc}", 1
+            )
+        # No local server binaries (a laptop with Docker only): the project's image, pg_cron in it
+        with postgres_container(ensure_image(), CRON_DB) as container:
+            server = PgServer(
+                "docker", container.get_connection_url(), f"container of {container.image} (testcontainers)"
+            )
+            _probe_cron(server, CRON_DB)
+            _chosen = server
+            yield server
+        return
     cluster = EmbeddedCluster(None, ephemeral=True, dbname=CRON_DB, install_signal_handlers=False)
     cluster.start()
     try:

@@ -18,6 +18,7 @@ from service.migrations import (
     MigrationLocked,
     UnknownRelease,
 )
+from tests.rules.helpers import yoyo_marked
 
 PROJECTS_MD5 = "SELECT md5(string_agg(t::text, ',' ORDER BY uuid)) FROM config.projects t"
 TUNABLES_MD5 = "SELECT md5(string_agg(t::text, ',' ORDER BY name)) FROM config.tunables t"
@@ -48,11 +49,6 @@ def hierarchy(*args: str, url: str, tmp_path: Path) -> subprocess.CompletedProce
 
 def has_customers_table(url: str) -> bool:
     return one(url, "SELECT to_regclass('config.customers') IS NOT NULL")
-
-
-def yoyo_marked(url: str) -> set[str]:
-    with psycopg.connect(url) as conn:
-        return {r[0] for r in conn.execute("SELECT migration_id FROM _yoyo_migration").fetchall()}
 
 
 def test_plan_from_empty(empty_db_url):

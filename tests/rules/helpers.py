@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from tests.sql_checks import PROJECTS_CHECKSUM
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
@@ -77,3 +79,20 @@ def pass_grace(conn):
     conn.execute(
         "UPDATE config.projects SET orphaned_at = orphaned_at - interval '1 day' WHERE customer_id IS NULL"
     )
+
+
+def yoyo_marked(url: str) -> set[str]:
+    """The migrations yoyo records as applied."""
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("SELECT migration_id FROM _yoyo_migration").fetchall()}
+
+
+def scheduled(conn):
+    """The project's pg_cron jobs in this database, by name."""
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT jobname FROM cron.job"
+            " WHERE jobname IN ('reconcile-customers', 'prune-cron-history') ORDER BY 1"
+        )
+    ]

@@ -4,17 +4,7 @@ import psycopg
 import pytest
 
 from service.migrations import migrate
-from tests.rules.helpers import scalar
-
-
-def scheduled(conn):
-    return [
-        r[0]
-        for r in conn.execute(
-            "SELECT jobname FROM cron.job"
-            " WHERE jobname IN ('reconcile-customers', 'prune-cron-history') ORDER BY 1"
-        )
-    ]
+from tests.rules.helpers import scalar, scheduled
 
 
 def test_upgrade_schedules_and_downgrade_unschedules(cron_db_url):
