@@ -2,10 +2,10 @@
 
 Tokens are ``secrets.token_urlsafe(32)``, shown once at login (service/routes/auth.py); the
 database stores only their SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and
-``revoked`` set by logout. A request's token is checked by the request's first statement
-(service/request.py), together with the user's ``is_active``, the permissions of its role
-(``config.role_permissions``) and, for a path under ``/orgs/{org}/``, whether the user may see
-that org.
+``revoked`` set by logout. A request's token is checked by the request's first statement, in
+front of routing (service/front.py: 401 before any 400, 404, 405 or 413), together with the
+user's ``is_active``, the permissions of its role (``config.role_permissions``) and, for a
+path under ``/orgs/{org}/projects``, whether the user may see that org.
 
 Failed logins are throttled in process: after 5 failures for one email within 60 s, login for
 that email answers 429 with ``Retry-After`` until the oldest of them is 60 s old. The counter
@@ -25,7 +25,6 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
-from litestar.handlers import BaseRouteHandler
 
 from service.queries import Db, Scope, query
 
@@ -53,7 +52,11 @@ def unauthorized(detail: str) -> NotAuthorizedException:
 
 def bearer_token(request: Request | ASGIConnection) -> str:
     """The token of ``Authorization: Bearer <token>``; 401 when missing or malformed."""
-    header = request.headers.get("authorization")
+    return parse_bearer(request.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str:
+    """The token of an ``Authorization`` header's value; 401 when missing or malformed."""
     if not header:
         raise unauthorized("Authentication credentials were not provided.")
     scheme, _, token = header.strip().partition(" ")
@@ -61,14 +64,6 @@ def bearer_token(request: Request | ASGIConnection) -> str:
     if scheme.lower() != "bearer" or not token or " " in token or not token.isascii():
         raise unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
     return token
-
-
-async def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-    """Guard of every protected route: a missing or malformed ``Authorization`` header is 401
-    before the path, query and body are parsed, so a caller without a token learns nothing
-    from validation errors. The token itself is checked in the request's transaction.
-    Async on purpose: Litestar runs a sync guard in a worker thread (a hop per request)."""
-    bearer_token(connection)
 
 
 @dataclass(frozen=True)
@@ -91,15 +86,26 @@ class User:
         return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
 
 
-async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
-    """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
-    ``org_id`` when given (404, as orgs.get would answer): one statement, the token lookup,
-    answers all three, in that order."""
-    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+async def lookup(conn: Any, token: str, org_id: Any = None) -> dict[str, Any] | None:
+    """The token lookup: one statement, on the request's connection (service.front runs it in
+    front of routing). ``org_id``: the org of the path, whose visibility the row answers."""
+    return await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+
+
+def check_token(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The row of a token that authenticates (401 otherwise)."""
     if row is None:
         raise unauthorized("Invalid token.")
     if row["state"] != "ok":
         raise unauthorized(REFUSED[row["state"]])
+    return row
+
+
+def authorise(row: dict[str, Any] | None, permission: str | None = None, org_id: Any = None) -> User:
+    """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
+    ``org_id`` when given (404, as orgs.get would answer): the token lookup's row answers all
+    three, in that order."""
+    row = check_token(row)
     if permission is not None and permission not in row["permissions"]:
         raise PermissionDeniedException(
             f"You do not have permission to perform this action (role {row['role']} lacks {permission})."
@@ -113,6 +119,11 @@ async def authenticate(conn: Any, token: str, permission: str | None = None, org
         role=row["role"],
         permissions=frozenset(row["permissions"]),
     )
+
+
+async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
+    """The token lookup and :func:`authorise` in one call (a retried transaction runs it again)."""
+    return authorise(await lookup(conn, token, org_id), permission, org_id)
 
 
 # -- failed-login throttle -----------------------------------------------------------------------
