@@ -21,7 +21,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
-from service import auth, releases, scheduler
+from service import front, releases, scheduler
 from service.api import provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
@@ -30,9 +30,10 @@ from service.routes import audit, customers, health, jobs, login, orgs, projects
 
 log = logging.getLogger(__name__)
 
-# Callable without a token (documented with security [{}]); every other route is behind the
-# auth.require_bearer guard: no or a malformed Authorization header is 401 before any parsing.
+# Callable without a token (documented with security [{}]), with the OpenAPI document: every
+# other path, known or not, answers 401 before any routing or parsing (service.front).
 PUBLIC = [login.login, *health.HANDLERS]
+OPENAPI_PATH = "/schema"
 
 ROUTES = [
     # POST /config/v1/login, POST /config/v1/logout
@@ -120,12 +121,8 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
         exclude=["^/metrics$", "^/schema"],
     )
     protected_handlers = [h for h in ROUTES if h not in PUBLIC]
-    protected = Router(
-        "/",
-        route_handlers=_options_first([*protected_handlers, *_allow(protected_handlers)]),
-        guards=[auth.require_bearer],
-    )
-    return Litestar(
+    protected = Router("/", route_handlers=_options_first([*protected_handlers, *_allow(protected_handlers)]))
+    app = front.App(
         route_handlers=[protected, *PUBLIC],
         plugins=[StrictStructSchemaPlugin()],
         lifespan=[lifespan],
@@ -140,7 +137,7 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
             f"{releases.LATEST}; from {releases.FIRST_FINAL} a project is created with its customer and "
             "keeps it). Authenticate with "
             "POST /config/v1/login, then send Authorization: Bearer <access_token>.",
-            path="/schema",
+            path=OPENAPI_PATH,
             security=[{"BearerToken": []}],
             components=Components(
                 security_schemes={
@@ -151,3 +148,7 @@ def create_app(url: str | None = None, *, run_scheduler: bool | None = None) -> 
             ),
         ),
     )
+    public = {path.rstrip("/") for handler in PUBLIC for path in handler.paths}
+    app.public_paths = frozenset({OPENAPI_PATH, *public})
+    app.public_prefixes = (OPENAPI_PATH + "/",)
+    return app

@@ -2,39 +2,41 @@
 
 Tokens are ``secrets.token_urlsafe(32)``, shown once at login (service/routes/auth.py); the
 database stores only their SHA-256 (``config.tokens.token_hash``), an expiry 24 h later, and
-``revoked`` set by logout. A request's token is checked by the request's first statement
-(service/request.py), together with the user's ``is_active``, the permissions of its role
-(``config.role_permissions``) and, for a path under ``/orgs/{org}/``, whether the user may see
-that org.
+``revoked`` set by logout. A request's token is checked by the request's first statement, in
+front of routing (service/front.py: 401 before any 400, 404, 405 or 413), together with the
+user's ``is_active``, the permissions of its role (``config.role_permissions``) and, for a
+path under ``/orgs/{org}/projects``, whether the user may see that org.
 
-Failed logins are throttled in process: after 5 failures for one email within 60 s, login for
-that email answers 429 with ``Retry-After`` until the oldest of them is 60 s old. The counter
-is a bounded dict (10 000 emails, least recently failed evicted first), so it is per process
-and lost on restart; a table would make it cluster-wide (see the report / README).
+Failed logins are throttled in the database (``service_state.login_failures``,
+sql/service_state.sql and sql/queries/throttle.sql), so every service process shares the
+counts and a restart forgets nothing: after 5 attempts for one email (whether or not such a user
+exists), or 20 from one client address, within 60 s, login answers 429 with ``Retry-After``
+until the oldest of them is 60 s old, even with the right password. An attempt is counted
+before its password is checked, in the statement that decides whether it may be made, so two
+processes racing for the last try cannot both get it; a success forgets its account's
+attempts (as the in-process throttle did) and takes back its own from the address. The address
+is the client's as uvicorn gives it (``X-Forwarded-For`` only from ``--forwarded-allow-ips``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import time
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
-from litestar.handlers import BaseRouteHandler
 
 from service.queries import Db, Scope, query
 
 TOKEN_TTL_SECONDS = 86400
-FAILURE_LIMIT = 5
-FAILURE_WINDOW_SECONDS = 60.0
-THROTTLE_MAX_EMAILS = 10_000
+FAILURE_LIMIT = 5  # attempts per account ...
+ADDRESS_FAILURE_LIMIT = 20  # ... and per client address (shared: NAT, a proxy) ...
+FAILURE_WINDOW_SECONDS = 60  # ... within this many seconds
 
 USER_FOR_TOKEN = query("auth.user_for_token")
+THROTTLE = {name: query(f"throttle.{name}") for name in ("attempt", "succeeded", "take_back")}
 
 REFUSED = {
     "revoked": "Token has been revoked (logged out); log in again.",
@@ -53,7 +55,11 @@ def unauthorized(detail: str) -> NotAuthorizedException:
 
 def bearer_token(request: Request | ASGIConnection) -> str:
     """The token of ``Authorization: Bearer <token>``; 401 when missing or malformed."""
-    header = request.headers.get("authorization")
+    return parse_bearer(request.headers.get("authorization"))
+
+
+def parse_bearer(header: str | None) -> str:
+    """The token of an ``Authorization`` header's value; 401 when missing or malformed."""
     if not header:
         raise unauthorized("Authentication credentials were not provided.")
     scheme, _, token = header.strip().partition(" ")
@@ -61,14 +67,6 @@ def bearer_token(request: Request | ASGIConnection) -> str:
     if scheme.lower() != "bearer" or not token or " " in token or not token.isascii():
         raise unauthorized("Invalid Authorization header: expected 'Bearer <token>'.")
     return token
-
-
-async def require_bearer(connection: ASGIConnection, _handler: BaseRouteHandler) -> None:
-    """Guard of every protected route: a missing or malformed ``Authorization`` header is 401
-    before the path, query and body are parsed, so a caller without a token learns nothing
-    from validation errors. The token itself is checked in the request's transaction.
-    Async on purpose: Litestar runs a sync guard in a worker thread (a hop per request)."""
-    bearer_token(connection)
 
 
 @dataclass(frozen=True)
@@ -91,15 +89,26 @@ class User:
         return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
 
 
-async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
-    """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
-    ``org_id`` when given (404, as orgs.get would answer): one statement, the token lookup,
-    answers all three, in that order."""
-    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+async def lookup(conn: Any, token: str, org_id: Any = None) -> dict[str, Any] | None:
+    """The token lookup: one statement, on the request's connection (service.front runs it in
+    front of routing). ``org_id``: the org of the path, whose visibility the row answers."""
+    return await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+
+
+def check_token(row: dict[str, Any] | None) -> dict[str, Any]:
+    """The row of a token that authenticates (401 otherwise)."""
     if row is None:
         raise unauthorized("Invalid token.")
     if row["state"] != "ok":
         raise unauthorized(REFUSED[row["state"]])
+    return row
+
+
+def authorise(row: dict[str, Any] | None, permission: str | None = None, org_id: Any = None) -> User:
+    """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
+    ``org_id`` when given (404, as orgs.get would answer): the token lookup's row answers all
+    three, in that order."""
+    row = check_token(row)
     if permission is not None and permission not in row["permissions"]:
         raise PermissionDeniedException(
             f"You do not have permission to perform this action (role {row['role']} lacks {permission})."
@@ -115,41 +124,48 @@ async def authenticate(conn: Any, token: str, permission: str | None = None, org
     )
 
 
+async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
+    """The token lookup and :func:`authorise` in one call (a retried transaction runs it again)."""
+    return authorise(await lookup(conn, token, org_id), permission, org_id)
+
+
 # -- failed-login throttle -----------------------------------------------------------------------
-class LoginThrottle:
-    """Recent failed logins per email, bounded in size."""
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login attempt as the throttle counted it (sql/queries/throttle.sql)."""
 
-    def __init__(
-        self,
-        limit: int = FAILURE_LIMIT,
-        window: float = FAILURE_WINDOW_SECONDS,
-        max_emails: int = THROTTLE_MAX_EMAILS,
-    ) -> None:
-        self.limit, self.window, self.max_emails = limit, window, max_emails
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+    email: str
+    address: str | None
+    at: Any  # names this attempt in the throttle's rows
+    counted: bool  # by at least one scope
+    retry_after: int | None  # seconds to wait when a scope refused it (429), else None
 
-    def retry_after(self, email: str) -> int | None:
-        """Seconds to wait when ``email`` is throttled, else None."""
-        failures = self._recent(email.lower())
-        if len(failures) < self.limit:
-            return None
-        return max(1, math.ceil(failures[-self.limit] + self.window - time.monotonic()))
+    @property
+    def keys(self) -> dict[str, Any]:
+        return {"email": self.email, "address": self.address, "at": self.at}
 
-    def failed(self, email: str) -> None:
-        key = email.lower()
-        failures = self._recent(key)
-        failures.append(time.monotonic())
-        self._failures[key] = failures
-        self._failures.move_to_end(key)
-        while len(self._failures) > self.max_emails:
-            self._failures.popitem(last=False)
 
-    def succeeded(self, email: str) -> None:
-        self._failures.pop(email.lower(), None)
+async def attempt_login(conn: Any, email: str, address: str | None) -> LoginAttempt:
+    """Count a login attempt for ``email`` from ``address`` before its password is checked,
+    unless either is throttled: then ``retry_after`` says for how long (one statement)."""
+    rows = await Db(conn).all(
+        THROTTLE["attempt"],
+        email=email,
+        address=address,
+        account_limit=FAILURE_LIMIT,
+        address_limit=ADDRESS_FAILURE_LIMIT,
+        window=FAILURE_WINDOW_SECONDS,
+    )
+    waits = [row["retry_after"] for row in rows if not row["counted"]]
+    counted = any(row["counted"] for row in rows)
+    return LoginAttempt(email, address, rows[0]["at"], counted, max(waits) if waits else None)
 
-    def _recent(self, key: str) -> deque[float]:
-        failures = self._failures.get(key, deque(maxlen=self.limit))
-        horizon = time.monotonic() - self.window
-        while failures and failures[0] < horizon:
-            failures.popleft()
-        return failures
+
+async def login_succeeded(conn: Any, attempt: LoginAttempt) -> None:
+    """The account's attempts are forgotten; the address takes back this one."""
+    await Db(conn).execute(THROTTLE["succeeded"], **attempt.keys)
+
+
+async def take_back(conn: Any, attempt: LoginAttempt) -> None:
+    """This attempt was no failure (refused by one scope, or a disabled account's right password)."""
+    await Db(conn).execute(THROTTLE["take_back"], **attempt.keys)

@@ -84,7 +84,6 @@ TRANSACTION_ATTEMPTS = 3
 CLOSE_TIMEOUT = 5.0  # seconds the shutdown waits for the sweeper, then for the pool
 
 
-
 def database_url() -> str | None:
     """``HIERARCHY_DATABASE_URL`` (set by ``hierarchy run``) or ``DATABASE_URL``."""
     return os.environ.get("HIERARCHY_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
@@ -212,21 +211,29 @@ class Database:
             self._mark_down()
             raise ServiceUnavailable(UNAVAILABLE) from None
         except psycopg.Error as exc:
-            if not failover_error(exc):
+            if (unavailable := await self.failed_over(exc)) is None:
                 raise  # a query error of class 53/55/... : not an outage, map_error decides
-            if exc.sqlstate == READ_ONLY:
-                # The server we reached does not accept writes (a standby, a demoted primary):
-                # every pooled connection was made the same way. Replace them all; with
-                # target_session_attrs=read-write the new ones find the primary. (drain only
-                # closes the idle ones and schedules their replacements: it does not wait.)
-                await self.pool.drain()
-                raise ServiceUnavailable(STANDBY) from None
-            self._mark_down()
-            # a connection died under us: sweep the others now rather than on the next tick
-            asyncio.get_running_loop().create_task(self.pool.check())
-            raise ServiceUnavailable(UNAVAILABLE) from None
+            raise unavailable from None
         else:
             self.down_since = None
+
+    async def failed_over(self, exc: psycopg.Error) -> ServiceUnavailable | None:
+        """What a statement's error says about the database: None when it is only a query's
+        error; else the 503 to answer, after replacing the connections it condemns. (The
+        connection that raised it is closed by ``connection()``, or by its holder.)"""
+        if not failover_error(exc):
+            return None
+        if exc.sqlstate == READ_ONLY:
+            # The server we reached does not accept writes (a standby, a demoted primary):
+            # every pooled connection was made the same way. Replace them all; with
+            # target_session_attrs=read-write the new ones find the primary. (drain only
+            # closes the idle ones and schedules their replacements: it does not wait.)
+            await self.pool.drain()
+            return ServiceUnavailable(STANDBY)
+        self._mark_down()
+        # a connection died under us: sweep the others now rather than on the next tick
+        asyncio.get_running_loop().create_task(self.pool.check())
+        return ServiceUnavailable(UNAVAILABLE)
 
     def _mark_down(self) -> None:
         if self.down_since is None:
@@ -254,18 +261,28 @@ async def transaction(
     snapshot as in a read-committed transaction block: no BEGIN and no COMMIT, two round trips
     fewer. (A list and its count are one statement, so they always agree.)
     """
-    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+
+    async def attempt() -> T:
+        async with database.connection() as conn:
+            if read_only:
+                return await work(conn)
+            async with conn.transaction():
+                return await work(conn)
+
+    return await retried(attempt, default_field)
+
+
+async def retried(attempt: Callable[[], Awaitable[T]], default_field: str = "non_field_errors") -> T:
+    """``attempt()`` (one transaction), again on deadlock/serialization failure (3 attempts, then
+    503); its other database errors as HTTP answers (:func:`as_http`)."""
+    for number in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
-            async with database.connection() as conn:
-                if read_only:
-                    return await work(conn)
-                async with conn.transaction():
-                    return await work(conn)
+            return await attempt()
         except (errors.DeadlockDetected, errors.SerializationFailure) as exc:
-            log.info("transaction attempt %d failed (%s): retrying", attempt, exc.sqlstate)
-            if attempt == TRANSACTION_ATTEMPTS:
+            log.info("transaction attempt %d failed (%s): retrying", number, exc.sqlstate)
+            if number == TRANSACTION_ATTEMPTS:
                 raise ServiceUnavailable("database busy: the change conflicted with others; retry") from None
-            await asyncio.sleep(0.01 * attempt)
+            await asyncio.sleep(0.01 * number)
         except (psycopg.Error, UnicodeEncodeError) as exc:
             raise as_http(exc, default_field) from exc
     raise AssertionError("unreachable")  # pragma: no cover

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 RELEASES: dict[str, str] = {r.name: r.migration for r in releases.TABLE}
 LATEST = releases.LATEST
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+SERVICE_STATE_SQL = Path(__file__).resolve().parent.parent / "sql" / "service_state.sql"
 CONNECT_TIMEOUT = 10
 
 
@@ -428,6 +429,7 @@ def migrate(
             log.info("%s %s (%.2f s)", direction, migration.id, seconds)
             if on_step:
                 on_step(StepEvent(direction, migration.id, index, len(steps), True, seconds))
+        _apply_service_state(backend)
         now = _release_of(backend.connection)
         if now != releases.BY_NAME[target].schema:
             raise SchemaStateError(
@@ -435,6 +437,21 @@ def migrate(
                 f"{releases.BY_NAME[target].schema}; a migration does not set its release"
             )
         return done
+
+
+def _apply_service_state(backend) -> None:
+    """The service's own state, outside the release ladder (sql/service_state.sql: the login
+    throttle): idempotent, applied after the steps of every migration, at every release, in
+    one transaction under the migration lock; no downgrade removes it."""
+    conn = backend.connection  # autocommit: the file's statements in one transaction of their own
+    try:
+        with conn.transaction():
+            conn.execute(SERVICE_STATE_SQL.read_text())  # no parameters: psycopg sends it as one
+    except psycopg.Error as exc:
+        raise MigrationFailed(
+            f"applying {SERVICE_STATE_SQL.name} failed: {_one_line(exc)}; the release's migrations are "
+            "applied: fix the cause and run `hierarchy migrate` again"
+        ) from None
 
 
 # -- the pre-upgrade check ------------------------------------------------------------------------

@@ -6,9 +6,11 @@
 The throwaway database is a scratch database on ``DATABASE_URL``'s server when that is set
 (needs CREATEDB), otherwise on an ephemeral embedded cluster. It is created without the pg_cron
 extension, like the test template, so the dump is the same whichever server produced it (the
-dump covers schema ``config`` only; pg_cron's schedule lives in schema ``cron``).
+dump covers schemas ``config`` and ``service_state``, the service's own state outside the
+release ladder; pg_cron's schedule lives in schema ``cron``, yoyo's records in ``public``).
 
-The dump is ``pg_dump --schema-only --no-owner --no-privileges --schema=config`` from the same
+The dump is ``pg_dump --schema-only --no-owner --no-privileges --schema=config
+--schema=service_state`` from the same
 binary directory as the embedded server, normalised: the ``SET``/``set_config`` preamble, the
 ``-- Dumped from/by`` version lines and ``\\restrict``/``\\unrestrict`` lines are dropped and
 runs of blank lines collapsed, so the file only changes when the schema does.
@@ -33,8 +35,9 @@ from service.embedded import EmbeddedCluster, EmbeddedError, find_bindir
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "sql" / "schema.sql"
 HEADER = (
     "-- GENERATED FILE: do not edit. Regenerate with `make schema` (python -m service.schema_dump).\n"
-    "-- The schema `config` of a database migrated to release {release}, from pg_dump --schema-only,\n"
-    "-- normalised. Database logic is authored in migrations/; this file is the picture of the result.\n"
+    "-- The schemas `config` and `service_state` of a database migrated to release {release}, from\n"
+    "-- pg_dump --schema-only, normalised. Database logic is authored in migrations/ (and the\n"
+    "-- service's own state in sql/service_state.sql); this file is the picture of the result.\n"
 )
 
 _DROP = re.compile(
@@ -68,6 +71,7 @@ def dump_schema(url: str) -> str:
             "--no-owner",
             "--no-privileges",
             "--schema=config",
+            "--schema=service_state",
             "--dbname",
             make_conninfo(**params),
         ],

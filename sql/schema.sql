@@ -1,6 +1,7 @@
 -- GENERATED FILE: do not edit. Regenerate with `make schema` (python -m service.schema_dump).
--- The schema `config` of a database migrated to release 6.4, from pg_dump --schema-only,
--- normalised. Database logic is authored in migrations/; this file is the picture of the result.
+-- The schemas `config` and `service_state` of a database migrated to release 6.4, from
+-- pg_dump --schema-only, normalised. Database logic is authored in migrations/ (and the
+-- service's own state in sql/service_state.sql); this file is the picture of the result.
 
 --
 -- PostgreSQL database dump
@@ -17,6 +18,18 @@ CREATE SCHEMA config;
 --
 
 COMMENT ON SCHEMA config IS 'Config API objects: orgs, projects, users, tunables, audit log (and customers from release 6.1).';
+
+--
+-- Name: service_state; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA service_state;
+
+--
+-- Name: SCHEMA service_state; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON SCHEMA service_state IS 'State of the service itself, outside the Config API release ladder (sql/service_state.sql): applied at every release, removed by no downgrade.';
 
 --
 -- Name: api_time(timestamp with time zone); Type: FUNCTION; Schema: config; Owner: -
@@ -1678,6 +1691,42 @@ $_$;
 COMMENT ON FUNCTION config.upgrade_blockers(release text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';
 
 --
+-- Name: recent_attempts(timestamp with time zone[], integer); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.recent_attempts(attempts timestamp with time zone[], window_seconds integer) RETURNS timestamp with time zone[]
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT coalesce(array_agg(a ORDER BY a), '{}')
+    FROM unnest(attempts) AS a
+    WHERE a > now() - make_interval(secs => window_seconds)
+$$;
+
+--
+-- Name: FUNCTION recent_attempts(attempts timestamp with time zone[], window_seconds integer); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.recent_attempts(attempts timestamp with time zone[], window_seconds integer) IS 'The attempts still inside the window of window_seconds, oldest first.';
+
+--
+-- Name: without_attempt(timestamp with time zone[], timestamp with time zone); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.without_attempt(attempts timestamp with time zone[], attempt timestamp with time zone) RETURNS timestamp with time zone[]
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE WHEN array_position(attempts, attempt) IS NULL THEN attempts
+                ELSE attempts[:array_position(attempts, attempt) - 1]
+                     || attempts[array_position(attempts, attempt) + 1:] END
+$$;
+
+--
+-- Name: FUNCTION without_attempt(attempts timestamp with time zone[], attempt timestamp with time zone); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.without_attempt(attempts timestamp with time zone[], attempt timestamp with time zone) IS 'attempts without one occurrence of attempt: an attempt taken back (a success, or a refusal by the other scope).';
+
+--
 -- Name: audit_log; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -2350,6 +2399,48 @@ COMMENT ON COLUMN config.users.role IS 'super_admin, operator or read_only (see 
 COMMENT ON COLUMN config.users.is_active IS 'A deactivated user cannot log in and its tokens stop working.';
 
 --
+-- Name: login_failures; Type: TABLE; Schema: service_state; Owner: -
+--
+
+CREATE TABLE service_state.login_failures (
+    scope text NOT NULL,
+    key text NOT NULL,
+    attempts timestamp with time zone[] NOT NULL,
+    expires timestamp with time zone NOT NULL,
+    CONSTRAINT login_failures_scope_known CHECK ((scope = ANY (ARRAY['account'::text, 'address'::text])))
+);
+
+--
+-- Name: TABLE login_failures; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON TABLE service_state.login_failures IS 'The failed-login throttle: recent login attempts per account and per client address. A login counts as an attempt before its password is checked (throttle.attempt); a success clears its account and takes its own attempt back. Rows past expires are pruned a few at a time by the next attempt. To lift a throttle: DELETE the row.';
+
+--
+-- Name: COLUMN login_failures.scope; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.login_failures.scope IS 'account (key: the lower-cased email given at login, whether or not such a user exists) or address (key: the client address the service saw).';
+
+--
+-- Name: COLUMN login_failures.key; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.login_failures.key IS 'The lower-cased email, or the client address (see scope).';
+
+--
+-- Name: COLUMN login_failures.attempts; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.login_failures.attempts IS 'When the recent attempts were made, oldest first: at most the limit of the scope (5 per account, 20 per address in 60 s, service/auth.py).';
+
+--
+-- Name: COLUMN login_failures.expires; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.login_failures.expires IS 'When the newest attempt leaves the window: from then on the row throttles nothing and may be pruned.';
+
+--
 -- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -2476,6 +2567,13 @@ ALTER TABLE ONLY config.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (uuid);
 
 --
+-- Name: login_failures login_failures_pkey; Type: CONSTRAINT; Schema: service_state; Owner: -
+--
+
+ALTER TABLE ONLY service_state.login_failures
+    ADD CONSTRAINT login_failures_pkey PRIMARY KEY (scope, key);
+
+--
 -- Name: audit_log_at_idx; Type: INDEX; Schema: config; Owner: -
 --
 
@@ -2534,6 +2632,18 @@ CREATE INDEX tokens_user_idx ON config.tokens USING btree (user_id);
 --
 
 CREATE UNIQUE INDEX users_email_unique ON config.users USING btree (lower(email));
+
+--
+-- Name: login_failures_expires_idx; Type: INDEX; Schema: service_state; Owner: -
+--
+
+CREATE INDEX login_failures_expires_idx ON service_state.login_failures USING btree (expires);
+
+--
+-- Name: INDEX login_failures_expires_idx; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON INDEX service_state.login_failures_expires_idx IS 'Finds expired rows for pruning.';
 
 --
 -- Name: customers customers_audit_delete; Type: TRIGGER; Schema: config; Owner: -

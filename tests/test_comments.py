@@ -77,3 +77,14 @@ def test_every_object_has_a_comment(db_url, kind):
         missing = [row[0] for row in conn.execute(MISSING[kind], params)]
     listing = "\n  ".join(missing)
     assert not missing, f"{len(missing)} {kind} in schema config lack a COMMENT ON:\n  {listing}"
+
+
+@pytest.mark.parametrize("kind", list(MISSING))
+def test_every_service_state_object_has_a_comment(db_url, kind):
+    """The same rule for schema ``service_state`` (sql/service_state.sql: the login throttle)."""
+    statement = MISSING[kind].replace("'config'", "'service_state'")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regclass('service_state.login_failures') IS NOT NULL").fetchone()[0]
+        missing = [row[0] for row in conn.execute(statement, {"self_evident": list(SELF_EVIDENT_COLUMNS)})]
+    listing = "\n  ".join(missing)
+    assert not missing, f"{len(missing)} {kind} in schema service_state lack a COMMENT ON:\n  {listing}"

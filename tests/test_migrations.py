@@ -231,3 +231,24 @@ def test_yoyo_url_conversion():
     assert "host=%2Frun%2Fsock" in converted and "port=5433" in converted
     with pytest.raises(migrations.BadDatabaseUrl):
         migrations.yoyo_url("mysql://x@y/z")
+
+
+def test_service_state_is_outside_the_release_ladder(empty_db_url):
+    """sql/service_state.sql (the login throttle) is applied after every migration, at every
+    release, even when there is no step to run; no downgrade removes it or its rows."""
+    url = empty_db_url
+    throttle = "SELECT to_regclass('service_state.login_failures') IS NOT NULL"
+    migrations.migrate(url, "6.0")
+    assert one(url, throttle)
+    execute(
+        url,
+        "INSERT INTO service_state.login_failures (scope, key, attempts, expires) "
+        "VALUES ('account', 'kept@example.com', ARRAY[now()], now() + interval '1 minute')",
+    )
+    migrations.migrate(url, "6.4")
+    migrations.migrate(url, "6.0")
+    assert one(url, "SELECT key FROM service_state.login_failures") == "kept@example.com"
+    execute(url, "DROP SCHEMA service_state CASCADE")
+    assert migrations.migrate(url, "6.0") == []
+    assert one(url, throttle)
+    assert migrations.migrate(url, "6.0") == []  # idempotent

@@ -9,14 +9,13 @@ from uuid import UUID
 
 import msgspec
 from litestar import Request, post
-from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.params import Body
 from msgspec import UNSET, UnsetType
 
-from service import users
+from service import auth, users
 from service.api import TEXT_PATTERN, responses
-from service.auth import REFUSED, TOKEN_TTL_SECONDS, LoginThrottle, bearer_token, hash_token, unauthorized
+from service.auth import REFUSED, TOKEN_TTL_SECONDS, bearer_token, hash_token, unauthorized
 from service.db import transaction
 from service.errors import FieldErrors
 from service.names import PASSWORD_LENGTH
@@ -92,12 +91,6 @@ class LoginResponse(CurrentUser):
     auth_token: AuthToken
 
 
-def _throttle(state: State) -> LoginThrottle:
-    if not hasattr(state, "login_throttle"):
-        state.login_throttle = LoginThrottle()
-    return state.login_throttle
-
-
 # security=[{}]: no token needed (Litestar drops an empty list and the document-wide bearer
 # requirement would apply)
 @post(
@@ -112,27 +105,36 @@ async def login(
     request: Request, data: Annotated[Credentials, Body(schema_extra=CREDENTIALS_SCHEMA)]
 ) -> LoginResponse:
     email = data.login_email()
-    throttle = _throttle(request.app.state)
-    if (wait := throttle.retry_after(email)) is not None:
+    address = request.client.host if request.client else None
+
+    async def find(conn: Any) -> tuple[auth.LoginAttempt, dict[str, Any] | None]:
+        # the attempt is counted (or refused) before the password is checked (service.auth)
+        attempt = await auth.attempt_login(conn, email, address)
+        if attempt.retry_after is not None:
+            return attempt, None
+        return attempt, await Db(conn).one(SQL["user_for_login"], email=email)
+
+    attempt, row = await transaction(database(request), find, read_only=True)
+
+    async def take_back(conn: Any) -> None:  # this attempt was no failure
+        await auth.take_back(conn, attempt)
+
+    if attempt.retry_after is not None:
+        if attempt.counted:  # by the scope that did not refuse it
+            await transaction(database(request), take_back, read_only=True)
         raise HTTPException(
             status_code=429,
-            detail=f"Too many failed logins; retry in {wait} s.",
-            headers={"Retry-After": str(wait)},
+            detail=f"Too many failed logins; retry in {attempt.retry_after} s.",
+            headers={"Retry-After": str(attempt.retry_after)},
         )
-
-    async def find(conn: Any) -> dict[str, Any] | None:
-        return await Db(conn).one(SQL["user_for_login"], email=email)
-
-    row = await transaction(database(request), find, read_only=True)
     # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
     ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
     if not ok:
-        throttle.failed(email)
-        raise unauthorized("Invalid email or password.")
+        raise unauthorized("Invalid email or password.")  # the attempt stays counted
     assert row is not None
-    if not row["is_active"]:
+    if not row["is_active"]:  # the right password
+        await transaction(database(request), take_back, read_only=True)
         raise unauthorized(REFUSED["inactive"])
-    throttle.succeeded(email)
     token = secrets.token_urlsafe(32)
     rehash = (
         await asyncio.to_thread(users.hash_password, data.password)
@@ -148,6 +150,7 @@ async def login(
         if rehash:
             await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
         await db.execute(SQL["prune_tokens"])
+        await auth.login_succeeded(conn, attempt)
         return await db.one(SQL["login_details"], org_id=row["org_id"])
 
     org = await transaction(database(request), issue)

@@ -20,6 +20,7 @@ from msgspec import UNSET, UnsetType
 from service.api import (
     COMMON_READ_ONLY,
     READ,
+    TEXT_PATTERN,
     WRITE,
     Metadata,
     OrgId,
@@ -153,7 +154,10 @@ async def list_projects(
     customer: Annotated[
         UUID | None, QueryParameter(description="Only the projects of this customer.")
     ] = None,
-    name: Annotated[str | None, QueryParameter(description="Only the project with this exact name.")] = None,
+    name: Annotated[
+        str | None,
+        QueryParameter(description="Only the project with this exact name.", pattern=TEXT_PATTERN),
+    ] = None,
 ) -> list[Project] | ProjectPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
         rows = await db.all(

@@ -71,6 +71,14 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()["auth_token"]["access_token"]
 
+    def expire_tokens(self, email: str) -> None:
+        """Every token of this user expired a second ago."""
+        self.sql(
+            "UPDATE config.tokens SET expires = now() - interval '1 second' "
+            "WHERE user_id = (SELECT uuid FROM config.users WHERE email = %s)",
+            (email,),
+        )
+
     def headers(self, role: str = "super_admin", org: str | None = None) -> dict[str, str]:
         """Bearer headers of a user with this role (one per role and org, made on first use)."""
         key = f"{role}@{org or 'main'}"

@@ -87,17 +87,76 @@ def test_throttle_after_five_failures(api):
     )
 
 
-def test_throttle_window_and_bound():
-    throttle = auth.LoginThrottle(limit=2, window=60, max_emails=3)
-    throttle.failed("A@x")
-    assert throttle.retry_after("a@x") is None
-    throttle.failed("a@x")
-    assert throttle.retry_after("a@X") == 60
-    throttle.succeeded("a@x")
-    assert throttle.retry_after("a@x") is None
-    for i in range(10):
-        throttle.failed(f"{i}@x")
-    assert len(throttle._failures) == 3
+def _attempts(api, scope: str, key: str) -> list:
+    row = api.one(
+        "SELECT attempts FROM service_state.login_failures WHERE scope = %s AND key = %s", (scope, key)
+    )
+    return row["attempts"] if row else []
+
+
+def _fail(api, email: str) -> None:
+    r = api.client.post("/config/v1/login", json={"email": email, "password": "bad"})
+    assert r.status_code == 401, r.text
+
+
+def test_throttle_window_and_retry_after(api):
+    email = api.make_user("read_only")
+    for _ in range(auth.FAILURE_LIMIT):
+        _fail(api, email.upper())  # the account is the lower-cased email
+    assert len(_attempts(api, "account", email)) == auth.FAILURE_LIMIT
+    # the oldest attempt 50 s old: the wait is what is left of its window
+    api.sql(
+        "UPDATE service_state.login_failures SET attempts[1] = now() - interval '50 seconds' "
+        "WHERE scope = 'account' AND key = %s",
+        (email,),
+    )
+    r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 429 and 9 <= int(r.headers["Retry-After"]) <= 11, r.headers
+    # out of the window: counted no more
+    api.sql(
+        "UPDATE service_state.login_failures SET attempts[1] = now() - interval '61 seconds' "
+        "WHERE scope = 'account' AND key = %s",
+        (email,),
+    )
+    assert api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD}).status_code == 200
+    assert _attempts(api, "account", email) == []
+
+
+def test_expired_rows_are_pruned_a_few_at_a_time(api):
+    api.sql(
+        "INSERT INTO service_state.login_failures (scope, key, attempts, expires) "
+        "SELECT 'account', 'old-' || i, ARRAY[now() - interval '2 minutes'], now() - interval '1 minute' "
+        "FROM generate_series(1, 15) i"
+    )
+    api.sql(
+        "INSERT INTO service_state.login_failures (scope, key, attempts, expires) "
+        "VALUES ('account', 'recent@example.com', ARRAY[now()], now() + interval '1 minute')"
+    )
+    old = "SELECT count(*) AS n FROM service_state.login_failures WHERE key LIKE 'old-%%'"
+    _fail(api, "someone@example.com")
+    assert api.one(old)["n"] == 5
+    _fail(api, "someone@example.com")
+    assert api.one(old)["n"] == 0
+    assert len(_attempts(api, "account", "recent@example.com")) == 1  # not expired: kept
+
+
+def test_a_disabled_accounts_right_password_is_no_failure(api):
+    email = api.make_user("read_only")
+    api.sql("UPDATE config.users SET is_active = false WHERE email = %s", (email,))
+    for _ in range(auth.FAILURE_LIMIT + 1):
+        r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 401 and "disabled" in r.json()["detail"]
+    assert _attempts(api, "account", email) == [] and _attempts(api, "address", "testclient") == []
+
+
+def test_the_address_limit(api):
+    for i in range(auth.ADDRESS_FAILURE_LIMIT):
+        _fail(api, f"ghost-{i}@example.com")
+    email = api.make_user("read_only")
+    r = api.client.post("/config/v1/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= auth.FAILURE_WINDOW_SECONDS
+    assert _attempts(api, "account", email) == []  # refused by the address: taken back
+    assert len(_attempts(api, "address", "testclient")) == auth.ADDRESS_FAILURE_LIMIT
 
 
 def test_logout_revokes(api):

@@ -110,11 +110,7 @@ def _assert_refused(api, headers: dict, detail_word: str) -> None:
 def test_expired_revoked_and_deactivated_tokens(api):
     expired = api.make_user("super_admin")
     token = api.login(expired)
-    api.sql(
-        "UPDATE config.tokens SET expires = now() - interval '1 second' "
-        "WHERE user_id = (SELECT uuid FROM config.users WHERE email = %s)",
-        (expired,),
-    )
+    api.expire_tokens(expired)
     _assert_refused(api, {"Authorization": f"Bearer {token}"}, "expired")
 
     revoked = api.login(api.make_user("super_admin"))
