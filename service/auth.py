@@ -27,14 +27,14 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
-from service.queries import Db, Scope, query
+from service.queries import Db, Scope, by_form
 
 TOKEN_TTL_SECONDS = 86400
 FAILURE_LIMIT = 5
 FAILURE_WINDOW_SECONDS = 60.0
 THROTTLE_MAX_EMAILS = 10_000
 
-USER_FOR_TOKEN = query("auth.user_for_token")
+USER_FOR_TOKEN = by_form("auth.user_for_token")
 
 REFUSED = {
     "revoked": "Token has been revoked (logged out); log in again.",
@@ -77,9 +77,16 @@ class User:
 
     uuid: Any
     email: str
-    org_id: Any
-    role: str
+    orgs: tuple[Any, ...]  # primary first
+    role: str  # in the org of the path, else in the primary org
     permissions: frozenset[str]
+    write_orgs: tuple[Any, ...] = ()
+    memberships: bool = True  # the schema's form (release 6.4's org_memberships, or before)
+
+    @property
+    def org_id(self) -> Any:
+        """The primary org."""
+        return self.orgs[0] if self.orgs else None
 
     @property
     def all_orgs(self) -> bool:
@@ -88,14 +95,22 @@ class User:
     @property
     def scope(self) -> Scope:
         """Whom this user's statements run for (service.queries binds it to every statement)."""
-        return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
+        return Scope(
+            all_orgs=self.all_orgs,
+            user_orgs=list(self.orgs),
+            user_id=self.uuid,
+            write_orgs=list(self.write_orgs),
+        )
 
 
-async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
+async def authenticate(
+    conn: Any, token: str, permission: str | None = None, org_id: Any = None, *, memberships: bool = True
+) -> User:
     """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
     ``org_id`` when given (404, as orgs.get would answer): one statement, the token lookup,
-    answers all three, in that order."""
-    row = await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+    answers all three, in that order. ``memberships``: the schema's form (release 6.4's
+    memberships or the one before; service.db.Database.memberships knows which)."""
+    row = await Db(conn).one(USER_FOR_TOKEN[memberships], token_hash=hash_token(token), org_id=org_id)
     if row is None:
         raise unauthorized("Invalid token.")
     if row["state"] != "ok":
@@ -109,9 +124,11 @@ async def authenticate(conn: Any, token: str, permission: str | None = None, org
     return User(
         uuid=row["uuid"],
         email=row["email"],
-        org_id=row["org_id"],
+        orgs=tuple(row["orgs"] or ()),
         role=row["role"],
         permissions=frozenset(row["permissions"]),
+        write_orgs=tuple(row["write_orgs"] or ()),
+        memberships=memberships,
     )
 
 

@@ -66,8 +66,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.conninfo import for_primary
-from service.db_errors import READ_ONLY, STANDBY, UNAVAILABLE, failover_error, map_error
+from service.db_errors import READ_ONLY, SCHEMA_MOVED, STANDBY, UNAVAILABLE, failover_error, map_error
 from service.errors import FieldErrors, ServiceUnavailable
+from service.queries import query
 from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,6 @@ TRANSACTION_ATTEMPTS = 3
 CLOSE_TIMEOUT = 5.0  # seconds the shutdown waits for the sweeper, then for the pool
 
 
-
 def database_url() -> str | None:
     """``HIERARCHY_DATABASE_URL`` (set by ``hierarchy run``) or ``DATABASE_URL``."""
     return os.environ.get("HIERARCHY_DATABASE_URL") or os.environ.get("DATABASE_URL") or None
@@ -97,6 +97,15 @@ def prepare_threshold() -> int | None:
     (prepare a statement after its 5th execution on a connection).
     """
     return 5 if prepared_statements() else None
+
+
+# A statement naming a table, column or function the schema no longer (or not yet) has: a
+# migration ran under the service (release 6.4's memberships replace users.org_id/role).
+SCHEMA_CHANGED = frozenset({"42P01", "42703", "42883"})
+
+
+def schema_changed(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in SCHEMA_CHANGED
 
 
 def _server_spoke(conn: psycopg.AsyncConnection) -> bool:
@@ -122,6 +131,11 @@ class Database:
     url: str
     pool: AsyncConnectionPool = field(init=False)
     down_since: float | None = None
+    # Which form of the statements that release 6.4's memberships change applies (service.
+    # queries.by_form): read on every new pooled connection (the pool's configure callback, no
+    # round trip per request) and again when a statement meets a schema that changed under
+    # the running service (transaction(): the request is then re-run, never a 500).
+    memberships: bool = True
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -135,6 +149,7 @@ class Database:
             # A connection is checked when handed out: a restart's dead connections never
             # reach a handler.
             check=self._check,
+            configure=self._configure,
             kwargs={
                 "autocommit": True,
                 "connect_timeout": CONNECT_TIMEOUT,
@@ -144,6 +159,23 @@ class Database:
             },
             open=False,
             name="hierarchy",
+        )
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        self.memberships = await self._read_form(conn)
+
+    @staticmethod
+    async def _read_form(conn: psycopg.AsyncConnection) -> bool:
+        row = await (await conn.execute(query("users.has_memberships"))).fetchone()
+        return bool(row and row["present"])
+
+    async def refresh_form(self) -> None:
+        """Read the schema's form again (a statement met a schema that changed under us)."""
+        async with self.connection() as conn:
+            self.memberships = await self._read_form(conn)
+        log.info(
+            "the schema changed under the service; statements of the %s form from now on",
+            "memberships" if self.memberships else "one-org",
         )
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
@@ -266,6 +298,14 @@ async def transaction(
             if attempt == TRANSACTION_ATTEMPTS:
                 raise ServiceUnavailable("database busy: the change conflicted with others; retry") from None
             await asyncio.sleep(0.01 * attempt)
-        except (psycopg.Error, UnicodeEncodeError) as exc:
+        except psycopg.Error as exc:
+            if not schema_changed(exc):
+                raise as_http(exc, default_field) from exc
+            # a migration ran under the service: learn the schema's form and run it all again
+            log.info("transaction attempt %d met a changed schema (%s): retrying", attempt, exc.sqlstate)
+            if attempt == TRANSACTION_ATTEMPTS:
+                raise ServiceUnavailable(SCHEMA_MOVED) from None
+            await database.refresh_form()
+        except UnicodeEncodeError as exc:
             raise as_http(exc, default_field) from exc
     raise AssertionError("unreachable")  # pragma: no cover

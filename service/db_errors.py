@@ -29,6 +29,7 @@ from service.names import ROLES, one_of
 
 UNAVAILABLE = "database unavailable"
 STANDBY = "database is read-only (a standby, or a failover in progress); retry"
+SCHEMA_MOVED = "the database schema is being migrated; retry"
 READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or a primary being demoted
 
 
@@ -93,4 +94,6 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
         return FieldErrors({default_field: [primary]})
     if failover_error(exc):
         return ServiceUnavailable(STANDBY if exc.sqlstate == READ_ONLY else UNAVAILABLE)
+    if exc.sqlstate in ("42P01", "42703", "42883"):  # a migration ran under the request
+        return ServiceUnavailable(SCHEMA_MOVED)
     return exc

@@ -31,7 +31,7 @@ from litestar.response import Stream
 from psycopg.rows import tuple_row
 
 from service.auth import authenticate, bearer_token
-from service.db import Database, as_http, transaction
+from service.db import Database, as_http, schema_changed, transaction
 from service.queries import Db, bind
 
 T = TypeVar("T")
@@ -60,14 +60,14 @@ async def run(
     """
     token = bearer_token(request)
 
+    db = database(request)
+
     async def authorised(conn: Any) -> T:
-        user = await authenticate(conn, token, permission, org_id)
+        user = await authenticate(conn, token, permission, org_id, memberships=db.memberships)
         request.state.user = user
         return await work(Db(conn, user))
 
-    return await transaction(
-        database(request), authorised, default_field=default_field, read_only=request.method in READS
-    )
+    return await transaction(db, authorised, default_field=default_field, read_only=request.method in READS)
 
 
 async def stream_list(request: Request, permission: str, sql: str, **params: Any) -> Stream:
@@ -84,8 +84,9 @@ async def stream_list(request: Request, permission: str, sql: str, **params: Any
     token = bearer_token(request)
 
     async def chunks() -> AsyncIterator[bytes]:
-        async with database(request).connection() as conn:
-            user = await authenticate(conn, token, permission)
+        db = database(request)
+        async with db.connection() as conn:
+            user = await authenticate(conn, token, permission, memberships=db.memberships)
             request.state.user = user
             cursor = conn.cursor(row_factory=tuple_row)
             opening, batch = b"[", []
@@ -101,7 +102,15 @@ async def stream_list(request: Request, permission: str, sql: str, **params: Any
 
     body = chunks()
     try:
-        first = await anext(body)
+        try:
+            first = await anext(body)
+        except psycopg.Error as exc:
+            if not schema_changed(exc):
+                raise
+            # a migration changed the schema under the service: learn its form, then once more
+            await database(request).refresh_form()
+            body = chunks()
+            first = await anext(body)
     except (psycopg.Error, UnicodeEncodeError) as exc:
         raise as_http(exc) from exc
 

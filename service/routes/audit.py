@@ -12,10 +12,10 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.api import READ, TEXT_PATTERN, Metadata, Paging, listing, metadata, page_of, strict_query
-from service.queries import Db, query
+from service.queries import Db, by_form
 from service.request import run
 
-SQL = {"list": query("audit.list")}
+LIST = by_form("audit.list")  # release 6.4 (memberships) or the form before
 OBJECT_TYPES = ("orgs", "projects", "customers", "tunables", "users")
 
 
@@ -66,7 +66,7 @@ async def list_audit(
 
     async def work(db: Db) -> Any:
         rows = await db.all(
-            SQL["list"],
+            LIST[db.user.memberships],  # type: ignore[union-attr]
             object_type=object_type,
             object_id=object_id,
             since=since,

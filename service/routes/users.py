@@ -15,11 +15,12 @@ from litestar.params import JSONBody
 from service import users
 from service.api import COMMON_READ_ONLY, READ, WRITE, Metadata, Paging, field, listing, metadata, page_of
 from service.names import PASSWORD_LENGTH, ROLES, one_of
-from service.queries import Db, query
+from service.queries import Db, by_form
 from service.request import run
 from service.routes.login import CurrentUser, OrgRef
 
-SQL = {"list": query("users.list"), "login_details": query("auth.login_details")}
+LIST = by_form("users.list")
+USER_ORGS = by_form("auth.user_orgs")
 
 
 class UserOut(msgspec.Struct):
@@ -70,7 +71,7 @@ POST_FIELDS = {
 @get("/config/v1/users", tags=["users"], responses=READ, summary="List users (super admins only)")
 async def list_users(request: Request, paging: NamedDependency[Paging]) -> list[UserOut] | UserPage:  # type: ignore[valid-type]
     async def work(db: Db) -> Any:
-        return listing(request, paging, await db.all(SQL["list"], **paging.sql()))
+        return listing(request, paging, await db.all(LIST[db.user.memberships], **paging.sql()))  # type: ignore[union-attr]
 
     return await run(request, "users.read", work)
 
@@ -100,7 +101,7 @@ async def create_user(request: Request, data: JSONBody[UserCreate]) -> UserOut:
         # argon2 is ~50 ms of CPU: off the event loop, and only once the caller is authorised
         password_hash = await asyncio.to_thread(users.hash_password, data.password)
         return await db.one(
-            users.CREATE,
+            users.CREATE[db.user.memberships],  # type: ignore[union-attr]
             email=data.email,
             password_hash=password_hash,
             org_id=data.org or db.user.org_id,
@@ -120,9 +121,9 @@ async def current_user(request: Request) -> CurrentUser:
     async def work(db: Db) -> CurrentUser:
         user = db.user
         assert user is not None  # run() authenticated the token
-        org = await db.one(SQL["login_details"], org_id=user.org_id)
+        orgs = await db.all(USER_ORGS[user.memberships], user_id=user.uuid)
         return CurrentUser(
-            uuid=user.uuid, email=user.email, orgs=[OrgRef(**org)] if org else [], roles=[user.role]
+            uuid=user.uuid, email=user.email, orgs=[OrgRef(**org) for org in orgs], roles=[user.role]
         )
 
     return await run(request, None, work)

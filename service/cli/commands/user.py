@@ -11,10 +11,11 @@ from service.cli.context import Context
 from service.cli.errors import EXIT_OK, EXIT_USAGE, CliError
 from service.cli.parser import command, group
 from service.names import PASSWORD_LENGTH, ROLES
-from service.queries import SyncDb, query
+from service.queries import SyncDb, by_form, query
 
+USERS = by_form("users.list")
 SQL = {
-    "users": query("users.list"),
+    "has_memberships": query("users.has_memberships"),
     "orgs": query("orgs.list"),
     "org": query("orgs.get"),
     "first_org": query("users.first_org"),
@@ -90,10 +91,15 @@ def _org(db: SyncDb, name: str | None) -> dict:
     return org
 
 
+def memberships(db: SyncDb) -> bool:
+    """Whether the schema has release 6.4's org memberships (which statement form applies)."""
+    return db.one(SQL["has_memberships"])["present"]  # type: ignore[index]
+
+
 def list_(ctx: Context, args) -> int:
     with ctx.database(releases.FIRST) as db:
         names = {o["uuid"]: o["name"] for o in db.listed(SQL["orgs"])}
-        found = [{**u, "org_name": names.get(u["org"])} for u in db.listed(SQL["users"])]
+        found = [{**u, "org_name": names.get(u["org"])} for u in db.listed(USERS[memberships(db)])]
     ctx.output.emit(
         found,
         lambda us: ctx.output.table(
