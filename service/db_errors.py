@@ -60,6 +60,9 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
     "users_org_id_fkey": ("org", ORG_MISSING),
     "users_role_fkey": ("role", f"unknown role: use {one_of(ROLES)}."),
+    # release 6.4: a new user's org and role are its primary membership's
+    "org_memberships_org_id_fkey": ("org", ORG_MISSING),
+    "org_memberships_role_fkey": ("role", f"unknown role: use {one_of(ROLES)}."),
     "orgs_name_valid": (
         "name",
         "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit.",

@@ -500,3 +500,15 @@ def upgrade_blockers(url: str, to: str | None = None) -> list[dict]:
         if conn.execute(query("releases.has_upgrade_blockers")).fetchone()["present"]:
             return conn.execute(query("releases.upgrade_blockers"), {"release": target}).fetchall()
     return []
+
+
+def downgrade_blockers(url: str, to: str) -> list[dict]:
+    """What blocks a downgrade to release ``to``, from ``config.downgrade_blockers``: the users
+    of several orgs, when ``to`` has no memberships (one org per user there). The rollback of
+    migrations/0004 calls the same function first and refuses (HR061) while it returns rows."""
+    if releases.BY_NAME[check_release(to)].memberships:
+        return []
+    with connect(url, row_factory=dict_row) as conn:
+        if conn.execute(query("releases.has_downgrade_blockers")).fetchone()["present"]:
+            return conn.execute(query("releases.downgrade_blockers")).fetchall()
+    return []

@@ -4,7 +4,7 @@
 -- the primary org's; `memberships` every org (primary first).
 
 -- name: list
-SELECT u.uuid, u.email, p.org_id AS org, p.role, u.is_active, u.created, u.modified,
+SELECT u.uuid, u.email, p.org_id AS org, p.role, ARRAY[p.role] AS roles, u.is_active, u.created, u.modified,
        count(*) OVER () AS total
 FROM config.users u
 LEFT JOIN config.org_memberships p ON p.user_id = u.uuid AND p.is_primary
@@ -12,16 +12,16 @@ ORDER BY lower(u.email)
 LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
 
 -- name: list_one_org
-SELECT u.uuid, u.email, u.org_id AS org, u.role, u.is_active, u.created, u.modified,
+SELECT u.uuid, u.email, u.org_id AS org, u.role, ARRAY[u.role] AS roles, u.is_active, u.created, u.modified,
        count(*) OVER () AS total
 FROM config.users u
 ORDER BY lower(u.email)
 LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
 
 -- name: get
-SELECT u.uuid, u.email, p.org_id AS org, p.role, u.is_active, u.created, u.modified,
+SELECT u.uuid, u.email, p.org_id AS org, p.role, ARRAY[p.role] AS roles, u.is_active, u.created, u.modified,
        ARRAY(SELECT jsonb_build_object('org', m.org_id, 'org_name', o.name, 'role', m.role,
-                                       'is_primary', m.is_primary, 'created', m.created)
+                                       'is_primary', m.is_primary)
              FROM config.org_memberships m JOIN config.orgs o ON o.uuid = m.org_id
              WHERE m.user_id = u.uuid
              ORDER BY m.is_primary DESC, m.created, o.name) AS memberships
@@ -30,9 +30,9 @@ LEFT JOIN config.org_memberships p ON p.user_id = u.uuid AND p.is_primary
 WHERE u.uuid = %(user_id)s::uuid;
 
 -- name: get_one_org
-SELECT u.uuid, u.email, u.org_id AS org, u.role, u.is_active, u.created, u.modified,
+SELECT u.uuid, u.email, u.org_id AS org, u.role, ARRAY[u.role] AS roles, u.is_active, u.created, u.modified,
        ARRAY[jsonb_build_object('org', u.org_id, 'org_name', o.name, 'role', u.role,
-                                'is_primary', true, 'created', u.created)] AS memberships
+                                'is_primary', true)] AS memberships
 FROM config.users u
 JOIN config.orgs o ON o.uuid = u.org_id
 WHERE u.uuid = %(user_id)s::uuid;
@@ -49,13 +49,13 @@ WITH made AS (
     SELECT m.uuid, %(org_id)s::uuid, %(role)s::text, true FROM made m
     RETURNING org_id, role
 )
-SELECT m.uuid, m.email, b.org_id AS org, b.role, m.is_active, m.created, m.modified
+SELECT m.uuid, m.email, b.org_id AS org, b.role, ARRAY[b.role] AS roles, m.is_active, m.created, m.modified
 FROM made m, member b;
 
 -- name: create_one_org
 INSERT INTO config.users (email, password_hash, org_id, role)
 VALUES (%(email)s::text, %(password_hash)s::text, %(org_id)s::uuid, %(role)s::text)
-RETURNING uuid, email, org_id AS org, role, is_active, created, modified;
+RETURNING uuid, email, org_id AS org, role, ARRAY[role] AS roles, is_active, created, modified;
 
 -- name: change_membership
 -- One membership change through the SQL functions of migrations/0004 (they lock the user,
@@ -75,10 +75,14 @@ WITH target AS (
 )
 SELECT c.org_id FROM changed c;
 
--- name: primary_org
--- The user's primary org (add_roles/remove_roles act there unless an org is given).
-SELECT m.org_id, m.role FROM config.org_memberships m
-WHERE m.user_id = %(user_id)s::uuid AND (m.org_id = %(org_id)s::uuid OR (%(org_id)s::uuid IS NULL AND m.is_primary));
+-- name: membership
+-- The user's membership in org %(org_id)s, or in its primary org when NULL (add_roles and
+-- remove_roles act there), with the org's name. No row: not a member of that org.
+SELECT m.org_id, o.name AS org_name, m.role
+FROM config.org_memberships m
+JOIN config.orgs o ON o.uuid = m.org_id
+WHERE m.user_id = %(user_id)s::uuid
+  AND (m.org_id = %(org_id)s::uuid OR (%(org_id)s::uuid IS NULL AND m.is_primary));
 
 -- name: lock_admin_bootstrap
 -- Serialises ensure_admin across processes starting at once (transaction-scoped).
