@@ -63,14 +63,15 @@ FROM (
                 WHEN t.expires <= now() THEN 'expired'
                 WHEN NOT u.is_active THEN 'inactive'
                 ELSE 'ok' END AS state,
-           ARRAY(SELECT DISTINCT rp.permission FROM config.role_permissions rp
-                 WHERE rp.role = ANY (m.roles) ORDER BY rp.permission) AS permissions
+           -- (a permission of several roles repeats: a set to the service, and no sort per request)
+           ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = ANY (m.roles)) AS permissions
     FROM config.tokens t
     JOIN config.users u ON u.uuid = t.user_id
     CROSS JOIN LATERAL (
         SELECT array_agg(x.org_id ORDER BY x.is_primary DESC, x.created, x.org_id) AS orgs,
-               array_agg(x.org_id) FILTER (WHERE EXISTS (SELECT 1 FROM config.role_permissions w
-                                                         WHERE w.role = x.role AND w.permission = 'projects.write'))
+               -- the roles that may change projects: read once per statement (an init plan)
+               array_agg(x.org_id) FILTER (WHERE x.role = ANY (ARRAY(SELECT w.role FROM config.role_permissions w
+                                                                     WHERE w.permission = 'projects.write')))
                    AS write_orgs,
                coalesce(min(x.role) FILTER (WHERE x.org_id = %(org_id)s::uuid),
                         min(x.role) FILTER (WHERE x.is_primary)) AS role,
