@@ -56,6 +56,7 @@ CREATE TRIGGER users_touch BEFORE UPDATE OF email, password_hash, org_id, role, 
 COMMENT ON TRIGGER users_touch ON config.users IS 'Bumps modified when a user changes.';
 
 DROP TABLE config.org_memberships;
+COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';
 DROP FUNCTION config.audit_memberships();
 DROP FUNCTION config.check_user_memberships();
 DROP FUNCTION config.role_sees_every_org(text);

@@ -159,6 +159,8 @@ END
 $$;
 COMMENT ON FUNCTION config.audit_memberships() IS 'Release 6.4: AFTER statement trigger writing one audit_log row per added, changed or removed membership (object_type org_memberships, object_id the user; an update names the org and its changed columns).';
 
+COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users, org_memberships (release 6.4; object_id is the user).';
+
 CREATE TRIGGER org_memberships_audit_insert AFTER INSERT ON config.org_memberships REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION config.audit_memberships();
 CREATE TRIGGER org_memberships_audit_update AFTER UPDATE ON config.org_memberships REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows

@@ -2103,7 +2103,7 @@ COMMENT ON COLUMN config.audit_log.action IS 'insert, update, delete, or a named
 -- Name: COLUMN audit_log.object_type; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';
+COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users, org_memberships (release 6.4; object_id is the user).';
 
 --
 -- Name: COLUMN audit_log.object_id; Type: COMMENT; Schema: config; Owner: -

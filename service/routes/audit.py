@@ -46,8 +46,9 @@ async def list_audit(
     object_type: Annotated[
         str | None,
         QueryParameter(
-            description="orgs, projects, customers, tunables or users.",
-            pattern="^(orgs|projects|customers|tunables|users)$",
+            description="orgs, projects, customers, tunables, users or org_memberships (release 6.4: "
+            "object_id is the user).",
+            pattern="^(orgs|projects|customers|tunables|users|org_memberships)$",
         ),
     ] = None,
     object_id: Annotated[UUID | None, QueryParameter(description="The object's uuid.")] = None,

@@ -267,3 +267,19 @@ def test_a_migration_under_the_running_service_is_followed_without_an_error(api,
         migrations.migrate(api.url, release)
         r = api.client.get(path, headers=h)
         assert r.status_code == 200, (release, r.text)
+
+
+def test_the_audit_log_shows_memberships_of_the_users_orgs_only(api, two_orgs):
+    t = two_orgs
+    near = api.make_user("read_only", t["alpha"], "near@example.com")
+    far = api.make_user("read_only", t["gamma"], "far@example.com")
+    r = api.client.get("/config/v1/audit/?object_type=org_memberships", headers=t["h"])
+    assert r.status_code == 200, r.text
+    seen = {row["object_id"] for row in r.json()}
+    assert uuid_of(api, near) in seen and uuid_of(api, far) not in seen
+    assert uuid_of(api, t["email"]) in seen  # its own membership of beta (a read_only org of its)
+    users_seen = {
+        row["object_id"]
+        for row in api.client.get("/config/v1/audit/?object_type=users", headers=t["h"]).json()
+    }
+    assert uuid_of(api, near) in users_seen and uuid_of(api, far) not in users_seen

@@ -4,6 +4,8 @@ refuses while a user belongs to several orgs and otherwise round-trips losslessl
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 from psycopg import errors
@@ -11,6 +13,7 @@ from psycopg.rows import dict_row
 
 from service import users
 from service.migrations import DowngradeBlocked, migrate
+from tests.rules.test_two_sessions import wait_until_blocked
 
 # the columns by name: the rollback adds org_id and role back at the end of the table
 USERS_ROWS = (
@@ -290,3 +293,37 @@ def test_downgrade_refuses_while_a_user_has_several_orgs_then_round_trips(db_url
     assert migrate(db_url, "6.1")[0] == ("rollback", "0004.org-memberships")
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         assert one(conn, USERS_ROWS) == at_61, "twice round"
+
+
+def test_two_sessions_changing_one_users_primary_org_run_one_after_the_other(db, db_url_64):
+    """Each function locks the user's row first: a second session waits, then sees the first's
+    change (without the lock it would clear a stale primary and meet the unique index)."""
+    u = user(db, "ops@example.com")
+    a, b = org(db, "alpha"), org(db, "beta")
+    for o in (a, b):
+        db.execute("SELECT config.add_membership(%s, %s, 'read_only')", (u, o))
+    errors_seen: list[BaseException] = []
+    with (
+        psycopg.connect(db_url_64) as first,
+        psycopg.connect(db_url_64, autocommit=True) as other,
+        psycopg.connect(db_url_64, autocommit=True) as watcher,
+    ):
+        first.execute("SELECT config.set_primary_org(%s, %s)", (u, a))  # holds the user's row
+
+        def second() -> None:
+            try:
+                other.execute("SELECT config.set_primary_org(%s, %s)", (u, b))
+            except BaseException as exc:  # reported below
+                errors_seen.append(exc)
+
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        wait_until_blocked(watcher, other.info.backend_pid, "the second session")
+        first.commit()
+    waiting.join(10)
+    assert errors_seen == []
+    assert memberships(db, u) == [
+        ("alpha", "read_only", False),
+        ("beta", "read_only", True),
+        ("hydrolix", "operator", False),
+    ]
