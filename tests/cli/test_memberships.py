@@ -108,6 +108,9 @@ def test_the_downgrade_check_names_users_of_several_orgs(cli, db_url, ops):
     [blocker] = parsed(dry)["downgrade_blockers"]
     assert (blocker["email"], blocker["orgs"]) == (ops, ["hydrolix", "acme"])
     assert "remove-org" in blocker["remedy"]
+    human = cli("migrate", "--to", "6.1", "--dry-run")
+    assert human.returncode == 3 and "downgrade check: 1 user(s) of several orgs" in human.stdout
+    assert "ops@example.com" in human.stdout and "user remove-org" in human.stderr
     refused = cli("migrate", "--to", "6.1", "--yes")
     assert refused.returncode == 3
     assert "ops@example.com (hydrolix, acme)" in one_line_error(refused)
