@@ -10,8 +10,8 @@ returning its release.
 A release may span several migrations (6.4: ``0003.customers-required`` then
 ``0004.org-memberships``). Where a database stands is then the pair the database reports: its
 release, and ``config.schema_migration()``, which every migration from 0004 on (re)defines to
-return its own id and its rollback drops again (or redefines, to the id before it, when that
-one is of the same release and defines it too). Absent, it means the *first* migration of the
+return its own id, and its rollback drops it again (or, from 0005 on, redefines it to return
+the id of the migration before, which defines it too). Absent, it means the *first* migration of the
 reported release (0001 to 0003 never defined it, and are never edited: they are applied
 migrations). :func:`_position_of` reads that pair; the steps and yoyo's reconciliation work on
 it, so a migration killed between its commit and yoyo's record is reconciled at any step.
