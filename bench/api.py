@@ -74,6 +74,8 @@ def _literal(v: Any) -> str:
         return str(v)
     if isinstance(v, bytes):
         return "'\\x" + v.hex() + "'"
+    if isinstance(v, list):  # uuid[] (the user's orgs): an array literal
+        return "'{" + ",".join(str(x) for x in v) + "}'"
     return "'" + str(v).replace("'", "''") + "'"
 
 
@@ -113,14 +115,26 @@ ORDER BY c.name, c.uuid
 
 def _page_statement_script(user: dict[str, Any], org: str, statement: str) -> str:
     """The customers page's statement alone (first page of 100, a super admin)."""
-    scope = {"all_orgs": True, "user_org": org, "user_id": str(user["uuid"])}
+    scope = {
+        "all_orgs": True,
+        "user_org": org,
+        "user_orgs": [org],
+        "write_orgs": [org],
+        "user_id": str(user["uuid"]),
+    }
     return _bind(statement, {**scope, "name": None, "origin": None, "limit": 100, "offset": 0}) + "\n"
 
 
 def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -> str:
     """The statements one request runs, as the service runs them: both endpoints are reads,
     run without a transaction block (``read_only``), the token lookup setting the actor."""
-    scope = {"all_orgs": True, "user_org": org, "user_id": str(user["uuid"])}
+    scope = {
+        "all_orgs": True,
+        "user_org": org,
+        "user_orgs": [org],
+        "write_orgs": [org],
+        "user_id": str(user["uuid"]),
+    }
     in_org = org if endpoint == "orphans" else None  # the token lookup checks the path's org
     lines = [_bind(query("auth.user_for_token"), {"token_hash": hash_token(token), "org_id": in_org})]
     if endpoint == "orphans":

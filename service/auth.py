@@ -28,14 +28,14 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 
-from service.queries import Db, Scope, query
+from service.queries import Db, Scope, by_form, query
 
 TOKEN_TTL_SECONDS = 86400
 FAILURE_LIMIT = 5  # attempts per account ...
 ADDRESS_FAILURE_LIMIT = 20  # ... and per client address (shared: NAT, a proxy) ...
 FAILURE_WINDOW_SECONDS = 60  # ... within this many seconds
 
-USER_FOR_TOKEN = query("auth.user_for_token")
+USER_FOR_TOKEN = by_form("auth.user_for_token")
 THROTTLE = {name: query(f"throttle.{name}") for name in ("attempt", "succeeded", "take_back")}
 
 REFUSED = {
@@ -75,9 +75,16 @@ class User:
 
     uuid: Any
     email: str
-    org_id: Any
-    role: str
+    orgs: tuple[Any, ...]  # primary first
+    role: str  # in the org of the path, else in the primary org
     permissions: frozenset[str]
+    write_orgs: tuple[Any, ...] = ()
+    memberships: bool = True  # the schema's form (release 6.4's org_memberships, or before)
+
+    @property
+    def org_id(self) -> Any:
+        """The primary org."""
+        return self.orgs[0] if self.orgs else None
 
     @property
     def all_orgs(self) -> bool:
@@ -86,13 +93,25 @@ class User:
     @property
     def scope(self) -> Scope:
         """Whom this user's statements run for (service.queries binds it to every statement)."""
-        return Scope(all_orgs=self.all_orgs, user_org=self.org_id, user_id=self.uuid)
+        return Scope(
+            all_orgs=self.all_orgs,
+            user_orgs=list(self.orgs),
+            user_id=self.uuid,
+            write_orgs=list(self.write_orgs),
+        )
 
 
-async def lookup(conn: Any, token: str, org_id: Any = None) -> dict[str, Any] | None:
+async def lookup(
+    conn: Any, token: str, org_id: Any = None, *, memberships: bool = True
+) -> dict[str, Any] | None:
     """The token lookup: one statement, on the request's connection (service.front runs it in
-    front of routing). ``org_id``: the org of the path, whose visibility the row answers."""
-    return await Db(conn).one(USER_FOR_TOKEN, token_hash=hash_token(token), org_id=org_id)
+    front of routing). ``org_id``: the org of the path, whose visibility the row answers.
+    ``memberships``: the schema's form (release 6.4's memberships or the one before;
+    service.db.Database.memberships knows which)."""
+    row = await Db(conn).one(USER_FOR_TOKEN[memberships], token_hash=hash_token(token), org_id=org_id)
+    if row is not None:
+        row["memberships"] = memberships
+    return row
 
 
 def check_token(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -118,15 +137,19 @@ def authorise(row: dict[str, Any] | None, permission: str | None = None, org_id:
     return User(
         uuid=row["uuid"],
         email=row["email"],
-        org_id=row["org_id"],
+        orgs=tuple(row["orgs"] or ()),
         role=row["role"],
         permissions=frozenset(row["permissions"]),
+        write_orgs=tuple(row["write_orgs"] or ()),
+        memberships=row["memberships"],
     )
 
 
-async def authenticate(conn: Any, token: str, permission: str | None = None, org_id: Any = None) -> User:
+async def authenticate(
+    conn: Any, token: str, permission: str | None = None, org_id: Any = None, *, memberships: bool = True
+) -> User:
     """The token lookup and :func:`authorise` in one call (a retried transaction runs it again)."""
-    return authorise(await lookup(conn, token, org_id), permission, org_id)
+    return authorise(await lookup(conn, token, org_id, memberships=memberships), permission, org_id)
 
 
 # -- failed-login throttle -----------------------------------------------------------------------

@@ -66,8 +66,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.conninfo import for_primary
-from service.db_errors import READ_ONLY, STANDBY, UNAVAILABLE, failover_error, map_error
+from service.db_errors import READ_ONLY, SCHEMA_MOVED, STANDBY, UNAVAILABLE, failover_error, map_error
 from service.errors import FieldErrors, ServiceUnavailable
+from service.queries import query
 from service.settings import prepared_statements
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,15 @@ def prepare_threshold() -> int | None:
     return 5 if prepared_statements() else None
 
 
+# A statement naming a table, column or function the schema no longer (or not yet) has: a
+# migration ran under the service (release 6.4's memberships replace users.org_id/role).
+SCHEMA_CHANGED = frozenset({"42P01", "42703", "42883"})
+
+
+def schema_changed(exc: BaseException) -> bool:
+    return isinstance(exc, psycopg.Error) and exc.sqlstate in SCHEMA_CHANGED
+
+
 def _server_spoke(conn: psycopg.AsyncConnection) -> bool:
     """Whether an idle connection's socket is readable: the server closed it or sent something
     (an error before closing, a notice, a changed parameter). No round trip: a poll with no wait."""
@@ -121,6 +131,11 @@ class Database:
     url: str
     pool: AsyncConnectionPool = field(init=False)
     down_since: float | None = None
+    # Which form of the statements that release 6.4's memberships change applies (service.
+    # queries.by_form): read on every new pooled connection (the pool's configure callback, no
+    # round trip per request) and again when a statement meets a schema that changed under
+    # the running service (transaction(): the request is then re-run, never a 500).
+    memberships: bool = True
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -134,6 +149,7 @@ class Database:
             # A connection is checked when handed out: a restart's dead connections never
             # reach a handler.
             check=self._check,
+            configure=self._configure,
             kwargs={
                 "autocommit": True,
                 "connect_timeout": CONNECT_TIMEOUT,
@@ -143,6 +159,23 @@ class Database:
             },
             open=False,
             name="hierarchy",
+        )
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        self.memberships = await self._read_form(conn)
+
+    @staticmethod
+    async def _read_form(conn: psycopg.AsyncConnection) -> bool:
+        row = await (await conn.execute(query("users.has_memberships"))).fetchone()
+        return bool(row and row["present"])
+
+    async def refresh_form(self) -> None:
+        """Read the schema's form again (a statement met a schema that changed under us)."""
+        async with self.connection() as conn:
+            self.memberships = await self._read_form(conn)
+        log.info(
+            "the schema changed under the service; statements of the %s form from now on",
+            "memberships" if self.memberships else "one-org",
         )
 
     async def _check(self, conn: psycopg.AsyncConnection) -> None:
@@ -269,12 +302,18 @@ async def transaction(
             async with conn.transaction():
                 return await work(conn)
 
-    return await retried(attempt, default_field)
+    return await retried(attempt, default_field, database)
 
 
-async def retried(attempt: Callable[[], Awaitable[T]], default_field: str = "non_field_errors") -> T:
+async def retried(
+    attempt: Callable[[], Awaitable[T]],
+    default_field: str = "non_field_errors",
+    database: Database | None = None,
+) -> T:
     """``attempt()`` (one transaction), again on deadlock/serialization failure (3 attempts, then
-    503); its other database errors as HTTP answers (:func:`as_http`)."""
+    503), and again after ``database`` learnt the schema's form when a statement met a schema
+    that a migration changed under the service; its other database errors as HTTP answers
+    (:func:`as_http`)."""
     for number in range(1, TRANSACTION_ATTEMPTS + 1):
         try:
             return await attempt()
@@ -283,6 +322,14 @@ async def retried(attempt: Callable[[], Awaitable[T]], default_field: str = "non
             if number == TRANSACTION_ATTEMPTS:
                 raise ServiceUnavailable("database busy: the change conflicted with others; retry") from None
             await asyncio.sleep(0.01 * number)
-        except (psycopg.Error, UnicodeEncodeError) as exc:
+        except psycopg.Error as exc:
+            if database is None or not schema_changed(exc):
+                raise as_http(exc, default_field) from exc
+            # a migration ran under the service: learn the schema's form and run it all again
+            log.info("transaction attempt %d met a changed schema (%s): retrying", number, exc.sqlstate)
+            if number == TRANSACTION_ATTEMPTS:
+                raise ServiceUnavailable(SCHEMA_MOVED) from None
+            await database.refresh_form()
+        except UnicodeEncodeError as exc:
             raise as_http(exc, default_field) from exc
     raise AssertionError("unreachable")  # pragma: no cover

@@ -29,6 +29,7 @@ from service.names import ROLES, one_of
 
 UNAVAILABLE = "database unavailable"
 STANDBY = "database is read-only (a standby, or a failover in progress); retry"
+SCHEMA_MOVED = "the database schema is being migrated; retry"
 READ_ONLY = "25006"  # read_only_sql_transaction: a standby, or a primary being demoted
 
 
@@ -59,6 +60,9 @@ CONSTRAINTS: dict[str, tuple[str, str]] = {
     "users_email_valid": ("email", "enter a valid email address (at most 254 characters)."),
     "users_org_id_fkey": ("org", ORG_MISSING),
     "users_role_fkey": ("role", f"unknown role: use {one_of(ROLES)}."),
+    # release 6.4: a new user's org and role are its primary membership's
+    "org_memberships_org_id_fkey": ("org", ORG_MISSING),
+    "org_memberships_role_fkey": ("role", f"unknown role: use {one_of(ROLES)}."),
     "orgs_name_valid": (
         "name",
         "1 to 255 characters: letters, digits, _ . -; starts with a letter or digit.",
@@ -93,4 +97,6 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
         return FieldErrors({default_field: [primary]})
     if failover_error(exc):
         return ServiceUnavailable(STANDBY if exc.sqlstate == READ_ONLY else UNAVAILABLE)
+    if exc.sqlstate in ("42P01", "42703", "42883"):  # a migration ran under the request
+        return ServiceUnavailable(SCHEMA_MOVED)
     return exc

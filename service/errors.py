@@ -61,6 +61,21 @@ NOT_THIS_CUSTOMERS = "project {} does not belong to this customer."
 SINGLE_PROJECT_NAME = (
     "customer {} has exactly one project ({}): its name follows the project; rename the project instead"
 )
+# Org memberships (release 6.4): the refusals of migrations/0004's functions, worded there ("%"
+# for each "{}"), and the routes' own (service/routes/users.py).
+MEMBERSHIP_REFUSALS = (
+    "no user {}",
+    "no org {}",
+    "user {} is already a member of org {} (role {})",
+    "user {} cannot join org {}: a super admin belongs to exactly one org (it sees every org)",
+    "user {} belongs to {} orgs: a super admin belongs to exactly one org (it sees every org)",
+    "org {} is the primary org of user {}: {}",
+    "user {} is not a member of org {}",
+    "user {} must have exactly one primary org (it has {})",
+    "user {} holds role {} in org {}, not {}",
+    "{} is the least role: remove the user from org {} instead (remove_orgs)",
+    "org memberships need release 6.4 (one org per user before): run `hierarchy migrate`",
+)
 STATE_CONFLICTS = (
     PROJECT_NAME_TAKEN,
     CUSTOMER_NAME_TAKEN,
@@ -71,6 +86,7 @@ STATE_CONFLICTS = (
     NO_SUCH_CUSTOMER,
     NOT_THIS_CUSTOMERS,
     SINGLE_PROJECT_NAME,
+    *MEMBERSHIP_REFUSALS,
 )
 _STATE_CONFLICT = re.compile(
     "|".join(".+".join(map(re.escape, template.split("{}"))) for template in STATE_CONFLICTS), re.DOTALL

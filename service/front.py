@@ -35,7 +35,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import Receive, Scope, Send
 
 from service import auth
-from service.db import Database, as_http
+from service.db import Database, as_http, schema_changed
 from service.errors import ServiceUnavailable, http_exception_handler
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods whose handlers change nothing
@@ -68,6 +68,20 @@ class Session:
     row: dict[str, Any] | None  # the lookup's row; None once a retry needs a fresh one
     _open: Any = field(default=None, repr=False)  # the write's transaction, begun by the front
 
+    async def first_lookup(self, write: bool) -> None:
+        """The front's lookup (401 for a token that does not authenticate), in the write's
+        transaction; once more when a migration changed the schema under the service."""
+        for last in (False, True):
+            if write:
+                await self.begin()
+            try:
+                auth.check_token(await self.lookup(self.org_id))
+                return
+            except psycopg.Error as exc:
+                await self.end(exc)
+                if last or not await self.schema_moved(exc):
+                    raise
+
     async def begin(self) -> None:
         self._open = self.conn.transaction()
         await self._open.__aenter__()
@@ -97,17 +111,35 @@ class Session:
 
     async def failed(self, exc: psycopg.Error) -> ServiceUnavailable | None:
         """The 503 for a statement's error that says the database failed over or went away
-        (the connection is closed: the pool replaces it); None for a query's own error."""
+        (the connection is closed: the pool replaces it); None for a query's own error (after
+        a schema that changed under the service, the next attempt looks the token up again)."""
+        if schema_changed(exc):
+            self.row = None
         unavailable = await self.database.failed_over(exc)
         if unavailable is not None and not self.conn.closed:
             await self.conn.close()
         return unavailable
 
+    async def schema_moved(self, exc: psycopg.Error) -> bool:
+        """Whether ``exc`` says a migration changed the schema under the service; if so, the
+        statements' form is read again and the next :meth:`lookup` uses it."""
+        if not schema_changed(exc):
+            return False
+        await self.database.refresh_form()
+        self.row = None
+        return True
+
+    async def lookup(self, org_id: Any = None) -> dict[str, Any] | None:
+        """The token lookup for ``org_id``, in the form of the schema (service.db)."""
+        self.row = await auth.lookup(self.conn, self.token, org_id, memberships=self.database.memberships)
+        self.org_id = org_id
+        return self.row
+
     async def user(self, permission: str | None, org_id: Any = None) -> auth.User:
         """The user (403 when it lacks ``permission``; 404 when it may not see ``org_id``),
         from the front's lookup when it answered for this org, else from a new lookup."""
         if self.row is None or org_id != self.org_id:
-            self.row, self.org_id = await auth.lookup(self.conn, self.token, org_id), org_id
+            await self.lookup(org_id)
         return auth.authorise(self.row, permission, org_id)
 
 
@@ -135,9 +167,7 @@ class App(Litestar):
             async with database.connection() as conn:
                 found = Session(database, conn, token, path_org(scope["path"]), None)
                 try:
-                    if scope["method"] not in READS:
-                        await found.begin()
-                    found.row = auth.check_token(await auth.lookup(conn, token, found.org_id))
+                    await found.first_lookup(write=scope["method"] not in READS)
                     scope.setdefault("state", {})[SESSION] = found
                     await super().__call__(scope, receive, send)
                 except BaseException as exc:

@@ -7,6 +7,15 @@ in ``<repo>/migrations`` as ``NNNN.slug.sql`` plus ``NNNN.slug.rollback.sql``; e
 in a single transaction, and each one (re)defines the SQL function ``config.schema_release()``
 returning its release.
 
+A release may span several migrations (6.4: ``0003.customers-required`` then
+``0004.org-memberships``). Where a database stands is then the pair the database reports: its
+release, and ``config.schema_migration()``, which every migration from 0004 on (re)defines to
+return its own id, and its rollback drops it again (or, from 0005 on, redefines it to return
+the id of the migration before, which defines it too). Absent, it means the *first* migration of the
+reported release (0001 to 0003 never defined it, and are never edited: they are applied
+migrations). :func:`_position_of` reads that pair; the steps and yoyo's reconciliation work on
+it, so a migration killed between its commit and yoyo's record is reconciled at any step.
+
 The truth about where a database stands is the database itself (``config.schema_release()``),
 not yoyo's bookkeeping: yoyo applies a migration in one transaction and records it in another,
 so a process killed between the two leaves a migration applied but unrecorded (and the reverse
@@ -85,6 +94,14 @@ class UpgradeBlocked(MigrationError):
 
     exit_code = 3
     sqlstate = "HR064"  # raised by migrations/0003 when projects have no customer
+
+
+class DowngradeBlocked(MigrationError):
+    """The downgrade refused before changing anything (config.downgrade_blockers found users of
+    several orgs, which the release below memberships cannot hold)."""
+
+    exit_code = 3
+    sqlstate = "HR061"  # raised by migrations/0004's rollback
 
 
 class SchemaStateError(MigrationError):
@@ -239,16 +256,26 @@ def load_migrations(migrations_dir: str | Path | None = None) -> list:
     return ordered
 
 
-def _ids_up_to(release: str | None, migrations: list) -> list[str]:
-    if release is None:
+def first_migration(release: str, ids: list[str]) -> str:
+    """The first migration of ``release``'s schema: the one after the last migration of the
+    schema before it (``ids``: the migration ids in apply order)."""
+    index = releases.TABLE.index(releases.BY_NAME[release])
+    schema = releases.TABLE[index].schema
+    earlier = [r.migration for r in releases.TABLE[:index] if r.schema != schema]
+    return ids[ids.index(earlier[-1]) + 1] if earlier else ids[0]
+
+
+def _ids_through(position: str | None, migrations: list) -> list[str]:
+    """The ids of the migrations up to and including ``position`` (a migration id)."""
+    if position is None:
         return []
     ids = [m.id for m in migrations]
-    return ids[: ids.index(RELEASES[release]) + 1]
+    return ids[: ids.index(position) + 1]
 
 
-def _steps(current: str | None, target: str, migrations: list) -> list[tuple[str, object]]:
-    have = set(_ids_up_to(current, migrations))
-    want = set(_ids_up_to(target, migrations))
+def _steps(position: str | None, target: str, migrations: list) -> list[tuple[str, object]]:
+    have = set(_ids_through(position, migrations))
+    want = set(_ids_through(RELEASES[target], migrations))
     ups = [("apply", m) for m in migrations if m.id in want and m.id not in have]
     downs = [("rollback", m) for m in reversed(migrations) if m.id in have and m.id not in want]
     return downs + ups
@@ -275,6 +302,27 @@ def _release_of(conn: psycopg.Connection) -> str | None:
     return release
 
 
+def _position_of(conn: psycopg.Connection, migrations: list) -> str | None:
+    """The id of the last migration applied, as the database says (see the module's docstring):
+    ``config.schema_migration()`` when defined, else the first migration of its release."""
+    release = _release_of(conn)
+    if release is None:
+        return None
+    defined = conn.execute("SELECT to_regprocedure('config.schema_migration()') IS NOT NULL").fetchone()[0]
+    ids = [m.id for m in migrations]
+    position = (
+        conn.execute("SELECT config.schema_migration()").fetchone()[0]
+        if defined
+        else first_migration(release, ids)
+    )
+    if position not in ids:
+        raise SchemaStateError(
+            f"the database reports migration '{position}', which {MIGRATIONS_DIR} does not have; "
+            "use the hierarchy version that matches it"
+        )
+    return position
+
+
 def current_release(url: str) -> str | None:
     """The release the database reports, or None when schema ``config`` does not exist."""
     with connect(url) as conn:
@@ -293,8 +341,9 @@ def plan(url: str, to: str | None = None, migrations_dir: str | Path | None = No
     """The (direction, migration id) steps ``migrate`` would run to reach release ``to``."""
     target = check_release(to)
     migrations = load_migrations(migrations_dir)
-    current = current_release(url)
-    return [(d, m.id) for d, m in _steps(current, target, migrations)]
+    with connect(url) as conn:
+        position = _position_of(conn, migrations)
+    return [(d, m.id) for d, m in _steps(position, target, migrations)]
 
 
 # -- yoyo -----------------------------------------------------------------------------------------
@@ -355,23 +404,23 @@ def break_lock(url: str) -> str | None:
         return None
 
 
-def _reconcile(backend, migrations: list, release: str | None) -> tuple[list[str], list[str]]:
-    """Make yoyo's records agree with the release the database reports."""
+def _reconcile(backend, migrations: list, position: str | None) -> tuple[list[str], list[str]]:
+    """Make yoyo's records agree with where the database reports it stands (a migration id)."""
     applied = set(backend.get_applied_migration_hashes())
-    expected = set(_ids_up_to(release, migrations))
+    expected = set(_ids_through(position, migrations))
     to_mark = [m for m in migrations if m.id in expected and m.hash not in applied]
     to_unmark = [m for m in migrations if m.id not in expected and m.hash in applied]
     if to_mark:
         log.warning(
-            "database reports release %s but yoyo had not recorded %s; marking applied",
-            release,
+            "database reports migration %s but yoyo had not recorded %s; marking applied",
+            position,
             ", ".join(m.id for m in to_mark),
         )
         backend.mark_migrations(to_mark)
     if to_unmark:
         log.warning(
-            "database reports release %s but yoyo recorded %s as applied; unmarking",
-            release,
+            "database reports migration %s but yoyo recorded %s as applied; unmarking",
+            position,
             ", ".join(m.id for m in to_unmark),
         )
         backend.unmark_migrations(to_unmark)
@@ -391,9 +440,9 @@ def migrate(
     migrations = load_migrations(migrations_dir)
     with _backend(url) as backend, _locked(backend, lock_timeout):
         backend.ensure_internal_schema_updated()
-        release = _release_of(backend.connection)
-        _reconcile(backend, migrations, release)
-        steps = _steps(release, target, migrations)
+        position = _position_of(backend.connection, migrations)
+        _reconcile(backend, migrations, position)
+        steps = _steps(position, target, migrations)
         done: list[tuple[str, str]] = []
         for index, (direction, migration) in enumerate(steps, start=1):
             if on_step:
@@ -411,10 +460,11 @@ def migrate(
                 with contextlib.suppress(Exception):
                     backend.rollback()
                 now = _release_of(backend.connection)
-                if getattr(exc, "sqlstate", None) == UpgradeBlocked.sqlstate:
-                    raise UpgradeBlocked(
-                        f"{_one_line(exc)} (nothing changed: the database is at release {now})"
-                    ) from None
+                for blocked in (UpgradeBlocked, DowngradeBlocked):
+                    if getattr(exc, "sqlstate", None) == blocked.sqlstate:
+                        raise blocked(
+                            f"{_one_line(exc)} (nothing changed: the database is at release {now})"
+                        ) from None
                 verb = "applied" if direction == "apply" else "rolled back"
                 raise MigrationFailed(
                     f"{'applying' if direction == 'apply' else 'rolling back'} migration {migration.id} "
@@ -466,4 +516,16 @@ def upgrade_blockers(url: str, to: str | None = None) -> list[dict]:
     with connect(url, row_factory=dict_row) as conn:
         if conn.execute(query("releases.has_upgrade_blockers")).fetchone()["present"]:
             return conn.execute(query("releases.upgrade_blockers"), {"release": target}).fetchall()
+    return []
+
+
+def downgrade_blockers(url: str, to: str) -> list[dict]:
+    """What blocks a downgrade to release ``to``, from ``config.downgrade_blockers``: the users
+    of several orgs, when ``to`` has no memberships (one org per user there). The rollback of
+    migrations/0004 calls the same function first and refuses (HR061) while it returns rows."""
+    if releases.BY_NAME[check_release(to)].memberships:
+        return []
+    with connect(url, row_factory=dict_row) as conn:
+        if conn.execute(query("releases.has_downgrade_blockers")).fetchone()["present"]:
+            return conn.execute(query("releases.downgrade_blockers")).fetchall()
     return []

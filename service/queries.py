@@ -84,6 +84,13 @@ def query(name: str) -> str:
         raise QueryError(f"unknown query {name!r} (not in {QUERIES_DIR}/*.sql)") from None
 
 
+def by_form(name: str) -> dict[bool, str]:
+    """A statement that release 6.4's memberships change: ``{True: name, False: name_one_org}``,
+    indexed by whether the schema has ``config.org_memberships`` (``User.memberships``,
+    ``Database.memberships``). Only the token lookup, login and the users statements differ."""
+    return {True: query(name), False: query(f"{name}_one_org")}
+
+
 # -- running them: one async and one sync face with the same defaults -------------------------------
 T = TypeVar("T")
 # A check written once for both faces: it yields (statement, params), is sent each first row
@@ -95,14 +102,23 @@ WHOLE_LIST = {"limit": None, "offset": 0}  # a list statement's LIMIT/OFFSET whe
 
 @dataclass(frozen=True)
 class Scope:
-    """Whom a statement runs for: the parameters every tenant-scoped statement takes."""
+    """Whom a statement runs for: the parameters every tenant-scoped statement takes.
+
+    ``user_orgs``: the user's orgs (primary first); ``write_orgs``: those where its role may
+    change projects. Both come from the token lookup (auth.user_for_token)."""
 
     all_orgs: bool
-    user_org: Any = None
+    user_orgs: Any = None
     user_id: Any = None
+    write_orgs: Any = None
 
     def params(self) -> dict[str, Any]:
-        return {"all_orgs": self.all_orgs, "user_org": self.user_org, "user_id": self.user_id}
+        return {
+            "all_orgs": self.all_orgs,
+            "user_orgs": self.user_orgs,
+            "write_orgs": self.write_orgs,
+            "user_id": self.user_id,
+        }
 
 
 # The command line: an operator holding the database's credentials sees every org.

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Release:
     name: str
-    migration: str  # the last migration of its schema (migrations/<id>.sql)
+    migration: str  # the last migration of its schema (migrations/<id>.sql); 6.4 spans 0003 and 0004
     schema: str  # what config.schema_release() reports at that schema
     summary: str
     customers: bool = False  # customers exist (the parallel hierarchy)
     customers_final: bool = False  # every project keeps its customer: no orphans, no job
+    memberships: bool = False  # users belong to orgs through config.org_memberships
 
     @property
     def job_runs(self) -> bool:
@@ -45,11 +46,12 @@ TABLE: tuple[Release, ...] = (
     ),
     Release(
         "6.4",
-        "0003.customers-required",
+        "0004.org-memberships",
         "6.4",
-        "customers required, associations final",
+        "customers required, associations final, org memberships",
         customers=True,
         customers_final=True,
+        memberships=True,
     ),
 )
 BY_NAME: dict[str, Release] = {r.name: r for r in TABLE}

@@ -74,7 +74,7 @@ async def run(
                 raise unavailable from None
             raise
 
-    return await retried(attempt, default_field)
+    return await retried(attempt, default_field, found.database)
 
 
 async def stream_list(request: Request, permission: str, sql: str, **params: Any) -> Stream:
@@ -107,7 +107,13 @@ async def stream_list(request: Request, permission: str, sql: str, **params: Any
 
     body = chunks()
     try:
-        first = await anext(body)
+        try:
+            first = await anext(body)
+        except psycopg.Error as exc:
+            if not await found.schema_moved(exc):
+                raise
+            body = chunks()  # a migration changed the schema under the service: once more
+            first = await anext(body)
     except psycopg.Error as exc:
         raise (await found.failed(exc) or as_http(exc)) from exc
     except UnicodeEncodeError as exc:

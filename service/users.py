@@ -20,14 +20,15 @@ from psycopg.rows import dict_row
 
 from service.conninfo import for_primary
 from service.names import SUPER_ADMIN
-from service.queries import query
+from service.queries import by_form, query
 
 HASHER = PasswordHasher()
 DEFAULT_ADMIN_EMAIL = "admin@localhost"
 
-CREATE = query("users.create")
+CREATE = by_form("users.create")  # the user with its primary membership from release 6.4
+HAS_MEMBERSHIPS = query("users.has_memberships")
 LOCK = query("users.lock_admin_bootstrap")
-ANY_SUPER_ADMIN = query("users.any_super_admin")
+ANY_SUPER_ADMIN = by_form("users.any_super_admin")
 FIRST_ORG = query("users.first_org")
 SET_ACTOR = query("auth.set_actor")
 
@@ -72,7 +73,9 @@ def create_user(
     role: ForeignKeyViolation) propagate to the caller.
     """
     with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(CREATE, _params(email, password, org_id, role))  # type: ignore[arg-type]
+        memberships = cur.execute(HAS_MEMBERSHIPS).fetchone()["present"]  # type: ignore[index]
+        # one statement (from 6.4 the user and its primary membership): atomic in autocommit too
+        cur.execute(CREATE[memberships], _params(email, password, org_id, role))  # type: ignore[arg-type]
         row = cur.fetchone()
     assert row is not None
     return row
@@ -81,9 +84,10 @@ def create_user(
 async def create_user_async(
     conn: psycopg.AsyncConnection, email: str, password: str, org_id: Any, role: str
 ) -> dict[str, Any]:
-    """:func:`create_user` for the API's async connections."""
+    """:func:`create_user` for the API's async connections (inside the request's transaction)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(CREATE, _params(email, password, org_id, role))  # type: ignore[arg-type]
+        memberships = (await (await cur.execute(HAS_MEMBERSHIPS)).fetchone())["present"]  # type: ignore[index]
+        await cur.execute(CREATE[memberships], _params(email, password, org_id, role))  # type: ignore[arg-type]
         row = await cur.fetchone()
     assert row is not None
     return row
@@ -101,7 +105,8 @@ def ensure_admin(url: str, email: str | None = None, password: str | None = None
     with psycopg.connect(for_primary(url), autocommit=True, row_factory=dict_row) as conn, conn.transaction():
         conn.execute(SET_ACTOR, {"actor": "ensure_admin", "user_id": ""})  # type: ignore[arg-type]
         conn.execute(LOCK)  # type: ignore[arg-type]
-        present = conn.execute(ANY_SUPER_ADMIN).fetchone()  # type: ignore[arg-type]
+        memberships = conn.execute(HAS_MEMBERSHIPS).fetchone()["present"]  # type: ignore[index]
+        present = conn.execute(ANY_SUPER_ADMIN[memberships]).fetchone()  # type: ignore[arg-type]
         if present and present["present"]:
             return email, None
         org = conn.execute(FIRST_ORG).fetchone()  # type: ignore[arg-type]

@@ -32,6 +32,101 @@ CREATE SCHEMA service_state;
 COMMENT ON SCHEMA service_state IS 'State of the service itself, outside the Config API release ladder (sql/service_state.sql): applied at every release, removed by no downgrade.';
 
 --
+-- Name: org_memberships; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.org_memberships (
+    user_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    role text NOT NULL,
+    is_primary boolean DEFAULT false NOT NULL,
+    created timestamp with time zone DEFAULT now() NOT NULL,
+    modified timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
+-- Name: TABLE org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.org_memberships IS 'Release 6.4: the orgs a user belongs to, its role in each, and its primary org (exactly one per user; a super admin has exactly one membership and sees every org). Change it with config.add_membership, config.remove_membership, config.set_membership_role, config.set_primary_org.';
+
+--
+-- Name: COLUMN org_memberships.user_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.user_id IS 'The member (deleting the user deletes its memberships).';
+
+--
+-- Name: COLUMN org_memberships.org_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.org_id IS 'The org it belongs to.';
+
+--
+-- Name: COLUMN org_memberships.role; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.role IS 'Its role in that org: super_admin, operator or read_only (see role_permissions).';
+
+--
+-- Name: COLUMN org_memberships.is_primary; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.is_primary IS 'The user''s primary org (login lists it first; hdxcli works in orgs[0]). Exactly one per user at commit.';
+
+--
+-- Name: COLUMN org_memberships.created; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.created IS 'When the user joined the org (the upgrade copies the user''s created).';
+
+--
+-- Name: COLUMN org_memberships.modified; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_memberships.modified IS 'Last change of role or primary.';
+
+--
+-- Name: add_membership(uuid, uuid, text, boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.add_membership(p_user uuid, p_org uuid, p_role text, p_primary boolean DEFAULT false) RETURNS config.org_memberships
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who  record;
+    made config.org_memberships;
+BEGIN
+    SELECT * INTO who FROM config.lock_member(p_user, p_org, false);
+    PERFORM config.refuse_unknown_role(p_role);
+    IF (who.member).user_id IS NOT NULL THEN
+        RAISE EXCEPTION 'user % is already a member of org % (role %)', who.email, who.org_name, (who.member).role
+            USING ERRCODE = 'unique_violation', CONSTRAINT = 'org_memberships_pkey',
+                  HINT = 'Change its role there with config.set_membership_role.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM config.org_memberships m
+               WHERE m.user_id = p_user AND (config.role_sees_every_org(m.role) OR config.role_sees_every_org(p_role))) THEN
+        RAISE EXCEPTION 'user % cannot join org %: a super admin belongs to exactly one org (it sees every org)', who.email, who.org_name
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_super_admin_single';
+    END IF;
+    IF p_primary THEN
+        UPDATE config.org_memberships m SET is_primary = false WHERE m.user_id = p_user AND m.is_primary;
+    END IF;
+    INSERT INTO config.org_memberships (user_id, org_id, role, is_primary)
+    VALUES (p_user, p_org, p_role,
+            p_primary OR NOT EXISTS (SELECT 1 FROM config.org_memberships m WHERE m.user_id = p_user))
+    RETURNING * INTO made;
+    RETURN made;
+END
+$$;
+
+--
+-- Name: FUNCTION add_membership(p_user uuid, p_org uuid, p_role text, p_primary boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.add_membership(p_user uuid, p_org uuid, p_role text, p_primary boolean) IS 'Release 6.4: adds a user to an org with a role (p_primary: it becomes the primary org; a user''s first membership always is). Refuses an unknown user, org or role, a membership the user already has, and a second org for a super admin. Audited.';
+
+--
 -- Name: api_time(timestamp with time zone); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -142,6 +237,44 @@ $_$;
 COMMENT ON FUNCTION config.audit_changes() IS 'AFTER statement trigger: writes one audit_log row per inserted, changed or deleted row (arguments: columns to leave out).';
 
 --
+-- Name: audit_memberships(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.audit_memberships() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO config.audit_log (action, object_type, object_id, after)
+        SELECT 'insert', 'org_memberships', n.user_id, to_jsonb(n) FROM new_rows n;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO config.audit_log (action, object_type, object_id, before)
+        SELECT 'delete', 'org_memberships', o.user_id, to_jsonb(o) FROM old_rows o;
+    ELSE
+        INSERT INTO config.audit_log (action, object_type, object_id, changed, before, after)
+        SELECT 'update', 'org_memberships', n.user_id,
+               array_remove(ARRAY[CASE WHEN o.is_primary <> n.is_primary THEN 'is_primary' END,
+                                  CASE WHEN o.role <> n.role THEN 'role' END], NULL),
+               jsonb_build_object('org_id', o.org_id)
+                   || CASE WHEN o.is_primary <> n.is_primary THEN jsonb_build_object('is_primary', o.is_primary) ELSE '{}' END
+                   || CASE WHEN o.role <> n.role THEN jsonb_build_object('role', o.role) ELSE '{}' END,
+               jsonb_build_object('org_id', n.org_id)
+                   || CASE WHEN o.is_primary <> n.is_primary THEN jsonb_build_object('is_primary', n.is_primary) ELSE '{}' END
+                   || CASE WHEN o.role <> n.role THEN jsonb_build_object('role', n.role) ELSE '{}' END
+        FROM new_rows n JOIN old_rows o USING (user_id, org_id)
+        WHERE o.is_primary <> n.is_primary OR o.role <> n.role;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION audit_memberships(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.audit_memberships() IS 'Release 6.4: AFTER statement trigger writing one audit_log row per added, changed or removed membership (object_type org_memberships, object_id the user; an update names the org and its changed columns).';
+
+--
 -- Name: audit_tunable(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -164,6 +297,53 @@ $$;
 --
 
 COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables: records value changes in audit_log.';
+
+--
+-- Name: check_user_memberships(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.check_user_memberships() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who       uuid;
+    email     text;
+    primaries integer;
+    total     integer;
+    sees_all  boolean;
+BEGIN
+    IF TG_TABLE_NAME = 'users' THEN
+        who := NEW.uuid;
+    ELSIF TG_OP = 'DELETE' THEN
+        who := OLD.user_id;
+    ELSE
+        who := NEW.user_id;
+    END IF;
+    SELECT u.email INTO email FROM config.users u WHERE u.uuid = who;
+    IF NOT FOUND THEN
+        RETURN NULL;  -- the user is gone (its memberships went with it)
+    END IF;
+    SELECT count(*) FILTER (WHERE m.is_primary), count(*), coalesce(bool_or(config.role_sees_every_org(m.role)), false)
+    INTO primaries, total, sees_all
+    FROM config.org_memberships m WHERE m.user_id = who;
+    IF primaries <> 1 THEN
+        RAISE EXCEPTION 'user % must have exactly one primary org (it has %)', email, primaries
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_primary_kept',
+                  HINT = 'Make another org primary first (config.set_primary_org), or add the user to an org as primary.';
+    END IF;
+    IF sees_all AND total > 1 THEN
+        RAISE EXCEPTION 'user % is a super admin and belongs to % orgs: a super admin belongs to exactly one org (it sees every org)', email, total
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_super_admin_single';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION check_user_memberships(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred check at commit: a user has exactly one primary org, and a user holding a role with all_orgs has exactly one membership (SQLSTATE 23514, constraints org_memberships_primary_kept, org_memberships_super_admin_single).';
 
 --
 -- Name: count_customers(); Type: FUNCTION; Schema: config; Owner: -
@@ -533,6 +713,32 @@ $$;
 COMMENT ON FUNCTION config.defer_customer_check() IS 'Rule 5: BEFORE INSERT statement trigger deferring projects_customer_id_fkey until projects_create_own_customers has made the new projects'' customers.';
 
 --
+-- Name: downgrade_blockers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.downgrade_blockers() RETURNS TABLE(user_id uuid, email text, orgs text[], reason text, remedy text)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT u.uuid, u.email,
+           array_agg(o.name ORDER BY m.is_primary DESC, o.name),
+           format('belongs to %s orgs; release 6.1 has one org per user', count(*)),
+           format('remove it from every org but its primary %s (hierarchy user remove-org %s --org NAME, or config.remove_membership)',
+                  (array_agg(o.name) FILTER (WHERE m.is_primary))[1], u.email)
+    FROM config.users u
+    JOIN config.org_memberships m ON m.user_id = u.uuid
+    JOIN config.orgs o ON o.uuid = m.org_id
+    GROUP BY u.uuid, u.email
+    HAVING count(*) > 1
+    ORDER BY lower(u.email)
+$$;
+
+--
+-- Name: FUNCTION downgrade_blockers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.downgrade_blockers() IS 'Release 6.4: the users that block a downgrade to 6.1 (they belong to several orgs, and 6.1 has one org per user), with the remedy.';
+
+--
 -- Name: give_way_timeout(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -638,6 +844,39 @@ $$;
 --
 
 COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+
+--
+-- Name: lock_member(uuid, uuid, boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.lock_member(p_user uuid, p_org uuid, p_must_belong boolean, OUT email text, OUT org_name text, OUT member config.org_memberships) RETURNS record
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    SELECT u.email INTO email FROM config.users u WHERE u.uuid = p_user FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no user %', p_user
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'org_memberships_user_id_fkey';
+    END IF;
+    SELECT o.name INTO org_name FROM config.orgs o WHERE o.uuid = p_org;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no org %', p_org
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'org_memberships_org_id_fkey';
+    END IF;
+    SELECT m.* INTO member FROM config.org_memberships m WHERE m.user_id = p_user AND m.org_id = p_org;
+    IF p_must_belong AND member.user_id IS NULL THEN
+        RAISE EXCEPTION 'user % is not a member of org %', email, org_name
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_member',
+                  HINT = 'Add the user to the org first (config.add_membership).';
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION lock_member(p_user uuid, p_org uuid, p_must_belong boolean, OUT email text, OUT org_name text, OUT member config.org_memberships); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.lock_member(p_user uuid, p_org uuid, p_must_belong boolean, OUT email text, OUT org_name text, OUT member config.org_memberships) IS 'Release 6.4: locks a user''s row and returns its email, the org''s name and its membership there (NULLs when none); refuses an unknown user or org, and a missing membership when p_must_belong.';
 
 --
 -- Name: may_name_customer(uuid, boolean, uuid, uuid); Type: FUNCTION; Schema: config; Owner: -
@@ -1169,6 +1408,59 @@ $$;
 COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
 
 --
+-- Name: refuse_unknown_role(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_unknown_role(p_role text) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM config.roles r WHERE r.name = p_role) THEN
+        RAISE EXCEPTION 'unknown role %: use one of %', p_role,
+            (SELECT string_agg(r.name, ', ' ORDER BY r.name) FROM config.roles r)
+            USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'org_memberships_role_fkey';
+    END IF;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_unknown_role(p_role text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_unknown_role(p_role text) IS 'Release 6.4: refuses a role that config.roles does not have, listing those it has.';
+
+--
+-- Name: remove_membership(uuid, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.remove_membership(p_user uuid, p_org uuid) RETURNS config.org_memberships
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who  record;
+    gone config.org_memberships;
+BEGIN
+    SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
+    IF (who.member).is_primary THEN
+        RAISE EXCEPTION 'org % is the primary org of user %: %', who.org_name, who.email,
+            CASE WHEN (SELECT count(*) FROM config.org_memberships m WHERE m.user_id = p_user) = 1
+                 THEN 'it is the user''s only org; a user belongs to at least one'
+                 ELSE 'make another of its orgs primary first' END
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_primary_kept',
+                  HINT = 'config.set_primary_org(user, other org), then remove this one.';
+    END IF;
+    DELETE FROM config.org_memberships m WHERE m.user_id = p_user AND m.org_id = p_org RETURNING * INTO gone;
+    RETURN gone;
+END
+$$;
+
+--
+-- Name: FUNCTION remove_membership(p_user uuid, p_org uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.remove_membership(p_user uuid, p_org uuid) IS 'Release 6.4: removes a user from an org. Refuses an unknown user or org, an org the user does not belong to, and its primary org (so also its last one): make another org primary first. Audited.';
+
+--
 -- Name: rename_single_project_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -1239,6 +1531,22 @@ $$;
 COMMENT ON FUNCTION config.rename_single_project_customers(p_customers uuid[]) IS 'Rule 4: names each given customer that has exactly one project after that project.';
 
 --
+-- Name: role_sees_every_org(text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.role_sees_every_org(p_role text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM config.role_permissions rp WHERE rp.role = p_role AND rp.permission = 'all_orgs')
+$$;
+
+--
+-- Name: FUNCTION role_sees_every_org(p_role text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.role_sees_every_org(p_role text) IS 'Release 6.4: whether a role holds all_orgs (super_admin); a user holding it has exactly one membership.';
+
+--
 -- Name: rolled_back(text, jsonb); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -1266,6 +1574,20 @@ $$;
 COMMENT ON FUNCTION config.rolled_back(p_statement text, p_args jsonb) IS 'Dry runs: the jsonb result of p_statement (given p_args as $1), with everything it changed rolled back.';
 
 --
+-- Name: schema_migration(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.schema_migration() RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT '0004.org-memberships'::text $$;
+
+--
+-- Name: FUNCTION schema_migration(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.schema_migration() IS 'The last migration applied (from 0004 on; absent: the first migration of config.schema_release()). Read by hierarchy migrate when a release spans several migrations.';
+
+--
 -- Name: schema_release(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -1278,6 +1600,66 @@ CREATE FUNCTION config.schema_release() RETURNS text
 --
 
 COMMENT ON FUNCTION config.schema_release() IS 'The Config API release this schema is at (6.0 before Customers, 6.1 with them).';
+
+--
+-- Name: set_membership_role(uuid, uuid, text); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.set_membership_role(p_user uuid, p_org uuid, p_role text) RETURNS config.org_memberships
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who     record;
+    changed config.org_memberships;
+BEGIN
+    SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
+    PERFORM config.refuse_unknown_role(p_role);
+    IF config.role_sees_every_org(p_role)
+       AND EXISTS (SELECT 1 FROM config.org_memberships m WHERE m.user_id = p_user AND m.org_id <> p_org) THEN
+        RAISE EXCEPTION 'user % belongs to % orgs: a super admin belongs to exactly one org (it sees every org)', who.email,
+            (SELECT count(*) FROM config.org_memberships m WHERE m.user_id = p_user)
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'org_memberships_super_admin_single',
+                  HINT = 'Remove its other memberships first.';
+    END IF;
+    UPDATE config.org_memberships m SET role = p_role
+    WHERE m.user_id = p_user AND m.org_id = p_org
+    RETURNING * INTO changed;
+    RETURN changed;
+END
+$$;
+
+--
+-- Name: FUNCTION set_membership_role(p_user uuid, p_org uuid, p_role text); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.set_membership_role(p_user uuid, p_org uuid, p_role text) IS 'Release 6.4: gives a user a role in one of its orgs. Refuses an unknown user, org or role, an org the user does not belong to, and super_admin for a user of several orgs. Audited (only when it changes).';
+
+--
+-- Name: set_primary_org(uuid, uuid); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.set_primary_org(p_user uuid, p_org uuid) RETURNS config.org_memberships
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    who     record;
+    changed config.org_memberships;
+BEGIN
+    SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
+    IF NOT (who.member).is_primary THEN
+        UPDATE config.org_memberships m SET is_primary = false WHERE m.user_id = p_user AND m.is_primary;
+        UPDATE config.org_memberships m SET is_primary = true WHERE m.user_id = p_user AND m.org_id = p_org;
+    END IF;
+    SELECT m.* INTO changed FROM config.org_memberships m WHERE m.user_id = p_user AND m.org_id = p_org;
+    RETURN changed;
+END
+$$;
+
+--
+-- Name: FUNCTION set_primary_org(p_user uuid, p_org uuid); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.set_primary_org(p_user uuid, p_org uuid) IS 'Release 6.4: makes one of a user''s orgs its primary org (the old primary stays a membership). Refuses an unknown user or org and an org the user does not belong to. Audited.';
 
 --
 -- Name: settle_customers(uuid[]); Type: FUNCTION; Schema: config; Owner: -
@@ -1770,7 +2152,7 @@ COMMENT ON COLUMN config.audit_log.action IS 'insert, update, delete, or a named
 -- Name: COLUMN audit_log.object_type; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users.';
+COMMENT ON COLUMN config.audit_log.object_type IS 'Table name of the object: orgs, projects, customers, tunables, users, org_memberships (release 6.4; object_id is the user).';
 
 --
 -- Name: COLUMN audit_log.object_id; Type: COMMENT; Schema: config; Owner: -
@@ -2354,8 +2736,6 @@ CREATE TABLE config.users (
     uuid uuid DEFAULT gen_random_uuid() NOT NULL,
     email text NOT NULL,
     password_hash text NOT NULL,
-    org_id uuid NOT NULL,
-    role text NOT NULL,
     is_active boolean DEFAULT true NOT NULL,
     created timestamp with time zone DEFAULT now() NOT NULL,
     modified timestamp with time zone DEFAULT now() NOT NULL,
@@ -2366,7 +2746,7 @@ CREATE TABLE config.users (
 -- Name: TABLE users; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.users IS 'People who call the API. A user belongs to one org and holds one role.';
+COMMENT ON TABLE config.users IS 'People who call the API. From release 6.4 their orgs and roles are in org_memberships.';
 
 --
 -- Name: COLUMN users.email; Type: COMMENT; Schema: config; Owner: -
@@ -2379,18 +2759,6 @@ COMMENT ON COLUMN config.users.email IS 'Login name; unique regardless of case.'
 --
 
 COMMENT ON COLUMN config.users.password_hash IS 'argon2id hash (PHC string) written by the service; never the password.';
-
---
--- Name: COLUMN users.org_id; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.users.org_id IS 'The org whose objects the user sees (super_admin: every org).';
-
---
--- Name: COLUMN users.role; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.users.role IS 'super_admin, operator or read_only (see role_permissions).';
 
 --
 -- Name: COLUMN users.is_active; Type: COMMENT; Schema: config; Owner: -
@@ -2497,6 +2865,13 @@ ALTER TABLE ONLY config.job_runs
     ADD CONSTRAINT job_runs_pkey PRIMARY KEY (id);
 
 --
+-- Name: org_memberships org_memberships_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.org_memberships
+    ADD CONSTRAINT org_memberships_pkey PRIMARY KEY (user_id, org_id);
+
+--
 -- Name: orgs orgs_name_key; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -2596,6 +2971,30 @@ CREATE INDEX audit_log_object_idx ON config.audit_log USING btree (object_type, 
 --
 
 CREATE INDEX job_runs_started_idx ON config.job_runs USING btree (started);
+
+--
+-- Name: org_memberships_one_primary; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE UNIQUE INDEX org_memberships_one_primary ON config.org_memberships USING btree (user_id) WHERE is_primary;
+
+--
+-- Name: INDEX org_memberships_one_primary; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.org_memberships_one_primary IS 'At most one primary org per user.';
+
+--
+-- Name: org_memberships_org_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX org_memberships_org_idx ON config.org_memberships USING btree (org_id);
+
+--
+-- Name: INDEX org_memberships_org_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.org_memberships_org_idx IS 'The members of an org.';
 
 --
 -- Name: projects_customer_idx; Type: INDEX; Schema: config; Owner: -
@@ -2754,6 +3153,66 @@ ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_keep_projects;
 --
 
 COMMENT ON TRIGGER customers_keep_projects ON config.customers IS 'Release 6.4: a customer holding projects cannot be deleted (the message says how many).';
+
+--
+-- Name: org_memberships org_memberships_audit_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER org_memberships_audit_delete AFTER DELETE ON config.org_memberships REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_memberships();
+
+--
+-- Name: TRIGGER org_memberships_audit_delete ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_audit_delete ON config.org_memberships IS 'audit_log rows for removed memberships.';
+
+--
+-- Name: org_memberships org_memberships_audit_insert; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER org_memberships_audit_insert AFTER INSERT ON config.org_memberships REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_memberships();
+
+--
+-- Name: TRIGGER org_memberships_audit_insert ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_audit_insert ON config.org_memberships IS 'audit_log rows for added memberships.';
+
+--
+-- Name: org_memberships org_memberships_audit_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER org_memberships_audit_update AFTER UPDATE ON config.org_memberships REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.audit_memberships();
+
+--
+-- Name: TRIGGER org_memberships_audit_update ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_audit_update ON config.org_memberships IS 'audit_log rows for changed roles and primary orgs.';
+
+--
+-- Name: org_memberships org_memberships_checked; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR DELETE OR UPDATE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+
+--
+-- Name: TRIGGER org_memberships_checked ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit: the member still has exactly one primary org, and a super admin one membership.';
+
+--
+-- Name: org_memberships org_memberships_touch; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER org_memberships_touch BEFORE UPDATE OF role, is_primary ON config.org_memberships FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
+
+--
+-- Name: TRIGGER org_memberships_touch ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_touch ON config.org_memberships IS 'Bumps modified when a membership changes.';
 
 --
 -- Name: orgs orgs_audit_delete; Type: TRIGGER; Schema: config; Owner: -
@@ -3032,10 +3491,22 @@ CREATE TRIGGER users_audit_update AFTER UPDATE ON config.users REFERENCING OLD T
 COMMENT ON TRIGGER users_audit_update ON config.users IS 'audit_log rows for changed users (never the password hash).';
 
 --
+-- Name: users users_have_primary_org; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER users_have_primary_org AFTER INSERT ON config.users DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+
+--
+-- Name: TRIGGER users_have_primary_org ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_have_primary_org ON config.users IS 'At commit: a new user has exactly one primary org (create it with its membership, in one transaction).';
+
+--
 -- Name: users users_touch; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER users_touch BEFORE UPDATE OF email, password_hash, org_id, role, is_active ON config.users FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
+CREATE TRIGGER users_touch BEFORE UPDATE OF email, password_hash, is_active ON config.users FOR EACH ROW EXECUTE FUNCTION config.touch_modified();
 
 --
 -- Name: TRIGGER users_touch ON users; Type: COMMENT; Schema: config; Owner: -
@@ -3056,6 +3527,27 @@ ALTER TABLE ONLY config.customers
 
 ALTER TABLE ONLY config.customers
     ADD CONSTRAINT customers_default_for_org_fkey FOREIGN KEY (default_for_org) REFERENCES config.orgs(uuid) ON DELETE CASCADE;
+
+--
+-- Name: org_memberships org_memberships_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.org_memberships
+    ADD CONSTRAINT org_memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: org_memberships org_memberships_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.org_memberships
+    ADD CONSTRAINT org_memberships_role_fkey FOREIGN KEY (role) REFERENCES config.roles(name);
+
+--
+-- Name: org_memberships org_memberships_user_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.org_memberships
+    ADD CONSTRAINT org_memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
 
 --
 -- Name: projects projects_customer_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
@@ -3084,20 +3576,6 @@ ALTER TABLE ONLY config.role_permissions
 
 ALTER TABLE ONLY config.tokens
     ADD CONSTRAINT tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
-
---
--- Name: users users_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.users
-    ADD CONSTRAINT users_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: users users_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.users
-    ADD CONSTRAINT users_role_fkey FOREIGN KEY (role) REFERENCES config.roles(name);
 
 --
 -- PostgreSQL database dump complete

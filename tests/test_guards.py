@@ -42,7 +42,7 @@ def arranged(db):
 
 
 def as_user(db, org) -> SyncDb:
-    return SyncDb(db, Scope(all_orgs=False, user_org=org, user_id=uuid.uuid4()))
+    return SyncDb(db, Scope(all_orgs=False, user_orgs=[org], user_id=uuid.uuid4(), write_orgs=[org]))
 
 
 def customer_row(db, customer):

@@ -22,6 +22,9 @@ from tests.rules.helpers import yoyo_marked
 
 PROJECTS_MD5 = "SELECT md5(string_agg(t::text, ',' ORDER BY uuid)) FROM config.projects t"
 TUNABLES_MD5 = "SELECT md5(string_agg(t::text, ',' ORDER BY name)) FROM config.tunables t"
+# release 6.4 spans two migrations
+UP_64, UP_MEMBERSHIPS = ("apply", "0003.customers-required"), ("apply", "0004.org-memberships")
+DOWN_64, DOWN_MEMBERSHIPS = ("rollback", "0003.customers-required"), ("rollback", "0004.org-memberships")
 
 
 def one(url: str, query: str, params=None):
@@ -57,6 +60,7 @@ def test_plan_from_empty(empty_db_url):
         ("apply", "0001.baseline"),
         ("apply", "0002.customers"),
         ("apply", "0003.customers-required"),
+        ("apply", "0004.org-memberships"),
     ]
     assert migrations.plan(empty_db_url, "6.3") == [("apply", "0001.baseline"), ("apply", "0002.customers")]
     assert migrations.plan(empty_db_url, "6.0") == [("apply", "0001.baseline")]
@@ -116,8 +120,8 @@ def test_62_and_63_name_the_61_schema(db_url, release):
     assert migrations.plan(db_url, release) == []
     assert migrations.migrate(db_url, release) == []
     assert migrations.current_release(db_url) == "6.1"
-    assert migrations.migrate(db_url, "6.4") == [("apply", "0003.customers-required")]
-    assert migrations.migrate(db_url, release) == [("rollback", "0003.customers-required")]
+    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS]
+    assert migrations.migrate(db_url, release) == [DOWN_MEMBERSHIPS, DOWN_64]
     assert migrations.current_release(db_url) == "6.1"
 
 
@@ -199,6 +203,7 @@ def test_stale_lock_is_reported_and_broken(db_url, tmp_path):
     assert one(db_url, "SELECT count(*) FROM yoyo_lock") == 0
     assert migrations.current_release(db_url) == "6.4", "then it migrated to the newest release"
     assert migrations.migrate(db_url, "6.0", lock_timeout=0.2) == [
+        DOWN_MEMBERSHIPS,
         ("rollback", "0003.customers-required"),
         ("rollback", "0002.customers"),
     ]
@@ -252,3 +257,30 @@ def test_service_state_is_outside_the_release_ladder(empty_db_url):
     assert migrations.migrate(url, "6.0") == []
     assert one(url, throttle)
     assert migrations.migrate(url, "6.0") == []  # idempotent
+
+
+# -- a release of several migrations (6.4: 0003 then 0004) ---------------------------------------
+def test_release_spanning_two_migrations_reconciles_each(db_url):
+    """The database's position inside a release is config.schema_migration() (absent: the
+    release's first migration), so yoyo's records are reconciled per migration."""
+    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS]
+    assert one(db_url, "SELECT config.schema_migration()") == "0004.org-memberships"
+    # killed after 0004 committed, before yoyo recorded it
+    execute(db_url, "DELETE FROM _yoyo_migration WHERE migration_id = '0004.org-memberships'")
+    assert migrations.plan(db_url, "6.4") == []
+    assert migrations.migrate(db_url, "6.4") == []
+    assert yoyo_marked(db_url) >= {"0003.customers-required", "0004.org-memberships"}
+
+    # 0004 rolled back (its rollback committed) but yoyo still records it: the database
+    # reports 6.4 without schema_migration(), i.e. 0003, and the plan is to apply 0004 again
+    rollback_sql = (migrations.MIGRATIONS_DIR / "0004.org-memberships.rollback.sql").read_text()
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
+        conn.execute(rollback_sql)
+    assert migrations.current_release(db_url) == "6.4"
+    assert one(db_url, "SELECT to_regprocedure('config.schema_migration()') IS NULL")
+    assert migrations.plan(db_url, "6.4") == [UP_MEMBERSHIPS]
+    assert migrations.plan(db_url, "6.1") == [DOWN_64]
+    assert migrations.migrate(db_url, "6.4") == [UP_MEMBERSHIPS]
+    assert "0004.org-memberships" in yoyo_marked(db_url)
+    assert migrations.migrate(db_url, "6.1") == [DOWN_MEMBERSHIPS, DOWN_64]
+    assert yoyo_marked(db_url) == {"0001.baseline", "0002.customers"}

@@ -32,7 +32,8 @@ its streams, stdin and environment as arguments, so tests run commands in proces
 Exit codes: 0 done, 1 failed (the database refused, unreachable, ...), 2 bad usage (arguments,
 or input checked before anything is touched), 3 found a problem (orphans in ``audit orphans``;
 overdue orphans or no usable database in ``status``; due orphans ``reconcile`` could not home;
-blockers of an upgrade in ``migrate --dry-run``, or the upgrade refused by them).
+blockers of an upgrade in ``migrate --dry-run``, or the upgrade refused by them; likewise users of
+several orgs blocking a downgrade below release 6.4's memberships).
 
 Releases come from ``service.releases`` (one table); which commands do what at which release
 is a property there (``customers``, ``customers_final``), never a release name here.

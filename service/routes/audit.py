@@ -12,10 +12,10 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from service.api import READ, TEXT_PATTERN, Metadata, Paging, listing, metadata, page_of, strict_query
-from service.queries import Db, query
+from service.queries import Db, by_form
 from service.request import run
 
-SQL = {"list": query("audit.list")}
+LIST = by_form("audit.list")  # release 6.4 (memberships) or the form before
 OBJECT_TYPES = ("orgs", "projects", "customers", "tunables", "users")
 
 
@@ -46,8 +46,9 @@ async def list_audit(
     object_type: Annotated[
         str | None,
         QueryParameter(
-            description="orgs, projects, customers, tunables or users.",
-            pattern="^(orgs|projects|customers|tunables|users)$",
+            description="orgs, projects, customers, tunables, users or org_memberships (release 6.4: "
+            "object_id is the user).",
+            pattern="^(orgs|projects|customers|tunables|users|org_memberships)$",
         ),
     ] = None,
     object_id: Annotated[UUID | None, QueryParameter(description="The object's uuid.")] = None,
@@ -66,7 +67,7 @@ async def list_audit(
 
     async def work(db: Db) -> Any:
         rows = await db.all(
-            SQL["list"],
+            LIST[db.user.memberships],  # type: ignore[union-attr]
             object_type=object_type,
             object_id=object_id,
             since=since,

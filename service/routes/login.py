@@ -19,20 +19,15 @@ from service.auth import REFUSED, TOKEN_TTL_SECONDS, bearer_token, hash_token, u
 from service.db import transaction
 from service.errors import FieldErrors
 from service.names import PASSWORD_LENGTH
-from service.queries import Db, query
+from service.queries import Db, by_form, query
 from service.request import database, run
 
 SQL = {
     name: query(f"auth.{name}")
-    for name in (
-        "user_for_login",
-        "update_password_hash",
-        "login_details",
-        "create_token",
-        "revoke_token",
-        "prune_tokens",
-    )
+    for name in ("update_password_hash", "create_token", "revoke_token", "prune_tokens")
 }
+USER_FOR_LOGIN = by_form("auth.user_for_login")
+USER_ORGS = by_form("auth.user_orgs")  # primary first: hdxcli works in orgs[0]
 
 
 LoginName = Annotated[
@@ -112,7 +107,7 @@ async def login(
         attempt = await auth.attempt_login(conn, email, address)
         if attempt.retry_after is not None:
             return attempt, None
-        return attempt, await Db(conn).one(SQL["user_for_login"], email=email)
+        return attempt, await Db(conn).one(USER_FOR_LOGIN[database(request).memberships], email=email)
 
     attempt, row = await transaction(database(request), find, read_only=True)
 
@@ -151,13 +146,13 @@ async def login(
             await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
         await db.execute(SQL["prune_tokens"])
         await auth.login_succeeded(conn, attempt)
-        return await db.one(SQL["login_details"], org_id=row["org_id"])
+        return await db.all(USER_ORGS[database(request).memberships], user_id=row["uuid"])
 
-    org = await transaction(database(request), issue)
+    orgs = await transaction(database(request), issue)
     return LoginResponse(
         uuid=row["uuid"],
         email=row["email"],
-        orgs=[OrgRef(**org)] if org else [],
+        orgs=[OrgRef(**org) for org in orgs],
         roles=[row["role"]],
         auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS),
     )

@@ -46,3 +46,6 @@ SELECT o.uuid, o.name FROM config.orgs o WHERE o.name = %(name)s::text;
 
 -- name: mode
 SELECT config.per_project_mode() AS per_project;
+
+-- name: user_by_email
+SELECT u.uuid, u.email FROM config.users u WHERE lower(u.email) = lower(%(email)s::text);

@@ -1,11 +1,11 @@
 -- Customers are global. A user with all_orgs sees every customer; any other user sees the
--- customers holding a project of its org and the customers it created (created_by), and
--- only its org's projects in `projects`: config.customer_visible, config.customer_mine and
--- config.org_visible (migrations/0002) say it once. The planner inlines org_visible and
--- customer_mine; it never inlines customer_visible (PostgreSQL does not inline a function
--- whose body has a subquery, here its EXISTS), so a statement that tests it for one customer
--- calls it, and the lists, which would call it once per customer, spell it out (`list`,
--- `all_json`, marked "customer_visible, spelt out").
+-- customers holding a project of one of its orgs (%(user_orgs)s, from the token lookup) and
+-- the customers it created (created_by), and only its orgs' projects in `projects`. Moving a
+-- project (add_projects, remove_projects) needs projects.write in the project's org: those
+-- are %(write_orgs)s. The conditions are spelt out here, in the same words each time
+-- ("customer visible", "org visible", "org writable"): migrations/0002's config.customer_visible
+-- and config.org_visible take one org, and a user has a list from release 6.4 (the same
+-- statements serve 6.1, where the list has one org). config.customer_mine is unchanged.
 --
 -- Every write carries its own guard: the visibility and ownership conditions sit in the
 -- statement that changes the rows (docs/design.md, "Authorisation"), and the statement
@@ -26,9 +26,9 @@
 WITH visible AS NOT MATERIALIZED (
     SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
     FROM config.customers c
-    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out
+    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
            OR EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
+                      WHERE p.customer_id = c.uuid AND p.org_id = ANY (%(user_orgs)s::uuid[])))
       AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
       AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
 ), page AS (
@@ -43,7 +43,7 @@ SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid)::text, '[]') AS results,
 FROM (
     SELECT c.uuid, c.name, c.description, c.origin,
            ARRAY(SELECT p.uuid FROM config.projects p
-                 WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+                 WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[])) /* org visible */
                  ORDER BY p.name, p.uuid) AS projects,
            config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
     FROM page c
@@ -62,7 +62,7 @@ WITH projects AS (
     SELECT s.customer_id, array_agg(s.uuid) AS uuids
     FROM (SELECT p.customer_id, p.uuid FROM config.projects p
           WHERE p.customer_id IS NOT NULL
-            AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+            AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[])) /* org visible */
             AND (%(name)s::text IS NULL  -- one named customer: only its projects
                  OR p.customer_id = (SELECT n.uuid FROM config.customers n WHERE n.name = %(name)s::text))
           ORDER BY p.customer_id, p.name, p.uuid) s
@@ -74,9 +74,9 @@ FROM (
            config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
     FROM config.customers c
     LEFT JOIN projects g ON g.customer_id = c.uuid
-    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer_visible, spelt out
+    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
            OR EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.customer_id = c.uuid AND p.org_id = %(user_org)s::uuid))
+                      WHERE p.customer_id = c.uuid AND p.org_id = ANY (%(user_orgs)s::uuid[])))
       AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
       AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
     ORDER BY c.name, c.uuid
@@ -86,12 +86,14 @@ ORDER BY r.name, r.uuid;
 -- name: get
 SELECT c.uuid, c.name, c.description, c.origin,
        ARRAY(SELECT p.uuid FROM config.projects p
-             WHERE p.customer_id = c.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+             WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[])) /* org visible */
              ORDER BY p.name, p.uuid) AS projects,
        c.created, c.modified
 FROM config.customers c
 WHERE c.uuid = %(customer_id)s::uuid
-  AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid);
+  AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
+           OR EXISTS (SELECT 1 FROM config.projects v
+                      WHERE v.customer_id = c.uuid AND v.org_id = ANY (%(user_orgs)s::uuid[])));
 
 -- name: create
 -- created_by defaults to config.current_user_id() (the request's hierarchy.user_id).
@@ -106,7 +108,9 @@ WITH target AS (
     SELECT c.uuid, config.customer_mine(c.created_by, %(all_orgs)s::boolean, %(user_id)s::uuid) AS mine
     FROM config.customers c
     WHERE c.uuid = %(customer_id)s::uuid
-      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+      AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
+           OR EXISTS (SELECT 1 FROM config.projects v
+                      WHERE v.customer_id = c.uuid AND v.org_id = ANY (%(user_orgs)s::uuid[])))
 ), changed AS (
     UPDATE config.customers c SET
         name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE c.name END,
@@ -125,7 +129,9 @@ WITH target AS (
     SELECT c.uuid, config.customer_mine(c.created_by, %(all_orgs)s::boolean, %(user_id)s::uuid) AS mine
     FROM config.customers c
     WHERE c.uuid = %(customer_id)s::uuid
-      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+      AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
+           OR EXISTS (SELECT 1 FROM config.projects v
+                      WHERE v.customer_id = c.uuid AND v.org_id = ANY (%(user_orgs)s::uuid[])))
 ), gone AS (
     DELETE FROM config.customers c USING target t
     WHERE c.uuid = t.uuid AND t.mine
@@ -142,12 +148,14 @@ WITH customer AS (
     SELECT c.uuid
     FROM config.customers c
     WHERE c.uuid = %(customer_id)s::uuid
-      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+      AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
+           OR EXISTS (SELECT 1 FROM config.projects v
+                      WHERE v.customer_id = c.uuid AND v.org_id = ANY (%(user_orgs)s::uuid[])))
 ), missing AS (
     SELECT w.uuid
     FROM unnest(%(projects)s::uuid[]) WITH ORDINALITY AS w(uuid, ord)
     WHERE NOT EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.uuid = w.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid))
+                      WHERE p.uuid = w.uuid AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(write_orgs)s::uuid[])) /* org writable */)
     ORDER BY w.ord
     LIMIT 1
 ), locked AS (
@@ -155,7 +163,7 @@ WITH customer AS (
     SELECT p.uuid
     FROM config.projects p, customer c
     WHERE p.uuid = ANY (%(projects)s::uuid[])
-      AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+      AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(write_orgs)s::uuid[])) /* org writable */
       AND p.customer_id IS DISTINCT FROM c.uuid
       AND NOT EXISTS (SELECT 1 FROM missing)
     ORDER BY p.uuid
@@ -179,7 +187,9 @@ WITH customer AS (
     SELECT c.uuid
     FROM config.customers c
     WHERE c.uuid = %(customer_id)s::uuid
-      AND config.customer_visible(c.uuid, c.created_by, %(all_orgs)s::boolean, %(user_org)s::uuid, %(user_id)s::uuid)
+      AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
+           OR EXISTS (SELECT 1 FROM config.projects v
+                      WHERE v.customer_id = c.uuid AND v.org_id = ANY (%(user_orgs)s::uuid[])))
 ), wanted AS (
     SELECT w.uuid, min(w.ord) AS ord
     FROM unnest(%(projects)s::uuid[]) WITH ORDINALITY AS w(uuid, ord)
@@ -188,7 +198,7 @@ WITH customer AS (
     SELECT w.uuid, w.ord, p.uuid IS NOT NULL AS found, p.customer_id
     FROM wanted w
     LEFT JOIN config.projects p
-           ON p.uuid = w.uuid AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+           ON p.uuid = w.uuid AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(write_orgs)s::uuid[])) /* org writable */
 ), refused AS (
     SELECT (SELECT f.uuid FROM found f WHERE NOT f.found ORDER BY f.ord LIMIT 1) AS missing_project,
            ARRAY(SELECT f.uuid FROM found f, customer c
@@ -198,7 +208,7 @@ WITH customer AS (
     SELECT p.uuid
     FROM config.projects p, customer c, refused r
     WHERE p.uuid = ANY (%(projects)s::uuid[]) AND p.customer_id = c.uuid
-      AND config.org_visible(p.org_id, %(all_orgs)s::boolean, %(user_org)s::uuid)
+      AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(write_orgs)s::uuid[])) /* org writable */
       AND r.missing_project IS NULL AND cardinality(r.strangers) = 0
     ORDER BY p.uuid
     FOR NO KEY UPDATE OF p

@@ -1,6 +1,7 @@
 -- Projects of an org. The request's token lookup first checks the org is visible
--- (auth.user_for_token's org_visible, as orgs.get decides: a user's org and all_orgs do not
--- change under a request), so these statements only scope by the org in the path; `customer` is the customer's uuid, and a customer named in a body is checked in
+-- (auth.user_for_token's org_visible, as orgs.get decides: a user's orgs and all_orgs do not
+-- change under a request) and takes the permissions of the user's role in that org, so these
+-- statements only scope by the org in the path; `customer` is the customer's uuid, and a customer named in a body is checked in
 -- the statement that writes it (create, update).
 
 -- name: list
@@ -25,8 +26,13 @@ WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid;
 -- given must be one the user sees (customers.sql): otherwise nothing is inserted and
 -- `unknown_customer` is true (409), in this one statement.
 WITH refused AS (
-    SELECT NOT config.may_name_customer(%(customer)s::uuid, %(all_orgs)s::boolean, %(user_org)s::uuid,
-                                        %(user_id)s::uuid) AS unknown_customer
+    SELECT NOT (%(customer)s::uuid IS NULL  -- may name the customer: none, or one it sees
+                OR EXISTS (SELECT 1 FROM config.customers c
+                           WHERE c.uuid = %(customer)s::uuid
+                             AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid
+                                  OR EXISTS (SELECT 1 FROM config.projects v
+                                             WHERE v.customer_id = c.uuid
+                                               AND v.org_id = ANY (%(user_orgs)s::uuid[]))))) AS unknown_customer
 ), made AS (
     INSERT INTO config.projects (org_id, name, description, settings, customer_id)
     SELECT %(org_id)s::uuid, %(name)s::text, %(description)s::text,
@@ -43,8 +49,13 @@ SELECT r.unknown_customer, m.* FROM refused r LEFT JOIN made m ON true;
 -- the user sees, as for create: `unknown_customer` (409) and nothing changed; no project
 -- columns (uuid NULL): no such project in the org (404).
 WITH refused AS (
-    SELECT NOT config.may_name_customer(%(customer)s::uuid, %(all_orgs)s::boolean, %(user_org)s::uuid,
-                                        %(user_id)s::uuid) AS unknown_customer
+    SELECT NOT (%(customer)s::uuid IS NULL  -- may name the customer: none, or one it sees
+                OR EXISTS (SELECT 1 FROM config.customers c
+                           WHERE c.uuid = %(customer)s::uuid
+                             AND (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid
+                                  OR EXISTS (SELECT 1 FROM config.projects v
+                                             WHERE v.customer_id = c.uuid
+                                               AND v.org_id = ANY (%(user_orgs)s::uuid[]))))) AS unknown_customer
 ), changed AS (
     UPDATE config.projects p SET
         name        = CASE WHEN %(set_name)s::boolean THEN %(name)s::text ELSE p.name END,

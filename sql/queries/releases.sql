@@ -9,3 +9,11 @@ SELECT to_regprocedure('config.upgrade_blockers(text)') IS NOT NULL AS present;
 SELECT b.blocker, b.org_id AS org, b.org_name, b.project_id AS project, b.project_name, b.since,
        b.reason, b.remedy
 FROM config.upgrade_blockers(%(release)s::text) b;
+
+-- name: has_downgrade_blockers
+-- The downgrade check exists from release 6.4's memberships on (migrations/0004).
+SELECT to_regprocedure('config.downgrade_blockers()') IS NOT NULL AS present;
+
+-- name: downgrade_blockers
+-- The users that block a downgrade below memberships (several orgs each), with the remedy.
+SELECT d.user_id AS "user", d.email, d.orgs, d.reason, d.remedy FROM config.downgrade_blockers() d;

@@ -171,6 +171,12 @@ def test_openapi_complete(api):
         "/config/v1/users": {"get", "post", "options"},
         "/config/v1/upgrade_blockers": {"get"},
         "/config/v1/users/current": {"get"},
+        "/config/v1/users/{user_id}": {"get"},
+        "/config/v1/users/{user_id}/add_orgs": {"post"},
+        "/config/v1/users/{user_id}/remove_orgs": {"post"},
+        "/config/v1/users/{user_id}/set_primary_org": {"post"},
+        "/config/v1/users/{user_id}/add_roles": {"post"},
+        "/config/v1/users/{user_id}/remove_roles": {"post"},
         "/health": {"get"},
         "/metrics": {"get"},
     }

@@ -94,7 +94,10 @@ def test_migrate_json_down_and_up(cli, db_url):
     assert up.returncode == 0, up.stderr
     assert parsed(up)["steps"] == [["apply", "0002.customers"]]
     newest = cli("migrate", "--json")
-    assert parsed(newest)["steps"] == [["apply", "0003.customers-required"]]
+    assert parsed(newest)["steps"] == [
+        ["apply", "0003.customers-required"],
+        ["apply", "0004.org-memberships"],
+    ]
     assert parsed(cli("migrate", "--json"))["steps"] == []
 
 
@@ -147,10 +150,16 @@ def _serve_once(url: str, tmp_path: Path) -> dict:
 
 def test_run_ensures_the_admin_and_prints_the_password_once(empty_db_url, tmp_path):
     first = _serve_once(empty_db_url, tmp_path)
-    assert first["release"] == "6.4" and first["migration_steps"] == 3
+    assert first["release"] == "6.4" and first["migration_steps"] == 4
     assert first["admin_email"] == "admin@localhost" and len(first["admin_password"]) >= 16
-    row = sql(empty_db_url, "SELECT role, password_hash FROM config.users WHERE email = 'admin@localhost'")[0]
-    assert row["role"] == "super_admin"
+    row = sql(
+        empty_db_url,
+        "SELECT m.role, m.is_primary, u.password_hash FROM config.users u "
+        "JOIN config.org_memberships m ON m.user_id = u.uuid WHERE u.email = 'admin@localhost'",
+    )
+    assert len(row) == 1, "a super admin has exactly one membership"
+    row = row[0]
+    assert (row["role"], row["is_primary"]) == ("super_admin", True)
     assert users.verify_password(row["password_hash"], first["admin_password"])
 
     second = _serve_once(empty_db_url, tmp_path)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -145,3 +146,36 @@ def test_project_create_at_64_names_customer_and_list_still_works(hdx_64):
 
     listed = hdx_64.ok("project", "list")
     assert _projects(hdx_64) <= set(listed.split()), listed
+
+
+def test_roles_and_a_user_of_two_orgs_at_64(hdx_64):
+    """hdxcli's ``user assign-role`` and ``remove-role`` (POST add_roles/remove_roles with
+    ``{"roles": [...]}``) change the role in the user's primary org; a user of two orgs logs in
+    and lists the projects of orgs[0], its primary org."""
+    ops = make_user(hdx_64.db_url, role="operator")
+    assert "Added role(s)" in hdx_64.ok("user", "assign-role", ops, "--role", "super_admin")
+    role = (
+        "SELECT m.role FROM config.org_memberships m JOIN config.users u ON u.uuid = m.user_id "
+        "WHERE u.email = %s"
+    )
+    assert hdx_64.sql(role, (ops,)) == [("super_admin",)]
+    assert "Removed role(s)" in hdx_64.ok("user", "remove-role", ops, "--role", "super_admin")
+    assert hdx_64.sql(role, (ops,)) == [("read_only",)]
+
+    [(other,)] = hdx_64.sql("INSERT INTO config.orgs (name) VALUES ('second') RETURNING uuid")
+    [(customer,)] = hdx_64.sql("INSERT INTO config.customers (name) VALUES ('c-second') RETURNING uuid")
+    hdx_64.sql(
+        "INSERT INTO config.projects (org_id, name, customer_id) "
+        "VALUES (%s, 'only_in_second', %s) RETURNING uuid",
+        (other, customer),
+    )
+    hdx_64.sql(
+        "SELECT config.add_membership(uuid, %s, 'operator', true) FROM config.users WHERE email = %s",
+        (other, ops),
+    )
+    home = hdx_64.home.parent / f"{hdx_64.home.name}-two-orgs"  # hdxcli caches its login and org per home
+    (home / ".hdx_cli").mkdir(parents=True)
+    shutil.copy(hdx_64.home / ".hdx_cli" / "config.toml", home / ".hdx_cli" / "config.toml")
+    two = Hdx(service=hdx_64.service, db_url=hdx_64.db_url, home=home, email=ops)
+    listed = two.ok("project", "list")
+    assert "only_in_second" in listed.split() and "hydro" not in listed.split(), listed

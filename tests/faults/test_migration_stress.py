@@ -135,9 +135,13 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
                 before_down = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
 
             at_61 = scalar(url, ROWS_CHECKSUM)
-            assert migrations.migrate(url, "6.4") == [("apply", "0003.customers-required")]
+            assert migrations.migrate(url, "6.4") == [
+                ("apply", "0003.customers-required"),
+                ("apply", "0004.org-memberships"),
+            ]
             assert scalar(url, ROWS_CHECKSUM) == at_61, f"cycle {cycle}: 6.4 changed a project or customer"
             assert migrations.migrate(url, "6.0") == [
+                ("rollback", "0004.org-memberships"),
                 ("rollback", "0003.customers-required"),
                 ("rollback", "0002.customers"),
             ]

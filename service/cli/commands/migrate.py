@@ -85,8 +85,10 @@ def schema_of(release: str) -> str:
 def _dry_run(ctx: Context, url: str, report: dict) -> int:
     """The steps and the pre-upgrade check (config.upgrade_blockers); changes nothing."""
     upgrading = any(direction == "apply" for direction, _ in report["steps"])
+    downgrading = any(direction == "rollback" for direction, _ in report["steps"])
     blockers = migrations.upgrade_blockers(url, report["release"]) if upgrading else []
-    report.update(dry_run=True, blocked=bool(blockers), blockers=blockers)
+    users = migrations.downgrade_blockers(url, report["release"]) if downgrading else []
+    report.update(dry_run=True, blocked=bool(blockers or users), blockers=blockers, downgrade_blockers=users)
     if any(direction == "rollback" for direction, _ in report["steps"]):
         report["customers_deleted"] = (
             migrations.count_customers(url) if not releases.BY_NAME[report["release"]].customers else 0
@@ -96,6 +98,12 @@ def _dry_run(ctx: Context, url: str, report: dict) -> int:
         ctx.output.note(
             f"hierarchy: the upgrade to {report['release']} is blocked by {len(blockers)} orphaned "
             "project(s); `hierarchy reconcile --force` homes them"
+        )
+        return EXIT_PROBLEM
+    if users:
+        ctx.output.note(
+            f"hierarchy: the downgrade to {report['release']} is blocked by {len(users)} user(s) of several "
+            "orgs; `hierarchy user remove-org EMAIL --org NAME` leaves one org each"
         )
         return EXIT_PROBLEM
     return EXIT_OK
@@ -114,6 +122,16 @@ def _print_plan(ctx: Context, report: dict) -> None:
         out.print(
             f"the downgrade would delete all {report['customers_deleted']} Customer(s); projects are kept"
         )
+    if report.get("downgrade_blockers"):
+        out.table(
+            f"downgrade check: {len(report['downgrade_blockers'])} user(s) of several orgs",
+            ["user", "orgs", "reason", "what to do"],
+            [
+                [b["email"], ", ".join(b["orgs"]), b["reason"], b["remedy"]]
+                for b in report["downgrade_blockers"]
+            ],
+        )
+        return
     if not report["blockers"]:
         out.print("pre-upgrade check: nothing blocks it")
         return
