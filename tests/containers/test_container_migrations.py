@@ -24,6 +24,7 @@ from service.migrations import count_customers, migrate, plan
 from tests.containers.engine import CRON_DB, SCRIPT, image_name
 from tests.faults.conftest import REPO, ServiceProcess, _die_with_parent
 from tests.rules.helpers import (
+    MIGRATIONS_64,
     MODE,
     add_projects,
     customers,
@@ -42,9 +43,19 @@ USERS_PER_ORG = 2
 PASSWORD = "correct horse battery"
 
 # Every row a 6.0 database holds besides projects: none may change across an up-and-down trip.
+# Compared by column name (to_jsonb), without users.org_id and role: release 6.4 moves them into
+# org_memberships (compared by USER_ORGS at every release) and its rollback adds them back at
+# the end of the table
 ROWS_60 = {
-    table: f"SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM config.{table} t"
+    table: f"SELECT md5(string_agg(r::text, ',' ORDER BY r::text)) "
+    f"FROM (SELECT to_jsonb(t) - 'org_id' - 'role' AS r FROM config.{table} t) s"
     for table in ("orgs", "users", "roles", "role_permissions")
+}
+USER_ORGS = {  # each user's (primary) org and role, wherever the release keeps them
+    False: "SELECT md5(string_agg(concat_ws(':', u.email, u.org_id, u.role), ',' ORDER BY u.email)) "
+    "FROM config.users u",
+    True: "SELECT md5(string_agg(concat_ws(':', u.email, m.org_id, m.role), ',' ORDER BY u.email)) "
+    "FROM config.users u JOIN config.org_memberships m ON m.user_id = u.uuid AND m.is_primary",
 }
 
 
@@ -76,6 +87,8 @@ def rows_60(url: str) -> dict[str, str]:
     with psycopg.connect(url, autocommit=True) as conn:
         sums = {table: scalar(conn, query) for table, query in ROWS_60.items()}
         sums["projects"] = scalar(conn, PROJECTS_CHECKSUM)
+        memberships = scalar(conn, "SELECT to_regclass('config.org_memberships') IS NOT NULL")
+        sums["user_orgs"] = scalar(conn, USER_ORGS[memberships])
         sums["tunables"] = conn.execute(
             "SELECT name, value FROM config.tunables WHERE name IN (%s, %s) ORDER BY name", (MODE, GRACE)
         ).fetchall()
@@ -147,14 +160,17 @@ def test_up_down_up_with_data_loaded_at_60(container_db):
     # 6.1 -> 6.4: customers required, nothing regrouped
     with psycopg.connect(url, autocommit=True) as conn:
         at_61 = customers(conn)
-    assert migrate(url, "6.4") == [("apply", "0003.customers-required")]
+    assert migrate(url, "6.4") == [("apply", m) for m in MIGRATIONS_64]
     assert release(url) == "6.4"
     with psycopg.connect(url, autocommit=True) as conn:
         assert customers(conn) == at_61
-    assert yoyo_marked(url) == {"0001.baseline", "0002.customers", "0003.customers-required"}
+    assert yoyo_marked(url) == {"0001.baseline", "0002.customers", *MIGRATIONS_64}
 
     # 6.4 -> 6.0: every customer deleted, nothing else
-    assert migrate(url, "6.0") == [("rollback", "0003.customers-required"), ("rollback", "0002.customers")]
+    assert migrate(url, "6.0") == [
+        *(("rollback", m) for m in reversed(MIGRATIONS_64)),
+        ("rollback", "0002.customers"),
+    ]
     assert release(url) == "6.0"
     assert count_customers(url) == 0
     with psycopg.connect(url, autocommit=True) as conn:
@@ -168,12 +184,12 @@ def test_up_down_up_with_data_loaded_at_60(container_db):
     with psycopg.connect(url, autocommit=True) as conn:
         set_mode(conn, True)
     at_60 = rows_60(url)
-    assert migrate(url, "6.4") == [("apply", "0002.customers"), ("apply", "0003.customers-required")]
+    assert migrate(url, "6.4") == [("apply", "0002.customers"), *(("apply", m) for m in MIGRATIONS_64)]
     assert release(url) == "6.4"
     assert_per_project_customers(url, loaded)
     assert upgrade_runs(url) == [("upgrade", True, total)]
     assert rows_60(url) == at_60
-    assert yoyo_marked(url) == {"0001.baseline", "0002.customers", "0003.customers-required"}
+    assert yoyo_marked(url) == {"0001.baseline", "0002.customers", *MIGRATIONS_64}
 
 
 def test_pg_cron_runs_the_job_inside_the_container(container_session, container_cron_tick):
