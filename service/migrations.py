@@ -92,15 +92,17 @@ class UpgradeBlocked(MigrationError):
     """The upgrade refused before changing anything (config.upgrade_blockers found blockers)."""
 
     exit_code = 3
-    sqlstate = "HR064"  # raised by migrations/0003 when projects have no customer
+    sqlstates = ("HR064",)  # raised by migrations/0003 when projects have no customer
 
 
 class DowngradeBlocked(MigrationError):
-    """The downgrade refused before changing anything (config.downgrade_blockers found users of
-    several orgs, which the release below memberships cannot hold)."""
+    """The downgrade refused before changing anything: a promotion of customers to orgs is in
+    force (demote it first), or config.downgrade_blockers found users of several orgs, which
+    the release below memberships cannot hold."""
 
     exit_code = 3
-    sqlstate = "HR061"  # raised by migrations/0004's rollback
+    # HR062: raised by migrations/0005's rollback (promoted); HR061: by 0004's (several orgs)
+    sqlstates = ("HR062", "HR061")
 
 
 class SchemaStateError(MigrationError):
@@ -460,7 +462,7 @@ def migrate(
                     backend.rollback()
                 now = _release_of(backend.connection)
                 for blocked in (UpgradeBlocked, DowngradeBlocked):
-                    if getattr(exc, "sqlstate", None) == blocked.sqlstate:
+                    if getattr(exc, "sqlstate", None) in blocked.sqlstates:
                         raise blocked(
                             f"{_one_line(exc)} (nothing changed: the database is at release {now})"
                         ) from None
