@@ -26,7 +26,19 @@ from service.api import provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
 from service.openapi_struct import StrictStructSchemaPlugin
-from service.routes import audit, customers, health, jobs, login, orgs, projects, tunables, upgrade, users
+from service.routes import (
+    audit,
+    customers,
+    health,
+    jobs,
+    login,
+    orgs,
+    projects,
+    promotion,
+    tunables,
+    upgrade,
+    users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,8 @@ ROUTES = [
     *jobs.HANDLERS,
     # GET /config/v1/upgrade_blockers/ (the pre-upgrade check, super admins)
     *upgrade.HANDLERS,
+    # GET /config/v1/org_promotion/, POST .../promote/ and .../demote/ (super admins)
+    *promotion.HANDLERS,
     # GET|OPTIONS /config/v1/tunables/, GET|PUT /config/v1/tunables/{name}/
     *tunables.HANDLERS,
     # GET|OPTIONS /config/v1/audit/

@@ -61,6 +61,13 @@ NOT_THIS_CUSTOMERS = "project {} does not belong to this customer."
 SINGLE_PROJECT_NAME = (
     "customer {} has exactly one project ({}): its name follows the project; rename the project instead"
 )
+# the promotion of customers to orgs (service.promotion): a release or a state that refuses it
+PROMOTION_NEEDS_RELEASE = (
+    "the database is at release {}: promoting customers to orgs needs release {} (associations final, "
+    "org memberships); nothing changed"
+)
+ALREADY_PROMOTED = "the customers are already promoted to orgs: nothing changed; reverse the promotion first."
+NOT_PROMOTED = "the customers are not promoted to orgs: nothing to reverse, nothing changed."
 STATE_CONFLICTS = (
     PROJECT_NAME_TAKEN,
     CUSTOMER_NAME_TAKEN,
@@ -71,6 +78,9 @@ STATE_CONFLICTS = (
     NO_SUCH_CUSTOMER,
     NOT_THIS_CUSTOMERS,
     SINGLE_PROJECT_NAME,
+    PROMOTION_NEEDS_RELEASE,
+    ALREADY_PROMOTED,
+    NOT_PROMOTED,
 )
 _STATE_CONFLICT = re.compile(
     "|".join(".+".join(map(re.escape, template.split("{}"))) for template in STATE_CONFLICTS), re.DOTALL

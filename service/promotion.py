@@ -14,6 +14,9 @@ from typing import Any
 import psycopg
 
 from service import releases
+from service.errors import ALREADY_PROMOTED as ALREADY_PROMOTED_MESSAGE
+from service.errors import NOT_PROMOTED as NOT_PROMOTED_MESSAGE
+from service.errors import PROMOTION_NEEDS_RELEASE
 from service.queries import query
 
 SQL = {
@@ -27,18 +30,14 @@ DEMOTION_BLOCKED = "HR071"
 ALREADY_PROMOTED = "HR072"
 NOT_PROMOTED = "HR073"
 BLOCKED = (PROMOTION_BLOCKED, DEMOTION_BLOCKED)
-STATE_REFUSALS = (ALREADY_PROMOTED, NOT_PROMOTED)
+STATE_REFUSALS = {ALREADY_PROMOTED: ALREADY_PROMOTED_MESSAGE, NOT_PROMOTED: NOT_PROMOTED_MESSAGE}
 
 
 def needs_release(release: releases.Release) -> str | None:
     """Why the promotion cannot be asked for at ``release`` (None: it can)."""
     if release.customers_final and release.memberships:
         return None
-    return (
-        f"the database is at release {release.name}: promoting customers to orgs needs release "
-        f"{releases.LATEST} (associations final, org memberships); run `hierarchy migrate --to "
-        f"{releases.LATEST}` first; nothing changed"
-    )
+    return PROMOTION_NEEDS_RELEASE.format(release.name, releases.LATEST)
 
 
 def blocked(exc: psycopg.Error) -> dict[str, Any] | None:

@@ -39,7 +39,7 @@ def _url(ctx: Context) -> str:
     url, release = ctx.need_release(releases.FIRST_WITH_CUSTOMERS)
     refused = promotion.needs_release(release)
     if refused:
-        raise CliError(refused)
+        raise CliError(f"{refused}: run `hierarchy migrate --to {releases.LATEST}` first")
     return url
 
 
