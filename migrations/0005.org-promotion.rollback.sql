@@ -20,6 +20,8 @@ BEGIN
 END
 $$;
 
+\ir ../sql/udfs/check_user_memberships/0004.sql
+
 DROP FUNCTION config.demote_orgs(boolean);
 DROP FUNCTION config.demotion_report(integer);
 DROP FUNCTION config.demote_now();

@@ -294,6 +294,8 @@ CREATE FUNCTION config.check_user_memberships() RETURNS trigger
     AS $$
 DECLARE
     who       uuid;
+    marker    text;
+    done      text := txid_current()::text || ':' || statement_timestamp()::text;
     email     text;
     primaries integer;
     total     integer;
@@ -306,11 +308,19 @@ BEGIN
     ELSE
         who := NEW.user_id;
     END IF;
+    -- once per user and firing: every event of a batch sees the same final state (a promotion
+    -- adding thousands of memberships to one user checks it once, not once per row)
+    marker := 'hierarchy.members_checked_' || replace(who::text, '-', '');
+    IF current_setting(marker, true) = done THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config(marker, done, true);
     SELECT u.email INTO email FROM config.users u WHERE u.uuid = who;
     IF NOT FOUND THEN
         RETURN NULL;  -- the user is gone (its memberships went with it)
     END IF;
-    SELECT count(*) FILTER (WHERE m.is_primary), count(*), coalesce(bool_or(config.role_sees_every_org(m.role)), false)
+    SELECT count(*) FILTER (WHERE m.is_primary), count(*),
+           coalesce(bool_or(m.role IN (SELECT rp.role FROM config.role_permissions rp WHERE rp.permission = 'all_orgs')), false)
     INTO primaries, total, sees_all
     FROM config.org_memberships m WHERE m.user_id = who;
     IF primaries <> 1 THEN
@@ -330,7 +340,7 @@ $$;
 -- Name: FUNCTION check_user_memberships(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred check at commit: a user has exactly one primary org, and a user holding a role with all_orgs has exactly one membership (SQLSTATE 23514, constraints org_memberships_primary_kept, org_memberships_super_admin_single).';
+COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred check at commit, once per user and firing (a transaction-local marker): a user has exactly one primary org, and a user holding a role with all_orgs has exactly one membership (SQLSTATE 23514, constraints org_memberships_primary_kept, org_memberships_super_admin_single).';
 
 --
 -- Name: count_customers(); Type: FUNCTION; Schema: config; Owner: -
@@ -1395,9 +1405,11 @@ BEGIN
     SELECT b.user_id, b.org_id AS old_primary, s.org_id AS new_primary
     FROM config.promotion_memberships b
     JOIN (SELECT DISTINCT ON (po.source_org) po.source_org, po.org_id
-          FROM config.promoted_orgs po JOIN config.orgs o ON o.uuid = po.org_id
+          FROM config.promoted_orgs po
+          JOIN config.orgs o ON o.uuid = po.org_id
+          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x GROUP BY x.org_id) c ON c.org_id = po.org_id
           WHERE po.created AND po.source_org IS NOT NULL
-          ORDER BY po.source_org, (SELECT count(*) FROM config.projects x WHERE x.org_id = po.org_id) DESC, o.name) s
+          ORDER BY po.source_org, c.n DESC, o.name) s
       ON s.source_org = b.org_id
     WHERE b.is_primary AND NOT config.role_sees_every_org(b.role)
       AND NOT EXISTS (SELECT 1 FROM config.projects x WHERE x.org_id = b.org_id);
@@ -3719,6 +3731,54 @@ CREATE INDEX projects_orphans_idx ON config.projects USING btree (org_id) WHERE 
 --
 
 COMMENT ON INDEX config.projects_orphans_idx IS 'Orphans only: keeps an idle job run and the orphan audit cheap whatever the number of projects.';
+
+--
+-- Name: promoted_orgs_source_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promoted_orgs_source_idx ON config.promoted_orgs USING btree (source_org);
+
+--
+-- Name: INDEX promoted_orgs_source_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the foreign key check when an org is deleted).';
+
+--
+-- Name: promotion_memberships_org_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_memberships_org_idx ON config.promotion_memberships USING btree (org_id);
+
+--
+-- Name: INDEX promotion_memberships_org_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The foreign key check when an org is deleted.';
+
+--
+-- Name: promotion_projects_from_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_projects_from_idx ON config.promotion_projects USING btree (from_org);
+
+--
+-- Name: INDEX promotion_projects_from_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_projects_from_idx IS 'The foreign key check when an org is deleted.';
+
+--
+-- Name: promotion_projects_to_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_projects_to_idx ON config.promotion_projects USING btree (to_org);
+
+--
+-- Name: INDEX promotion_projects_to_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_projects_to_idx IS 'The foreign key check when an org is deleted.';
 
 --
 -- Name: tokens_expires_idx; Type: INDEX; Schema: config; Owner: -

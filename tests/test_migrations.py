@@ -263,7 +263,7 @@ def test_release_spanning_two_migrations_reconciles_each(db_url):
     # 0005 rolled back (its rollback committed) but yoyo still records it: the database
     # reports 6.4 at 0004 (the rollback redefines schema_migration()), and the plan is to
     # apply 0005 again
-    rollback_sql = (migrations.MIGRATIONS_DIR / "0005.org-promotion.rollback.sql").read_text()
+    rollback_sql = migrations.resolve_includes(migrations.MIGRATIONS_DIR / "0005.org-promotion.rollback.sql")
     with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
         conn.execute(rollback_sql)
     assert migrations.current_release(db_url) == "6.4"
@@ -276,7 +276,7 @@ def test_release_spanning_two_migrations_reconciles_each(db_url):
     # 0005 and 0004 rolled back by hand: 6.4 without schema_migration(), i.e. 0003
     for name in ("0005.org-promotion", "0004.org-memberships"):
         with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
-            conn.execute((migrations.MIGRATIONS_DIR / f"{name}.rollback.sql").read_text())
+            conn.execute(migrations.resolve_includes(migrations.MIGRATIONS_DIR / f"{name}.rollback.sql"))
     assert one(db_url, "SELECT to_regprocedure('config.schema_migration()') IS NULL")
     assert migrations.plan(db_url, "6.4") == [UP_MEMBERSHIPS, UP_PROMOTION]
     assert migrations.plan(db_url, "6.1") == [DOWN_64]
