@@ -30,7 +30,8 @@ STATE = """
 SELECT (SELECT count(*) FROM config.orgs) AS orgs,
        (SELECT md5(string_agg(p.uuid::text || p.org_id::text, ',' ORDER BY p.uuid))
           FROM config.projects p) AS projects,
-       (SELECT md5(string_agg(m::text, ',' ORDER BY m.user_id, m.org_id))
+       (SELECT md5(string_agg(concat_ws('|', m.user_id, m.org_id, m.role, m.is_primary), ','
+                               ORDER BY m.user_id, m.org_id))
           FROM config.org_memberships m) AS members,
        (SELECT count(*) FROM config.org_promotions) AS promotions,
        (SELECT count(*) FROM config.promoted_orgs) AS promoted,
@@ -104,7 +105,8 @@ def test_kill_postmaster_mid_promotion(fault_cluster, record_property):
 
     with psycopg.connect(url, autocommit=True) as conn:
         result = conn.execute("SELECT config.promote_customers()").fetchone()[0]
-        assert result["orgs_created"] == PROMOTIONS and result["projects_moved"] == PROMOTIONS
+        # and hydro, sample_project: new orgs of their own
+        assert result["orgs_created"] == PROMOTIONS + 2 and result["projects_moved"] == PROMOTIONS + 2
         assert (
             conn.execute(
                 "SELECT count(*) FROM config.projects p "
