@@ -98,6 +98,15 @@ def test_refusals_are_one_line_and_change_nothing(cli, db_url):
     assert cli("orgs", "promote").returncode == 0
     twice = cli("orgs", "promote", "--dry-run")
     assert twice.returncode == 1 and "already promoted" in one_line_error(twice)
+    # a downgrade while promoted refuses, saying how, and changes nothing
+    promoted = project_orgs(db_url)
+    down = cli("migrate", "--to", "6.1", "--yes")
+    assert down.returncode == 3
+    assert "reverse it first with `hierarchy orgs demote`" in down.stderr and "Traceback" not in down.stderr
+    assert project_orgs(db_url) == promoted
+    assert sql(db_url, "SELECT config.schema_migration() AS m")[0]["m"] == "0005.org-promotion"
+    assert cli("orgs", "demote").returncode == 0
+    assert cli("migrate", "--to", "6.1", "--yes").returncode == 0
 
 
 def test_blocked_promotion_exits_3_naming_every_blocker(cli, db_url):
