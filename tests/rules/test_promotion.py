@@ -292,6 +292,14 @@ def test_while_promoted_a_project_stays_in_its_customers_org(per_project):
         conn.execute(
             "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'y', %s)", (web_org, late)
         )
+    # a project created without a customer in a promoted org gets the customer it stands for
+    made = conn.execute(
+        "INSERT INTO config.projects (org_id, name) VALUES (%s, 'bare') RETURNING customer_id", (web_org,)
+    ).fetchone()[0]
+    assert made == web_customer
+    # an org standing for no customer (acme kept none): the customer stays required
+    with pytest.raises(errors.NotNullViolation):
+        conn.execute("INSERT INTO config.projects (org_id, name) VALUES (%s, 'bare')", (acme,))
     # the promoted orgs and their customers cannot be deleted
     with pytest.raises(errors.ForeignKeyViolation):
         conn.execute("DELETE FROM config.orgs WHERE name = 'web'")
