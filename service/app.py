@@ -34,6 +34,7 @@ from service.routes import (
     login,
     orgs,
     projects,
+    projects_v2,
     promotion,
     tunables,
     upgrade,
@@ -53,6 +54,8 @@ ROUTES = [
     *orgs.HANDLERS,
     # GET|POST|OPTIONS /config/v1/orgs/{org_id}/projects/, GET|PUT|PATCH|DELETE .../projects/{project_id}/
     *projects.HANDLERS,
+    # GET|POST /config/v2/projects/ (the org in the body, as Hydrolix's v2 API)
+    *projects_v2.HANDLERS,
     # GET|POST|OPTIONS /config/v1/customers/, GET|PUT|PATCH|DELETE /config/v1/customers/{uuid}/,
     # POST /config/v1/customers/{uuid}/add_projects/ and /remove_projects/
     *customers.HANDLERS,

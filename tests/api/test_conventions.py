@@ -171,6 +171,7 @@ def test_openapi_complete(api):
         "/config/v1/users": {"get", "post", "options"},
         "/config/v1/upgrade_blockers": {"get"},
         "/config/v1/org_promotion": {"get"},
+        "/config/v2/projects": {"get", "post"},
         "/config/v1/org_promotion/promote": {"post"},
         "/config/v1/org_promotion/demote": {"post"},
         "/config/v1/users/current": {"get"},
