@@ -327,7 +327,14 @@ PROMOTION_DURATION = max(DURATION / 2, 3.0)
 # the promotion's own refusals a racing step may meet: blocked (HR070/HR071), or the other
 # direction's state (HR072/HR073) when two steps race
 PROMOTION_REFUSALS = ("HR070", "HR071", "HR072", "HR073")
-SAME_ORG_PROJECT = "SELECT org_id, customer_id FROM config.projects ORDER BY random() LIMIT 1"
+# New projects join a manual or default customer (as the 6.1 workload above, whose projects only
+# join manual customers): at 6.4 a project joining a per-project customer while another session
+# deletes that customer's projects can deadlock inside config.settle_customers (0002's rule 4
+# and 5 clean-up, before this issue), which this test is not about.
+SAME_ORG_PROJECT = (
+    "SELECT p.org_id, p.customer_id FROM config.projects p JOIN config.customers c ON c.uuid = p.customer_id "
+    "WHERE c.origin IN ('manual', 'default') ORDER BY random() LIMIT 1"
+)
 
 # Each statement counts the rows that break one rule of the promoted (or restored) layout.
 PROMOTED_RULES = {
@@ -402,13 +409,14 @@ def _promotion_writer(url, seed, stop, failures):
                 elif op == "rename":
                     conn.execute(
                         "UPDATE config.projects SET name = %s WHERE uuid = "
-                        "(SELECT uuid FROM config.projects ORDER BY random() LIMIT 1)",
+                        "(SELECT uuid FROM config.projects WHERE name ~ '^[na][0-9]' "
+                        "ORDER BY random() LIMIT 1)",
                         (f"n{rng.randrange(300)}",),
                     )
                 elif op == "delete":
                     conn.execute(
                         "DELETE FROM config.projects WHERE uuid = (SELECT uuid FROM config.projects "
-                        "WHERE name LIKE 'n%%' ORDER BY random() LIMIT 1)"
+                        "WHERE name ~ '^[na][0-9]' ORDER BY random() LIMIT 1)"
                     )
                 elif op in ("join", "leave", "primary"):
                     func = {
