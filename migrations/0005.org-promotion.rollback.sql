@@ -1,6 +1,8 @@
 -- Down from 0005 (release 6.4 with the promotion's schema) to 0004 (6.4 with memberships).
 -- Refused, changing nothing, while a promotion is in force: its orgs, moves and memberships
--- would stay without the record that reverses them (run `hierarchy orgs demote` first).
+-- would stay without the record that reverses them (run `hierarchy orgs demote` first); and
+-- while a user belongs to several orgs, which 0004's rollback refuses next (HR061, the same
+-- message), so a refused downgrade to 6.1 leaves the database at 0005.
 -- Not kept: config.org_promotions, the history of promotions already reversed (their changes
 -- stay in audit_log).
 
@@ -16,6 +18,15 @@ BEGIN
         RAISE EXCEPTION 'cannot downgrade below the org promotion: the customers are promoted to orgs (since %); reverse it first with `hierarchy orgs demote` (or SELECT config.demote_orgs()), then downgrade again',
             to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
             USING ERRCODE = 'HR062';
+    END IF;
+    -- the next step down (0004's rollback) refuses while a user belongs to several orgs: refuse
+    -- here already, so a refused downgrade changes nothing at all
+    IF EXISTS (SELECT 1 FROM config.downgrade_blockers()) THEN
+        RAISE EXCEPTION 'cannot downgrade below org memberships: % user(s) belong to several orgs and release 6.1 has one org per user: %; remove each from every org but its primary (`hierarchy user remove-org EMAIL --org NAME`), then downgrade again',
+            (SELECT count(*) FROM config.downgrade_blockers()),
+            (SELECT string_agg(format('%s (%s)', d.email, array_to_string(d.orgs, ', ')), '; ')
+             FROM (SELECT * FROM config.downgrade_blockers() LIMIT 5) d)
+            USING ERRCODE = 'HR061', DETAIL = 'SELECT * FROM config.downgrade_blockers() lists every one.';
     END IF;
 END
 $$;
