@@ -26,7 +26,20 @@ from service.api import provide_paging
 from service.db import Database, database_url
 from service.errors import EXCEPTION_HANDLERS, MAX_BODY_BYTES
 from service.openapi_struct import StrictStructSchemaPlugin
-from service.routes import audit, customers, health, jobs, login, orgs, projects, tunables, upgrade, users
+from service.routes import (
+    audit,
+    customers,
+    health,
+    jobs,
+    login,
+    orgs,
+    projects,
+    projects_v2,
+    promotion,
+    tunables,
+    upgrade,
+    users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +55,8 @@ ROUTES = [
     *orgs.HANDLERS,
     # GET|POST|OPTIONS /config/v1/orgs/{org_id}/projects/, GET|PUT|PATCH|DELETE .../projects/{project_id}/
     *projects.HANDLERS,
+    # GET|POST /config/v2/projects/ (the org in the body, as Hydrolix's v2 API)
+    *projects_v2.HANDLERS,
     # GET|POST|OPTIONS /config/v1/customers/, GET|PUT|PATCH|DELETE /config/v1/customers/{uuid}/,
     # POST /config/v1/customers/{uuid}/add_projects/ and /remove_projects/
     *customers.HANDLERS,
@@ -49,6 +64,8 @@ ROUTES = [
     *jobs.HANDLERS,
     # GET /config/v1/upgrade_blockers/ (the pre-upgrade check, super admins)
     *upgrade.HANDLERS,
+    # GET /config/v1/org_promotion/, POST .../promote/ and .../demote/ (super admins)
+    *promotion.HANDLERS,
     # GET|OPTIONS /config/v1/tunables/, GET|PUT /config/v1/tunables/{name}/
     *tunables.HANDLERS,
     # GET|OPTIONS /config/v1/audit/

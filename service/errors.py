@@ -76,6 +76,13 @@ MEMBERSHIP_REFUSALS = (
     "{} is the least role: remove the user from org {} instead (remove_orgs)",
     "org memberships need release 6.4 (one org per user before): run `hierarchy migrate`",
 )
+# the promotion of customers to orgs (service.promotion): a release or a state that refuses it
+PROMOTION_NEEDS_RELEASE = (
+    "the database is at release {}: promoting customers to orgs needs release {} (associations final, "
+    "org memberships); nothing changed"
+)
+ALREADY_PROMOTED = "the customers are already promoted to orgs: nothing changed; reverse the promotion first."
+NOT_PROMOTED = "the customers are not promoted to orgs: nothing to reverse, nothing changed."
 STATE_CONFLICTS = (
     PROJECT_NAME_TAKEN,
     CUSTOMER_NAME_TAKEN,
@@ -87,6 +94,9 @@ STATE_CONFLICTS = (
     NOT_THIS_CUSTOMERS,
     SINGLE_PROJECT_NAME,
     *MEMBERSHIP_REFUSALS,
+    PROMOTION_NEEDS_RELEASE,
+    ALREADY_PROMOTED,
+    NOT_PROMOTED,
 )
 _STATE_CONFLICT = re.compile(
     "|".join(".+".join(map(re.escape, template.split("{}"))) for template in STATE_CONFLICTS), re.DOTALL

@@ -31,9 +31,13 @@ says what to do.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -93,15 +97,17 @@ class UpgradeBlocked(MigrationError):
     """The upgrade refused before changing anything (config.upgrade_blockers found blockers)."""
 
     exit_code = 3
-    sqlstate = "HR064"  # raised by migrations/0003 when projects have no customer
+    sqlstates = ("HR064",)  # raised by migrations/0003 when projects have no customer
 
 
 class DowngradeBlocked(MigrationError):
-    """The downgrade refused before changing anything (config.downgrade_blockers found users of
-    several orgs, which the release below memberships cannot hold)."""
+    """The downgrade refused before changing anything: a promotion of customers to orgs is in
+    force (demote it first), or config.downgrade_blockers found users of several orgs, which
+    the release below memberships cannot hold."""
 
     exit_code = 3
-    sqlstate = "HR061"  # raised by migrations/0004's rollback
+    # HR062: raised by migrations/0005's rollback (promoted); HR061: by 0004's (several orgs)
+    sqlstates = ("HR062", "HR061")
 
 
 class SchemaStateError(MigrationError):
@@ -230,8 +236,52 @@ def check_release(release: str | None) -> str:
     return release
 
 
+# A line ``\ir ../sql/udfs/<function>/<migration>.sql`` in a migration (or its rollback) takes in
+# a frozen copy of one function (the Citus layout, docs/design.md section 11): psql's
+# include-relative syntax, so ``psql -f`` runs the file as it is, and resolved here when the
+# migrations are loaded, so yoyo applies the whole text. A frozen copy never changes once a
+# database may have applied it; yoyo's hash is the migration's id, so records stay valid.
+INCLUDE = re.compile(r"^\\ir[ \t]+(\S+)[ \t]*$", re.MULTILINE)
+_resolved: list[Path] = []  # this process's directory of migrations with their includes taken in
+
+
+def resolve_includes(path: Path) -> str:
+    """The text of a migration file with each ``\\ir FILE`` line replaced by FILE (relative to the
+    migration's directory; one level: a frozen copy includes nothing)."""
+
+    def take(match: re.Match) -> str:
+        target = path.parent / match.group(1)
+        if not target.is_file():
+            raise SchemaStateError(f"migration {path.name} takes in {match.group(1)}, which does not exist")
+        return target.read_text(encoding="utf-8").rstrip("\n")
+
+    return INCLUDE.sub(take, path.read_text(encoding="utf-8"))
+
+
+def _resolved_dir() -> Path:
+    if not _resolved:
+        made = Path(tempfile.mkdtemp(prefix="hierarchy-migrations-"))
+        atexit.register(shutil.rmtree, made, True)
+        _resolved.append(made)
+    return _resolved[0]
+
+
+def _take_in_includes(migration) -> None:
+    """Point a yoyo migration whose file (or rollback) has includes at a resolved copy of both."""
+    path = Path(migration.path)
+    rollback = path.with_name(path.name[: -len(".sql")] + ".rollback.sql")
+    texts = {p: p.read_text(encoding="utf-8") for p in (path, rollback) if p.is_file()}
+    if not any(INCLUDE.search(text) for text in texts.values()):
+        return
+    out = _resolved_dir()
+    for original in texts:
+        (out / original.name).write_text(resolve_includes(original), encoding="utf-8")
+    migration.path = str(out / path.name)
+
+
 def load_migrations(migrations_dir: str | Path | None = None) -> list:
-    """The yoyo migrations in apply order; every release's migration must be present."""
+    """The yoyo migrations in apply order, their includes taken in; every release's migration
+    must be present."""
     from yoyo import read_migrations
     from yoyo.exceptions import BadMigration, MigrationConflict
     from yoyo.migrations import topological_sort
@@ -243,6 +293,7 @@ def load_migrations(migrations_dir: str | Path | None = None) -> list:
         migrations = list(read_migrations(str(directory)))
         migrations.sort(key=lambda m: m.id)
         for m in migrations:
+            _take_in_includes(m)
             m.load()  # resolve "-- depends:" against this directory's migrations
         ordered = list(topological_sort(migrations))
     except (BadMigration, MigrationConflict) as exc:
@@ -461,7 +512,7 @@ def migrate(
                     backend.rollback()
                 now = _release_of(backend.connection)
                 for blocked in (UpgradeBlocked, DowngradeBlocked):
-                    if getattr(exc, "sqlstate", None) == blocked.sqlstate:
+                    if getattr(exc, "sqlstate", None) in blocked.sqlstates:
                         raise blocked(
                             f"{_one_line(exc)} (nothing changed: the database is at release {now})"
                         ) from None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Release:
     name: str
-    migration: str  # the last migration of its schema (migrations/<id>.sql); 6.4 spans 0003 and 0004
+    migration: str  # the last migration of its schema (migrations/<id>.sql); 6.4 spans 0003 to 0005
     schema: str  # what config.schema_release() reports at that schema
     summary: str
     customers: bool = False  # customers exist (the parallel hierarchy)
@@ -46,9 +46,9 @@ TABLE: tuple[Release, ...] = (
     ),
     Release(
         "6.4",
-        "0004.org-memberships",
+        "0005.org-promotion",
         "6.4",
-        "customers required, associations final, org memberships",
+        "customers required, associations final, org memberships, the promotion to orgs",
         customers=True,
         customers_final=True,
         memberships=True,

@@ -307,6 +307,8 @@ CREATE FUNCTION config.check_user_memberships() RETURNS trigger
     AS $$
 DECLARE
     who       uuid;
+    marker    text;
+    done      text := txid_current()::text || ':' || statement_timestamp()::text;
     email     text;
     primaries integer;
     total     integer;
@@ -319,11 +321,19 @@ BEGIN
     ELSE
         who := NEW.user_id;
     END IF;
+    -- once per user and firing: every event of a batch sees the same final state (a promotion
+    -- adding thousands of memberships to one user checks it once, not once per row)
+    marker := 'hierarchy.members_checked_' || replace(who::text, '-', '');
+    IF current_setting(marker, true) = done THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config(marker, done, true);
     SELECT u.email INTO email FROM config.users u WHERE u.uuid = who;
     IF NOT FOUND THEN
         RETURN NULL;  -- the user is gone (its memberships went with it)
     END IF;
-    SELECT count(*) FILTER (WHERE m.is_primary), count(*), coalesce(bool_or(config.role_sees_every_org(m.role)), false)
+    SELECT count(*) FILTER (WHERE m.is_primary), count(*),
+           coalesce(bool_or(m.role IN (SELECT rp.role FROM config.role_permissions rp WHERE rp.permission = 'all_orgs')), false)
     INTO primaries, total, sees_all
     FROM config.org_memberships m WHERE m.user_id = who;
     IF primaries <> 1 THEN
@@ -343,7 +353,7 @@ $$;
 -- Name: FUNCTION check_user_memberships(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred check at commit: a user has exactly one primary org, and a user holding a role with all_orgs has exactly one membership (SQLSTATE 23514, constraints org_memberships_primary_kept, org_memberships_super_admin_single).';
+COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred check at commit, once per user and firing (a transaction-local marker): a user has exactly one primary org, and a user holding a role with all_orgs has exactly one membership (SQLSTATE 23514, constraints org_memberships_primary_kept, org_memberships_super_admin_single).';
 
 --
 -- Name: count_customers(); Type: FUNCTION; Schema: config; Owner: -
@@ -713,6 +723,216 @@ $$;
 COMMENT ON FUNCTION config.defer_customer_check() IS 'Rule 5: BEFORE INSERT statement trigger deferring projects_customer_id_fkey until projects_create_own_customers has made the new projects'' customers.';
 
 --
+-- Name: demote_now(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.demote_now() RETURNS jsonb
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    promo     bigint := config.promotion_in_force();
+    moved     integer;
+    added     integer;
+    primaries integer;
+    removed   integer;
+    deleted   integer;
+    counts    jsonb;
+BEGIN
+    -- first: the promotion ends, so the projects may leave the orgs their customers stand for
+    UPDATE config.org_promotions p SET demoted_at = now(), demoted_by = config.current_actor() WHERE p.id = promo;
+
+    CREATE TEMP TABLE demotion_orgs ON COMMIT DROP AS
+    SELECT po.org_id, po.source_org FROM config.promoted_orgs po WHERE po.created;
+
+    WITH mv AS (SELECT * FROM config.demotion_moves())
+    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+
+    -- a membership in a deleted org becomes one in the org its projects return to, unless the
+    -- user already belongs there (that membership and its role stay)
+    INSERT INTO config.org_memberships (user_id, org_id, role, is_primary)
+    SELECT DISTINCT ON (m.user_id, d.source_org) m.user_id, d.source_org, m.role, false
+    FROM config.org_memberships m JOIN demotion_orgs d ON d.org_id = m.org_id
+    WHERE d.source_org IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM config.org_memberships k WHERE k.user_id = m.user_id AND k.org_id = d.source_org)
+    ORDER BY m.user_id, d.source_org, m.is_primary DESC, m.role;
+    GET DIAGNOSTICS added = ROW_COUNT;
+
+    -- a primary in a deleted org: the primary before the promotion when the user still belongs
+    -- there, else the org its projects return to, else its oldest remaining membership
+    CREATE TEMP TABLE demotion_primaries ON COMMIT DROP AS
+    SELECT m.user_id, m.org_id AS old_primary,
+           coalesce((SELECT b.org_id FROM config.promotion_memberships b
+                     JOIN config.org_memberships k ON k.user_id = b.user_id AND k.org_id = b.org_id
+                     WHERE b.user_id = m.user_id AND b.is_primary
+                       AND b.org_id NOT IN (SELECT d2.org_id FROM demotion_orgs d2)),
+                    d.source_org,
+                    (SELECT k.org_id FROM config.org_memberships k JOIN config.orgs o ON o.uuid = k.org_id
+                     WHERE k.user_id = m.user_id AND k.org_id NOT IN (SELECT d2.org_id FROM demotion_orgs d2)
+                     ORDER BY k.created, o.name LIMIT 1)) AS new_primary
+    FROM config.org_memberships m JOIN demotion_orgs d ON d.org_id = m.org_id
+    WHERE m.is_primary;
+    UPDATE config.org_memberships m SET is_primary = false
+    FROM demotion_primaries d WHERE m.user_id = d.user_id AND m.org_id = d.old_primary;
+    UPDATE config.org_memberships m SET is_primary = true
+    FROM demotion_primaries d WHERE m.user_id = d.user_id AND m.org_id = d.new_primary;
+    GET DIAGNOSTICS primaries = ROW_COUNT;
+
+    DELETE FROM config.org_memberships m USING demotion_orgs d WHERE m.org_id = d.org_id;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+
+    DELETE FROM config.promotion_projects pp WHERE pp.promotion_id = promo;
+    DELETE FROM config.promotion_memberships b WHERE b.promotion_id = promo;
+    DELETE FROM config.promoted_orgs po WHERE po.promotion_id = promo;
+    DELETE FROM config.orgs o USING demotion_orgs d WHERE o.uuid = d.org_id;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    DROP TABLE demotion_orgs, demotion_primaries;
+
+    counts := jsonb_build_object('promotion', promo, 'projects_moved', moved, 'memberships_added', added,
+                                 'primaries_changed', primaries, 'memberships_removed', removed,
+                                 'orgs_deleted', deleted);
+    UPDATE config.org_promotions p SET summary = p.summary || jsonb_build_object('demotion', counts) WHERE p.id = promo;
+    RETURN counts;
+END
+$$;
+
+--
+-- Name: FUNCTION demote_now(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.demote_now() IS 'Release 6.4: the reversal''s work, once locked and checked (call config.demote_orgs): ends the promotion, returns the projects of the created orgs, maps their memberships back, restores primaries, deletes the created orgs; returns the counts.';
+
+--
+-- Name: demote_orgs(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.demote_orgs(dry_run boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    plan jsonb;
+BEGIN
+    PERFORM config.lock_for_promotion();
+    IF config.promotion_in_force() IS NULL THEN
+        RAISE EXCEPTION 'the customers are not promoted to orgs: nothing to reverse, nothing changed'
+            USING ERRCODE = 'HR073';
+    END IF;
+    PERFORM config.refuse_blocked('reverse the promotion', 'HR071',
+        (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM config.demotion_blockers() b));
+    IF NOT coalesce(dry_run, false) THEN
+        RETURN config.demote_now() || jsonb_build_object('dry_run', false);
+    END IF;
+    plan := config.demotion_report();
+    RETURN config.rolled_back('SELECT config.demote_now()', '{}')
+           || jsonb_build_object('dry_run', true, 'plan', plan);
+END
+$$;
+
+--
+-- Name: FUNCTION demote_orgs(dry_run boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.demote_orgs(dry_run boolean) IS 'Release 6.4: reverses the promotion in force atomically, restoring the layout before it (docs/design.md section 11): projects back in their orgs, memberships as they were, the created orgs deleted, customers kept; the counts. Refuses, changing nothing, when not promoted (SQLSTATE HR073) or blocked (HR071, naming the first five blockers and the total; config.demotion_blockers lists them). dry_run: the same work rolled back, with its plan (config.demotion_report).';
+
+--
+-- Name: demotion_blockers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.demotion_blockers() RETURNS TABLE(kind text, subject text, reason text, remedy text)
+    LANGUAGE sql STABLE
+    AS $$
+    WITH mv AS MATERIALIZED (SELECT * FROM config.demotion_moves())
+    SELECT 'no_org_to_return_to', o.name || '/' || mv.project_name,
+           'the project was created after the promotion in an org whose customer held no project before it',
+           'delete the project, or create it again in another org'
+    FROM mv JOIN config.orgs o ON o.uuid = mv.from_org
+    WHERE mv.to_org IS NULL
+    UNION ALL
+    SELECT 'project_name_clash', format('%s/%s', o.name, t.name),
+           format('%s projects named %s would return to org %s', t.n, t.name, o.name),
+           'rename all but one of them'
+    FROM (SELECT d.org, d.name, count(*) AS n
+          FROM (SELECT mv.to_org AS org, mv.project_name AS name FROM mv WHERE mv.to_org IS NOT NULL
+                UNION ALL
+                SELECT p.org_id, p.name FROM config.projects p
+                WHERE p.org_id IN (SELECT mv.to_org FROM mv)) d
+          GROUP BY d.org, d.name HAVING count(*) > 1) t
+    JOIN config.orgs o ON o.uuid = t.org
+    UNION ALL
+    SELECT 'only_in_deleted_orgs', u.email,
+           'the user belongs only to orgs the reversal deletes, none of which has an org to return to',
+           'add the user to another org (hierarchy user add-org, or config.add_membership)'
+    FROM config.users u
+    WHERE NOT EXISTS (SELECT 1 FROM config.org_memberships m
+                      LEFT JOIN config.promoted_orgs po ON po.org_id = m.org_id AND po.created
+                      WHERE m.user_id = u.uuid AND (po.org_id IS NULL OR po.source_org IS NOT NULL))
+    ORDER BY 1, 2
+$$;
+
+--
+-- Name: FUNCTION demotion_blockers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.demotion_blockers() IS 'Release 6.4, while promoted: what blocks the reversal, with the remedy: a project created after the promotion with no org to return to, projects of one name returning to one org, a user left with no org.';
+
+--
+-- Name: demotion_moves(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.demotion_moves() RETURNS TABLE(project_id uuid, project_name text, from_org uuid, to_org uuid)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT p.uuid, p.name, p.org_id, coalesce(pp.from_org, po.source_org)
+    FROM config.promoted_orgs po
+    JOIN config.projects p ON p.org_id = po.org_id
+    LEFT JOIN config.promotion_projects pp ON pp.project_id = p.uuid
+    WHERE po.created
+$$;
+
+--
+-- Name: FUNCTION demotion_moves(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.demotion_moves() IS 'Release 6.4, while promoted: the projects the reversal moves, from the org the promotion created to the org they came from (a project created after the promotion: the org its customer''s projects came from; NULL: none).';
+
+--
+-- Name: demotion_report(integer); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.demotion_report(p_limit integer DEFAULT 1000) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    WITH moves AS (
+        SELECT mv.project_name AS project, f.name AS from_org, t.name AS to_org
+        FROM config.demotion_moves() mv
+        JOIN config.orgs f ON f.uuid = mv.from_org
+        LEFT JOIN config.orgs t ON t.uuid = mv.to_org
+    ), orgs AS (
+        SELECT o.name AS org, c.name AS customer, s.name AS to_org,
+               (SELECT count(*) FROM config.projects x WHERE x.org_id = po.org_id) AS projects,
+               (SELECT count(*) FROM config.org_memberships m WHERE m.org_id = po.org_id) AS members
+        FROM config.promoted_orgs po
+        JOIN config.orgs o ON o.uuid = po.org_id
+        JOIN config.customers c ON c.uuid = po.customer_id
+        LEFT JOIN config.orgs s ON s.uuid = po.source_org
+        WHERE po.created
+    )
+    SELECT jsonb_build_object(
+        'orgs', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM orgs ORDER BY org LIMIT p_limit) r), '[]'),
+        'orgs_total', (SELECT count(*) FROM orgs),
+        'moves', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM moves ORDER BY to_org, project LIMIT p_limit) r), '[]'),
+        'moves_total', (SELECT count(*) FROM moves))
+$$;
+
+--
+-- Name: FUNCTION demotion_report(p_limit integer); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.demotion_report(p_limit integer) IS 'Release 6.4, while promoted: what the reversal would do, the first p_limit rows of each list with totals: the orgs it deletes (customer, members, projects, where they return) and the projects it moves (from, to).';
+
+--
 -- Name: downgrade_blockers(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -844,6 +1064,27 @@ $$;
 --
 
 COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+
+--
+-- Name: lock_for_promotion(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.lock_for_promotion() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    LOCK TABLE config.projects IN EXCLUSIVE MODE;
+    PERFORM 1 FROM config.customers c ORDER BY c.uuid FOR NO KEY UPDATE;
+    LOCK TABLE config.org_memberships IN EXCLUSIVE MODE;
+    LOCK TABLE config.orgs IN SHARE ROW EXCLUSIVE MODE;
+END
+$$;
+
+--
+-- Name: FUNCTION lock_for_promotion(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.lock_for_promotion() IS 'Release 6.4: the locks the promotion and its reversal take, in the lock order of docs/dba.md: projects (EXCLUSIVE), customer rows (uuid order), org_memberships (EXCLUSIVE), orgs (SHARE ROW EXCLUSIVE). A racing create, move or membership change ends before or after, never half.';
 
 --
 -- Name: lock_member(uuid, uuid, boolean); Type: FUNCTION; Schema: config; Owner: -
@@ -1081,6 +1322,266 @@ $_$;
 --
 
 COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on projects: calls settle_customers for the customers the statement touched.';
+
+--
+-- Name: promote_customers(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promote_customers(dry_run boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    since timestamptz;
+BEGIN
+    PERFORM config.lock_for_promotion();
+    SELECT p.promoted_at INTO since FROM config.org_promotions p WHERE p.demoted_at IS NULL;
+    IF FOUND THEN
+        RAISE EXCEPTION 'the customers are already promoted to orgs (since %): nothing changed; reverse it first with `hierarchy orgs demote`',
+            to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
+            USING ERRCODE = 'HR072';
+    END IF;
+    PERFORM config.refuse_blocked('promote customers to orgs', 'HR070',
+        (SELECT coalesce(jsonb_agg(to_jsonb(b)), '[]') FROM config.promotion_blockers() b));
+    IF NOT coalesce(dry_run, false) THEN
+        RETURN config.promote_now() || jsonb_build_object('dry_run', false);
+    END IF;
+    RETURN config.rolled_back('SELECT config.promote_now(p_report => true)', '{}')
+           || jsonb_build_object('dry_run', true);
+END
+$$;
+
+--
+-- Name: FUNCTION promote_customers(dry_run boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promote_customers(dry_run boolean) IS 'Release 6.4: promotes every customer to an org atomically (docs/design.md section 11): the counts. Refuses, changing nothing, when already promoted (SQLSTATE HR072) or blocked (HR070, naming the first five blockers and the total; config.promotion_blockers lists them). dry_run: the same work rolled back, with its plan (config.promotion_report).';
+
+--
+-- Name: promote_now(boolean); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promote_now(p_report boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    promo    bigint;
+    mapped   integer;
+    made     integer;
+    moved    integer;
+    added    integer;
+    primaries integer;
+    counts   jsonb;
+BEGIN
+    INSERT INTO config.org_promotions (per_project) VALUES (config.per_project_mode()) RETURNING id INTO promo;
+
+    -- the orgs, and what each stands for
+    WITH m AS MATERIALIZED (
+        SELECT x.*, CASE WHEN x.creates THEN gen_random_uuid() ELSE x.org_id END AS target
+        FROM config.promotion_map() x
+    ), created AS (
+        INSERT INTO config.orgs (uuid, name) SELECT m.target, m.org_name FROM m WHERE m.creates RETURNING 1
+    ), stands AS (
+        INSERT INTO config.promoted_orgs (org_id, customer_id, promotion_id, created, source_org)
+        SELECT m.target, m.customer_id, promo, m.creates, m.source_org FROM m
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM stands) INTO made, mapped;
+
+    -- the memberships as they were
+    INSERT INTO config.promotion_memberships (user_id, org_id, promotion_id, role, is_primary)
+    SELECT m.user_id, m.org_id, promo, m.role, m.is_primary FROM config.org_memberships m;
+
+    -- each project into the org its customer stands for
+    WITH mv AS (
+        INSERT INTO config.promotion_projects (project_id, promotion_id, from_org, to_org)
+        SELECT p.uuid, promo, p.org_id, po.org_id
+        FROM config.projects p JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
+        WHERE p.org_id <> po.org_id
+        RETURNING project_id, to_org
+    )
+    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    GET DIAGNOSTICS moved = ROW_COUNT;
+
+    -- role R in org X: role R in every new org that received X's projects (super admins see
+    -- every org already and keep their one membership)
+    INSERT INTO config.org_memberships (user_id, org_id, role, is_primary)
+    SELECT b.user_id, po.org_id, b.role, false
+    FROM config.promotion_memberships b
+    JOIN config.promoted_orgs po ON po.created AND po.source_org = b.org_id
+    WHERE NOT config.role_sees_every_org(b.role);
+    GET DIAGNOSTICS added = ROW_COUNT;
+
+    -- a primary org left without projects: the new org that received most of them (ties: name)
+    CREATE TEMP TABLE promotion_primaries ON COMMIT DROP AS
+    SELECT b.user_id, b.org_id AS old_primary, s.org_id AS new_primary
+    FROM config.promotion_memberships b
+    JOIN (SELECT DISTINCT ON (po.source_org) po.source_org, po.org_id
+          FROM config.promoted_orgs po
+          JOIN config.orgs o ON o.uuid = po.org_id
+          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x GROUP BY x.org_id) c ON c.org_id = po.org_id
+          WHERE po.created AND po.source_org IS NOT NULL
+          ORDER BY po.source_org, c.n DESC, o.name) s
+      ON s.source_org = b.org_id
+    WHERE b.is_primary AND NOT config.role_sees_every_org(b.role)
+      AND NOT EXISTS (SELECT 1 FROM config.projects x WHERE x.org_id = b.org_id);
+    UPDATE config.org_memberships m SET is_primary = false
+    FROM promotion_primaries d WHERE m.user_id = d.user_id AND m.org_id = d.old_primary;
+    UPDATE config.org_memberships m SET is_primary = true
+    FROM promotion_primaries d WHERE m.user_id = d.user_id AND m.org_id = d.new_primary;
+    GET DIAGNOSTICS primaries = ROW_COUNT;
+    DROP TABLE promotion_primaries;
+
+    counts := jsonb_build_object('promotion', promo, 'orgs_created', made, 'orgs_mapped', mapped - made,
+                                 'projects_moved', moved, 'memberships_added', added,
+                                 'primaries_changed', primaries);
+    UPDATE config.org_promotions p SET summary = counts WHERE p.id = promo;
+    IF p_report THEN
+        counts := counts || jsonb_build_object('plan', config.promotion_report());
+    END IF;
+    RETURN counts;
+END
+$$;
+
+--
+-- Name: FUNCTION promote_now(p_report boolean); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
+
+--
+-- Name: promotion_blockers(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promotion_blockers() RETURNS TABLE(kind text, subject text, reason text, remedy text)
+    LANGUAGE sql STABLE
+    AS $_$
+    WITH m AS MATERIALIZED (SELECT * FROM config.promotion_map())
+    SELECT 'orphan', o.name || '/' || p.name, 'project has no customer',
+           'give it a customer (release 6.4 cannot have orphans; this database was changed by hand)'
+    FROM config.projects p JOIN config.orgs o ON o.uuid = p.org_id
+    WHERE p.customer_id IS NULL
+    UNION ALL
+    SELECT 'customer_spans_orgs', m.customer_name,
+           format('its %s projects lie in %s orgs (%s): promoting it would let one org''s users see another''s projects',
+                  m.projects, m.source_orgs,
+                  (SELECT string_agg(DISTINCT o.name, ', ') FROM config.projects x JOIN config.orgs o ON o.uuid = x.org_id
+                   WHERE x.customer_id = m.customer_id)),
+           'regroup them so each customer holds the projects of one org (downgrade with `hierarchy migrate --to 6.1`, move them with `customers ... remove_projects/add_projects`, upgrade again)'
+    FROM m WHERE m.source_orgs > 1
+    UNION ALL
+    SELECT 'default_customer_elsewhere', m.customer_name,
+           format('default customer of org %s holds projects of org %s', m.org_name,
+                  (SELECT o.name FROM config.orgs o WHERE o.uuid = m.source_org)),
+           'regroup its projects under a customer of their own org (downgrade to 6.1 to regroup)'
+    FROM m WHERE NOT m.creates AND m.source_orgs = 1 AND m.source_org IS DISTINCT FROM m.org_id
+    UNION ALL
+    SELECT 'org_name_invalid', m.customer_name,
+           'the customer''s name is not a valid org name (1 to 255 characters: letters, digits, _ . -; starts with a letter or digit)',
+           'rename the customer (PATCH /config/v1/customers/{uuid}/ {"name": ...})'
+    FROM m WHERE m.creates AND NOT (m.org_name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]*$' AND length(m.org_name) <= 255)
+    UNION ALL
+    SELECT 'org_name_taken', m.customer_name,
+           format('the new org''s name %s is taken by another org', m.org_name),
+           'rename the customer or the org'
+    FROM m WHERE m.creates AND EXISTS (SELECT 1 FROM config.orgs o WHERE o.name = m.org_name)
+    UNION ALL
+    SELECT 'project_name_clash', format('%s/%s', t.org_name, t.name),
+           format('%s projects named %s would land in org %s', t.n, t.name, t.org_name),
+           'rename all but one of them'
+    FROM (SELECT m.org_name, x.name, count(*) AS n
+          FROM config.projects x JOIN m ON m.customer_id = x.customer_id
+          GROUP BY m.org_name, x.name HAVING count(*) > 1) t
+    ORDER BY 1, 2
+$_$;
+
+--
+-- Name: FUNCTION promotion_blockers(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promotion_blockers() IS 'Release 6.4: what blocks the promotion of customers to orgs, with the remedy: orphans, a customer whose projects lie in several orgs, a default customer holding another org''s projects, a customer name that is not a valid org name or is another org''s, projects of one name landing in one org. Empty: config.promote_customers may run. (No primary-org blocker: a user''s primary is always decided, docs/design.md.)';
+
+--
+-- Name: promotion_in_force(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promotion_in_force() RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$ SELECT p.id FROM config.org_promotions p WHERE p.demoted_at IS NULL $$;
+
+--
+-- Name: FUNCTION promotion_in_force(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promotion_in_force() IS 'Release 6.4: the id of the promotion in force, NULL when the customers are not promoted.';
+
+--
+-- Name: promotion_map(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promotion_map() RETURNS TABLE(customer_id uuid, customer_name text, origin text, creates boolean, org_id uuid, org_name text, source_org uuid, source_orgs integer, projects bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT c.uuid, c.name, c.origin, c.origin <> 'default',
+           CASE WHEN c.origin = 'default' THEN c.default_for_org END,
+           CASE WHEN c.origin = 'default' THEN d.name ELSE c.name END,
+           p.orgs[1], coalesce(cardinality(p.orgs), 0), coalesce(p.projects, 0)
+    FROM config.customers c
+    LEFT JOIN config.orgs d ON d.uuid = c.default_for_org
+    LEFT JOIN (SELECT x.customer_id, array_agg(DISTINCT x.org_id) AS orgs, count(*) AS projects
+               FROM config.projects x GROUP BY x.customer_id) p ON p.customer_id = c.uuid
+$$;
+
+--
+-- Name: FUNCTION promotion_map(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promotion_map() IS 'Release 6.4: the promotion''s mapping, one row per customer: whether it creates an org (every customer but a default one) and its name (the customer''s; a default customer stands for its own org), and the orgs its projects are in now (source_org when one).';
+
+--
+-- Name: promotion_report(integer); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.promotion_report(p_limit integer DEFAULT 1000) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+    WITH orgs AS (
+        SELECT o.name AS org, c.name AS customer, c.origin, po.created, s.name AS from_org,
+               (SELECT count(*) FROM config.projects x WHERE x.org_id = po.org_id) AS projects
+        FROM config.promoted_orgs po
+        JOIN config.orgs o ON o.uuid = po.org_id
+        JOIN config.customers c ON c.uuid = po.customer_id
+        LEFT JOIN config.orgs s ON s.uuid = po.source_org
+    ), moves AS (
+        SELECT p.name AS project, f.name AS from_org, t.name AS to_org
+        FROM config.promotion_projects pp
+        JOIN config.projects p ON p.uuid = pp.project_id
+        JOIN config.orgs f ON f.uuid = pp.from_org
+        JOIN config.orgs t ON t.uuid = pp.to_org
+    ), members AS (
+        SELECT u.email, o.name AS org, m.role, m.is_primary,
+               b.user_id IS NULL AS added, coalesce(b.is_primary, false) AS was_primary
+        FROM config.org_memberships m
+        JOIN config.users u ON u.uuid = m.user_id
+        JOIN config.orgs o ON o.uuid = m.org_id
+        LEFT JOIN config.promotion_memberships b ON b.user_id = m.user_id AND b.org_id = m.org_id
+        WHERE b.user_id IS NULL OR b.is_primary <> m.is_primary
+    )
+    SELECT jsonb_build_object(
+        'orgs', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM orgs ORDER BY NOT created, org LIMIT p_limit) r), '[]'),
+        'orgs_total', (SELECT count(*) FROM orgs),
+        'moves', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM moves ORDER BY to_org, project LIMIT p_limit) r), '[]'),
+        'moves_total', (SELECT count(*) FROM moves),
+        'memberships', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM members ORDER BY lower(email), NOT is_primary, org LIMIT p_limit) r), '[]'),
+        'memberships_total', (SELECT count(*) FROM members))
+$$;
+
+--
+-- Name: FUNCTION promotion_report(p_limit integer); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to), memberships added or whose primary flag changed.';
 
 --
 -- Name: reconcile_customers(boolean, boolean, text, boolean, integer); Type: FUNCTION; Schema: config; Owner: -
@@ -1360,6 +1861,37 @@ $$;
 COMMENT ON FUNCTION config.reconcile_orphans(p_force boolean, p_plan boolean, p_batch_size integer) IS 'The job''s work: homes due orphans by rules 1 to 3 (no lock, no bookkeeping: call reconcile_customers).';
 
 --
+-- Name: refuse_blocked(text, text, jsonb); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_blocked(p_what text, p_code text, p_blockers jsonb) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    total integer := jsonb_array_length(p_blockers);
+    first text;
+BEGIN
+    IF total = 0 THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('%s %s: %s', b->>'kind', b->>'subject', b->>'reason'), '; ')
+    INTO first FROM (SELECT b FROM jsonb_array_elements(p_blockers) b LIMIT 5) x;
+    IF total > 5 THEN
+        first := format('%s; and %s more', first, total - 5);
+    END IF;
+    RAISE EXCEPTION 'cannot %: % blocker(s): %; nothing changed', p_what, total, first
+        USING ERRCODE = p_code, DETAIL = p_blockers::text,
+              HINT = 'hierarchy orgs check lists every one with its remedy.';
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_blocked(p_what text, p_code text, p_blockers jsonb); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_blocked(p_what text, p_code text, p_blockers jsonb) IS 'Release 6.4: raises SQLSTATE p_code (HR070 promotion, HR071 reversal) naming the first five blockers and their total when there are any; DETAIL holds all of them as JSON.';
+
+--
 -- Name: refuse_customer_change(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -1406,6 +1938,45 @@ $$;
 --
 
 COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
+
+--
+-- Name: refuse_project_outside_customer_org(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_project_outside_customer_org() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    stands uuid;
+BEGIN
+    IF config.promotion_in_force() IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.customer_id IS NULL THEN
+        -- the org is its customer: a project created in it without one (hdxcli sends only the
+        -- name) gets the customer the org stands for; an org standing for none leaves it NULL
+        SELECT po.customer_id INTO NEW.customer_id FROM config.promoted_orgs po WHERE po.org_id = NEW.org_id;
+        IF NEW.customer_id IS NULL THEN
+            RETURN NEW;  -- refused by customer_id NOT NULL: "This field is required."
+        END IF;
+    END IF;
+    SELECT po.org_id INTO stands FROM config.promoted_orgs po WHERE po.customer_id = NEW.customer_id;
+    IF stands IS DISTINCT FROM NEW.org_id THEN
+        RAISE EXCEPTION 'project % must be in the org its customer % stands for (%): the customers are promoted to orgs',
+            NEW.name, (SELECT c.name FROM config.customers c WHERE c.uuid = NEW.customer_id),
+            coalesce((SELECT o.name FROM config.orgs o WHERE o.uuid = stands), 'none: it was created after the promotion')
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'projects_org_is_customer_org', COLUMN = 'customer_id',
+                  HINT = 'Name the customer the project''s org stands for (GET /config/v1/orgs/{org} shows it).';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_project_outside_customer_org(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_project_outside_customer_org() IS 'Release 6.4, while promoted: BEFORE INSERT OR UPDATE trigger refusing a project whose org is not the org its customer stands for (SQLSTATE 23514, constraint projects_org_is_customer_org); a project created without a customer in an org that stands for one gets it.';
 
 --
 -- Name: refuse_unknown_role(text); Type: FUNCTION; Schema: config; Owner: -
@@ -1579,7 +2150,7 @@ COMMENT ON FUNCTION config.rolled_back(p_statement text, p_args jsonb) IS 'Dry r
 
 CREATE FUNCTION config.schema_migration() RETURNS text
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT '0004.org-memberships'::text $$;
+    AS $$ SELECT '0005.org-promotion'::text $$;
 
 --
 -- Name: FUNCTION schema_migration(); Type: COMMENT; Schema: config; Owner: -
@@ -2427,6 +2998,75 @@ ALTER TABLE config.job_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 );
 
 --
+-- Name: org_promotions; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.org_promotions (
+    id bigint NOT NULL,
+    promoted_at timestamp with time zone DEFAULT now() NOT NULL,
+    promoted_by text DEFAULT config.current_actor() NOT NULL,
+    per_project boolean NOT NULL,
+    demoted_at timestamp with time zone,
+    demoted_by text,
+    summary jsonb DEFAULT '{}'::jsonb NOT NULL
+);
+
+--
+-- Name: TABLE org_promotions; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.org_promotions IS 'Release 6.4: every promotion of customers to orgs (config.promote_customers) and its reversal (config.demote_orgs); at most one is in force (demoted_at NULL).';
+
+--
+-- Name: COLUMN org_promotions.promoted_at; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.promoted_at IS 'When the promotion committed.';
+
+--
+-- Name: COLUMN org_promotions.promoted_by; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.promoted_by IS 'Who promoted (the audit actor).';
+
+--
+-- Name: COLUMN org_promotions.per_project; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.per_project IS 'The mode tunable at the time: true, a customer per project (multi-tenant); false, one default customer per org (single-tenant).';
+
+--
+-- Name: COLUMN org_promotions.demoted_at; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.demoted_at IS 'When the reversal committed; NULL while the promotion is in force.';
+
+--
+-- Name: COLUMN org_promotions.demoted_by; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.demoted_by IS 'Who reversed it.';
+
+--
+-- Name: COLUMN org_promotions.summary; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.org_promotions.summary IS 'Counts: orgs created and mapped, projects moved, memberships added, primaries changed; and those of the reversal.';
+
+--
+-- Name: org_promotions_id_seq; Type: SEQUENCE; Schema: config; Owner: -
+--
+
+ALTER TABLE config.org_promotions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME config.org_promotions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: orgs; Type: TABLE; Schema: config; Owner: -
 --
 
@@ -2585,6 +3225,143 @@ COMMENT ON COLUMN config.projects.customer_id IS 'The customer this project belo
 --
 
 COMMENT ON COLUMN config.projects.orphaned_at IS 'When the project lost its customer (NULL for a project never associated); the job waits customer_orphan_grace_seconds after it.';
+
+--
+-- Name: promoted_orgs; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.promoted_orgs (
+    org_id uuid NOT NULL,
+    customer_id uuid NOT NULL,
+    promotion_id bigint NOT NULL,
+    created boolean NOT NULL,
+    source_org uuid
+);
+
+--
+-- Name: TABLE promoted_orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.promoted_orgs IS 'Release 6.4, while promoted: the customer each org stands for (one each way). Its customer and org cannot be deleted while promoted; the reversal empties it.';
+
+--
+-- Name: COLUMN promoted_orgs.org_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promoted_orgs.org_id IS 'The org.';
+
+--
+-- Name: COLUMN promoted_orgs.customer_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promoted_orgs.customer_id IS 'The customer it stands for.';
+
+--
+-- Name: COLUMN promoted_orgs.promotion_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promoted_orgs.promotion_id IS 'The promotion that made the pair.';
+
+--
+-- Name: COLUMN promoted_orgs.created; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promoted_orgs.created IS 'Whether the promotion created the org (the reversal deletes it) or mapped the customer to the org it already stood for (a default customer).';
+
+--
+-- Name: COLUMN promoted_orgs.source_org; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promoted_orgs.source_org IS 'The org the customer''s projects were in before (the reversal returns the org''s projects there); NULL when the customer held none.';
+
+--
+-- Name: promotion_memberships; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.promotion_memberships (
+    user_id uuid NOT NULL,
+    org_id uuid NOT NULL,
+    promotion_id bigint NOT NULL,
+    role text NOT NULL,
+    is_primary boolean NOT NULL
+);
+
+--
+-- Name: TABLE promotion_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.promotion_memberships IS 'Release 6.4, while promoted: every membership as it was before the promotion (before-images: the reversal restores each user''s primary org from it; it empties it).';
+
+--
+-- Name: COLUMN promotion_memberships.user_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_memberships.user_id IS 'The member.';
+
+--
+-- Name: COLUMN promotion_memberships.org_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_memberships.org_id IS 'The org it belonged to.';
+
+--
+-- Name: COLUMN promotion_memberships.promotion_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_memberships.promotion_id IS 'The promotion that recorded it.';
+
+--
+-- Name: COLUMN promotion_memberships.role; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_memberships.role IS 'Its role there.';
+
+--
+-- Name: COLUMN promotion_memberships.is_primary; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_memberships.is_primary IS 'Whether it was the user''s primary org.';
+
+--
+-- Name: promotion_projects; Type: TABLE; Schema: config; Owner: -
+--
+
+CREATE TABLE config.promotion_projects (
+    project_id uuid NOT NULL,
+    promotion_id bigint NOT NULL,
+    from_org uuid NOT NULL,
+    to_org uuid NOT NULL
+);
+
+--
+-- Name: TABLE promotion_projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TABLE config.promotion_projects IS 'Release 6.4, while promoted: the projects the promotion moved, with the org each was in (before-images; the reversal empties it).';
+
+--
+-- Name: COLUMN promotion_projects.project_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_projects.project_id IS 'The project moved (deleting it forgets the move).';
+
+--
+-- Name: COLUMN promotion_projects.promotion_id; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_projects.promotion_id IS 'The promotion that moved it.';
+
+--
+-- Name: COLUMN promotion_projects.from_org; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_projects.from_org IS 'Its org before the promotion (where the reversal returns it).';
+
+--
+-- Name: COLUMN promotion_projects.to_org; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON COLUMN config.promotion_projects.to_org IS 'The org the promotion moved it to.';
 
 --
 -- Name: role_permissions; Type: TABLE; Schema: config; Owner: -
@@ -2872,6 +3649,13 @@ ALTER TABLE ONLY config.org_memberships
     ADD CONSTRAINT org_memberships_pkey PRIMARY KEY (user_id, org_id);
 
 --
+-- Name: org_promotions org_promotions_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.org_promotions
+    ADD CONSTRAINT org_promotions_pkey PRIMARY KEY (id);
+
+--
 -- Name: orgs orgs_name_key; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -2905,6 +3689,34 @@ ALTER TABLE ONLY config.projects
 
 ALTER TABLE ONLY config.projects
     ADD CONSTRAINT projects_pkey PRIMARY KEY (uuid);
+
+--
+-- Name: promoted_orgs promoted_orgs_customer_id_key; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_customer_id_key UNIQUE (customer_id);
+
+--
+-- Name: promoted_orgs promoted_orgs_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_pkey PRIMARY KEY (org_id);
+
+--
+-- Name: promotion_memberships promotion_memberships_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_memberships
+    ADD CONSTRAINT promotion_memberships_pkey PRIMARY KEY (user_id, org_id);
+
+--
+-- Name: promotion_projects promotion_projects_pkey; Type: CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_projects
+    ADD CONSTRAINT promotion_projects_pkey PRIMARY KEY (project_id);
 
 --
 -- Name: role_permissions role_permissions_pkey; Type: CONSTRAINT; Schema: config; Owner: -
@@ -2997,6 +3809,18 @@ CREATE INDEX org_memberships_org_idx ON config.org_memberships USING btree (org_
 COMMENT ON INDEX config.org_memberships_org_idx IS 'The members of an org.';
 
 --
+-- Name: org_promotions_one_active; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE UNIQUE INDEX org_promotions_one_active ON config.org_promotions USING btree ((true)) WHERE (demoted_at IS NULL);
+
+--
+-- Name: INDEX org_promotions_one_active; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.org_promotions_one_active IS 'At most one promotion in force.';
+
+--
 -- Name: projects_customer_idx; Type: INDEX; Schema: config; Owner: -
 --
 
@@ -3013,6 +3837,54 @@ CREATE INDEX projects_orphans_idx ON config.projects USING btree (org_id) WHERE 
 --
 
 COMMENT ON INDEX config.projects_orphans_idx IS 'Orphans only: keeps an idle job run and the orphan audit cheap whatever the number of projects.';
+
+--
+-- Name: promoted_orgs_source_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promoted_orgs_source_idx ON config.promoted_orgs USING btree (source_org);
+
+--
+-- Name: INDEX promoted_orgs_source_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the foreign key check when an org is deleted).';
+
+--
+-- Name: promotion_memberships_org_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_memberships_org_idx ON config.promotion_memberships USING btree (org_id);
+
+--
+-- Name: INDEX promotion_memberships_org_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The foreign key check when an org is deleted.';
+
+--
+-- Name: promotion_projects_from_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_projects_from_idx ON config.promotion_projects USING btree (from_org);
+
+--
+-- Name: INDEX promotion_projects_from_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_projects_from_idx IS 'The foreign key check when an org is deleted.';
+
+--
+-- Name: promotion_projects_to_idx; Type: INDEX; Schema: config; Owner: -
+--
+
+CREATE INDEX promotion_projects_to_idx ON config.promotion_projects USING btree (to_org);
+
+--
+-- Name: INDEX promotion_projects_to_idx; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON INDEX config.promotion_projects_to_idx IS 'The foreign key check when an org is deleted.';
 
 --
 -- Name: tokens_expires_idx; Type: INDEX; Schema: config; Owner: -
@@ -3355,6 +4227,20 @@ ALTER TABLE config.projects DISABLE TRIGGER projects_defer_customer_check;
 COMMENT ON TRIGGER projects_defer_customer_check ON config.projects IS 'Rule 5: the foreign-key check of new projects waits for their customers (end of the same statement).';
 
 --
+-- Name: projects projects_org_is_customer_org; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_org_is_customer_org BEFORE INSERT OR UPDATE OF org_id, customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.refuse_project_outside_customer_org();
+
+ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org;
+
+--
+-- Name: TRIGGER projects_org_is_customer_org ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_org_is_customer_org ON config.projects IS 'Release 6.4, while promoted: a project''s org is the org its customer stands for (fires in replica mode too).';
+
+--
 -- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -3562,6 +4448,83 @@ ALTER TABLE ONLY config.projects
 
 ALTER TABLE ONLY config.projects
     ADD CONSTRAINT projects_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promoted_orgs promoted_orgs_customer_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promoted_orgs promoted_orgs_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promoted_orgs promoted_orgs_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
+
+--
+-- Name: promoted_orgs promoted_orgs_source_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promoted_orgs
+    ADD CONSTRAINT promoted_orgs_source_org_fkey FOREIGN KEY (source_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promotion_memberships promotion_memberships_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_memberships
+    ADD CONSTRAINT promotion_memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promotion_memberships promotion_memberships_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_memberships
+    ADD CONSTRAINT promotion_memberships_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
+
+--
+-- Name: promotion_memberships promotion_memberships_user_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_memberships
+    ADD CONSTRAINT promotion_memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
+
+--
+-- Name: promotion_projects promotion_projects_from_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_projects
+    ADD CONSTRAINT promotion_projects_from_org_fkey FOREIGN KEY (from_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
+
+--
+-- Name: promotion_projects promotion_projects_project_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_projects
+    ADD CONSTRAINT promotion_projects_project_id_fkey FOREIGN KEY (project_id) REFERENCES config.projects(uuid) ON DELETE CASCADE;
+
+--
+-- Name: promotion_projects promotion_projects_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_projects
+    ADD CONSTRAINT promotion_projects_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
+
+--
+-- Name: promotion_projects promotion_projects_to_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
+--
+
+ALTER TABLE ONLY config.promotion_projects
+    ADD CONSTRAINT promotion_projects_to_org_fkey FOREIGN KEY (to_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
 
 --
 -- Name: role_permissions role_permissions_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -

@@ -25,6 +25,7 @@ TUNABLES_MD5 = "SELECT md5(string_agg(t::text, ',' ORDER BY name)) FROM config.t
 # release 6.4 spans two migrations
 UP_64, UP_MEMBERSHIPS = ("apply", "0003.customers-required"), ("apply", "0004.org-memberships")
 DOWN_64, DOWN_MEMBERSHIPS = ("rollback", "0003.customers-required"), ("rollback", "0004.org-memberships")
+UP_PROMOTION, DOWN_PROMOTION = ("apply", "0005.org-promotion"), ("rollback", "0005.org-promotion")
 
 
 def one(url: str, query: str, params=None):
@@ -61,6 +62,7 @@ def test_plan_from_empty(empty_db_url):
         ("apply", "0002.customers"),
         ("apply", "0003.customers-required"),
         ("apply", "0004.org-memberships"),
+        ("apply", "0005.org-promotion"),
     ]
     assert migrations.plan(empty_db_url, "6.3") == [("apply", "0001.baseline"), ("apply", "0002.customers")]
     assert migrations.plan(empty_db_url, "6.0") == [("apply", "0001.baseline")]
@@ -120,8 +122,8 @@ def test_62_and_63_name_the_61_schema(db_url, release):
     assert migrations.plan(db_url, release) == []
     assert migrations.migrate(db_url, release) == []
     assert migrations.current_release(db_url) == "6.1"
-    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS]
-    assert migrations.migrate(db_url, release) == [DOWN_MEMBERSHIPS, DOWN_64]
+    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS, UP_PROMOTION]
+    assert migrations.migrate(db_url, release) == [DOWN_PROMOTION, DOWN_MEMBERSHIPS, DOWN_64]
     assert migrations.current_release(db_url) == "6.1"
 
 
@@ -203,6 +205,7 @@ def test_stale_lock_is_reported_and_broken(db_url, tmp_path):
     assert one(db_url, "SELECT count(*) FROM yoyo_lock") == 0
     assert migrations.current_release(db_url) == "6.4", "then it migrated to the newest release"
     assert migrations.migrate(db_url, "6.0", lock_timeout=0.2) == [
+        DOWN_PROMOTION,
         DOWN_MEMBERSHIPS,
         ("rollback", "0003.customers-required"),
         ("rollback", "0002.customers"),
@@ -263,24 +266,37 @@ def test_service_state_is_outside_the_release_ladder(empty_db_url):
 def test_release_spanning_two_migrations_reconciles_each(db_url):
     """The database's position inside a release is config.schema_migration() (absent: the
     release's first migration), so yoyo's records are reconciled per migration."""
-    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS]
-    assert one(db_url, "SELECT config.schema_migration()") == "0004.org-memberships"
-    # killed after 0004 committed, before yoyo recorded it
-    execute(db_url, "DELETE FROM _yoyo_migration WHERE migration_id = '0004.org-memberships'")
+    assert migrations.migrate(db_url, "6.4") == [UP_64, UP_MEMBERSHIPS, UP_PROMOTION]
+    assert one(db_url, "SELECT config.schema_migration()") == "0005.org-promotion"
+    # killed after 0004 and 0005 committed, before yoyo recorded them
+    execute(
+        db_url,
+        "DELETE FROM _yoyo_migration WHERE migration_id IN ('0004.org-memberships', '0005.org-promotion')",
+    )
     assert migrations.plan(db_url, "6.4") == []
     assert migrations.migrate(db_url, "6.4") == []
-    assert yoyo_marked(db_url) >= {"0003.customers-required", "0004.org-memberships"}
+    assert yoyo_marked(db_url) >= {"0003.customers-required", "0004.org-memberships", "0005.org-promotion"}
 
-    # 0004 rolled back (its rollback committed) but yoyo still records it: the database
-    # reports 6.4 without schema_migration(), i.e. 0003, and the plan is to apply 0004 again
-    rollback_sql = (migrations.MIGRATIONS_DIR / "0004.org-memberships.rollback.sql").read_text()
+    # 0005 rolled back (its rollback committed) but yoyo still records it: the database
+    # reports 6.4 at 0004 (the rollback redefines schema_migration()), and the plan is to
+    # apply 0005 again
+    rollback_sql = migrations.resolve_includes(migrations.MIGRATIONS_DIR / "0005.org-promotion.rollback.sql")
     with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
         conn.execute(rollback_sql)
     assert migrations.current_release(db_url) == "6.4"
+    assert one(db_url, "SELECT config.schema_migration()") == "0004.org-memberships"
+    assert migrations.plan(db_url, "6.4") == [UP_PROMOTION]
+    assert migrations.plan(db_url, "6.1") == [DOWN_MEMBERSHIPS, DOWN_64]
+    assert migrations.migrate(db_url, "6.4") == [UP_PROMOTION]
+    assert "0005.org-promotion" in yoyo_marked(db_url)
+
+    # 0005 and 0004 rolled back by hand: 6.4 without schema_migration(), i.e. 0003
+    for name in ("0005.org-promotion", "0004.org-memberships"):
+        with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
+            conn.execute(migrations.resolve_includes(migrations.MIGRATIONS_DIR / f"{name}.rollback.sql"))
     assert one(db_url, "SELECT to_regprocedure('config.schema_migration()') IS NULL")
-    assert migrations.plan(db_url, "6.4") == [UP_MEMBERSHIPS]
+    assert migrations.plan(db_url, "6.4") == [UP_MEMBERSHIPS, UP_PROMOTION]
     assert migrations.plan(db_url, "6.1") == [DOWN_64]
-    assert migrations.migrate(db_url, "6.4") == [UP_MEMBERSHIPS]
-    assert "0004.org-memberships" in yoyo_marked(db_url)
-    assert migrations.migrate(db_url, "6.1") == [DOWN_MEMBERSHIPS, DOWN_64]
+    assert migrations.migrate(db_url, "6.4") == [UP_MEMBERSHIPS, UP_PROMOTION]
+    assert migrations.migrate(db_url, "6.1") == [DOWN_PROMOTION, DOWN_MEMBERSHIPS, DOWN_64]
     assert yoyo_marked(db_url) == {"0001.baseline", "0002.customers"}

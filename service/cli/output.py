@@ -79,6 +79,17 @@ class Output:
             t.add_row(*("" if v is None else str(v) for v in row))
         self._console().print(t)
 
+    def lists(self, sections: list[tuple[str, list[str], list[list[Any]], int]]) -> None:
+        """A dry run's lists: for each (title, columns, first rows, total) a table, "none" when
+        empty, and a line saying how many of the total it shows when that is fewer."""
+        for title, columns, found, total in sections:
+            if not found:
+                self.print(f"{title}: none")
+                continue
+            self.table(title, columns, found)
+            if total > len(found):
+                self.print(f"showing the first {len(found)} of {total} {title}")
+
     def pairs(self, title: str | None, items: list[tuple[str, Any]]) -> None:
         from rich.table import Table
 

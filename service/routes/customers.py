@@ -159,9 +159,7 @@ def moved(result: dict[str, Any], customer_id: UUID) -> None:
     if result["missing_project"] is not None:
         raise NotFoundException(f"Project {result['missing_project']} not found.")
     if result.get("strangers"):
-        raise Conflict(
-            {"projects": [NOT_THIS_CUSTOMERS.format(u) for u in result["strangers"]]}
-        )
+        raise Conflict({"projects": [NOT_THIS_CUSTOMERS.format(u) for u in result["strangers"]]})
 
 
 async def _move(db: Db, statement: str, customer_id: UUID, refs: ProjectRefs) -> dict[str, Any]:
@@ -196,9 +194,7 @@ async def list_customers(
     ] = None,
     origin: Annotated[
         str | None,
-        QueryParameter(
-            description="Only customers of this origin.", pattern=f"^({'|'.join(ORIGINS)})$"
-        ),
+        QueryParameter(description="Only customers of this origin.", pattern=f"^({'|'.join(ORIGINS)})$"),
     ] = None,
 ) -> list[Customer] | CustomerPage:  # type: ignore[valid-type]
     if not paging.paginate:  # the whole list (hdxcli's pagination=False): streamed, never held

@@ -73,3 +73,15 @@ SELECT r.unknown_customer, c.* FROM refused r LEFT JOIN changed c ON true;
 DELETE FROM config.projects p
 WHERE p.org_id = %(org_id)s::uuid AND p.uuid = %(project_id)s::uuid
 RETURNING p.uuid;
+
+-- name: list_v2
+-- /config/v2/projects/: every project of the user's orgs (all_orgs: every project), each with
+-- its org; the v2 API takes the org from the request body, not the path.
+SELECT p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+       p.created, p.modified, count(*) OVER () AS total
+FROM config.projects p
+WHERE (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[]))
+  AND (%(org)s::uuid IS NULL OR p.org_id = %(org)s::uuid)
+  AND (%(name)s::text IS NULL OR p.name = %(name)s::text)
+ORDER BY p.name, p.org_id, p.uuid
+LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;

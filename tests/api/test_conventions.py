@@ -170,6 +170,10 @@ def test_openapi_complete(api):
         "/config/v1/audit": {"get", "options"},
         "/config/v1/users": {"get", "post", "options"},
         "/config/v1/upgrade_blockers": {"get"},
+        "/config/v1/org_promotion": {"get"},
+        "/config/v2/projects": {"get", "post"},
+        "/config/v1/org_promotion/promote": {"post"},
+        "/config/v1/org_promotion/demote": {"post"},
         "/config/v1/users/current": {"get"},
         "/config/v1/users/{user_id}": {"get"},
         "/config/v1/users/{user_id}/add_orgs": {"post"},
@@ -193,8 +197,11 @@ def test_openapi_complete(api):
             if "{" in path:
                 assert "404" in codes
             # conflicts with the current state are 400, as DRF answers them; 409 is only 6.4's
-            # refusal to delete a customer that holds projects
-            assert ("409" in codes) == ((path, method) == ("/config/v1/customers/{customer_id}", "delete"))
+            # refusal to delete a customer that holds projects, and a blocked promotion step
+            assert ("409" in codes) == (
+                (path, method) == ("/config/v1/customers/{customer_id}", "delete")
+                or path.startswith("/config/v1/org_promotion/")
+            )
     assert spec["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
 
 

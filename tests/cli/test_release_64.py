@@ -16,7 +16,11 @@ def test_dry_run_lists_blockers_exits_3_and_changes_nothing(cli, db_url, org):
     assert result.returncode == 3, result.stderr
     report = parsed(result)
     assert (report["from"], report["release"], report["blocked"]) == ("6.1", "6.4", True)
-    assert report["steps"] == [["apply", "0003.customers-required"], ["apply", "0004.org-memberships"]]
+    assert report["steps"] == [
+        ["apply", "0003.customers-required"],
+        ["apply", "0004.org-memberships"],
+        ["apply", "0005.org-promotion"],
+    ]
     [blocker] = report["blockers"]
     assert (blocker["org_name"], blocker["project_name"], blocker["blocker"]) == (
         "hydrolix",

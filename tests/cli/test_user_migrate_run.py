@@ -97,6 +97,7 @@ def test_migrate_json_down_and_up(cli, db_url):
     assert parsed(newest)["steps"] == [
         ["apply", "0003.customers-required"],
         ["apply", "0004.org-memberships"],
+        ["apply", "0005.org-promotion"],
     ]
     assert parsed(cli("migrate", "--json"))["steps"] == []
 
@@ -150,7 +151,7 @@ def _serve_once(url: str, tmp_path: Path) -> dict:
 
 def test_run_ensures_the_admin_and_prints_the_password_once(empty_db_url, tmp_path):
     first = _serve_once(empty_db_url, tmp_path)
-    assert first["release"] == "6.4" and first["migration_steps"] == 4
+    assert first["release"] == "6.4" and first["migration_steps"] == 5
     assert first["admin_email"] == "admin@localhost" and len(first["admin_password"]) >= 16
     row = sql(
         empty_db_url,

@@ -179,3 +179,52 @@ def test_roles_and_a_user_of_two_orgs_at_64(hdx_64):
     two = Hdx(service=hdx_64.service, db_url=hdx_64.db_url, home=home, email=ops)
     listed = two.ok("project", "list")
     assert "only_in_second" in listed.split() and "hydro" not in listed.split(), listed
+
+
+@pytest.fixture(scope="module")
+def hdx_promoted(pg_server, template_url, tmp_path_factory):
+    """hdxcli after the promotion of customers to orgs (per-project mode: tests.promotion_data),
+    logged in as op@acme: its primary org is the promoted org bigco, and it belongs to three."""
+    from tests.promotion_data import PASSWORD as DATA_PASSWORD
+    from tests.promotion_data import build
+
+    if not HDXCLI.exists():
+        pytest.skip(f"the hdxcli executable is missing next to {sys.executable}")
+    name = f"test_hdxcli_{uuid.uuid4().hex[:12]}"
+    url = pg_server.create_database(name, template=TEMPLATE_DB)
+    build(url, per_project=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT config.promote_customers()")
+    home = tmp_path_factory.mktemp("hdxcli-promoted")
+    service = ServiceProcess(url, home / "service.log")
+    try:
+        service.start()
+        (home / ".hdx_cli").mkdir()
+        (home / ".hdx_cli" / "config.toml").write_text(
+            f'[default]\nhostname = "127.0.0.1:{service.port}"\nscheme = "http"\n'
+        )
+        hdx = Hdx(service=service, db_url=url, home=home, email="op@acme")
+        hdx.password = DATA_PASSWORD
+        yield hdx
+    finally:
+        service.stop()
+        pg_server.drop_database(name)
+
+
+def test_after_the_promotion_hdxcli_works_in_the_primary_org(hdx_promoted):
+    """hdxcli 1.0.85 unchanged: login lists the primary org first, so it works in bigco (the org
+    acme's manual customer became); listing shows that org's projects; a create (name only)
+    lands there with the customer the org stands for."""
+    hdx = hdx_promoted
+    listed = hdx.ok("project", "list", password=hdx.password).split()
+    assert {"api", "db"} <= set(listed) and "shop" not in listed and "web" not in listed, listed
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    assert f"Created project {name}" in hdx.ok("project", "create", name, password=hdx.password)
+    [(org, customer)] = hdx.sql(
+        "SELECT o.name, c.name FROM config.projects p JOIN config.orgs o ON o.uuid = p.org_id "
+        "JOIN config.customers c ON c.uuid = p.customer_id WHERE p.name = %s",
+        (name,),
+    )
+    assert (org, customer) == ("bigco", "bigco")
+    shown = json.loads(hdx.ok("project", "show", name, password=hdx.password))
+    assert shown["name"] == name

@@ -138,9 +138,11 @@ def test_twenty_down_up_cycles_with_manual_customers(fault_cluster, record_prope
             assert migrations.migrate(url, "6.4") == [
                 ("apply", "0003.customers-required"),
                 ("apply", "0004.org-memberships"),
+                ("apply", "0005.org-promotion"),
             ]
             assert scalar(url, ROWS_CHECKSUM) == at_61, f"cycle {cycle}: 6.4 changed a project or customer"
             assert migrations.migrate(url, "6.0") == [
+                ("rollback", "0005.org-promotion"),
                 ("rollback", "0004.org-memberships"),
                 ("rollback", "0003.customers-required"),
                 ("rollback", "0002.customers"),

@@ -8,7 +8,7 @@ from tests.sql_checks import PROJECTS_CHECKSUM
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
 # Release 6.4's migrations, in order: the one list a test of whole-release steps names
-MIGRATIONS_64 = ("0003.customers-required", "0004.org-memberships")
+MIGRATIONS_64 = ("0003.customers-required", "0004.org-memberships", "0005.org-promotion")
 
 
 def scalar(conn, query, params=None):

@@ -75,7 +75,7 @@ def test_the_upgrade_made_one_primary_membership_per_user_and_dropped_the_column
         )
     }
     assert "org_id" not in columns and "role" not in columns
-    assert one(db, "SELECT config.schema_migration()") == "0004.org-memberships"
+    assert one(db, "SELECT config.schema_migration()") == "0005.org-promotion"
 
 
 def test_add_set_role_set_primary_remove_and_their_audit_rows(db):
@@ -256,7 +256,7 @@ def test_downgrade_refuses_while_a_user_has_several_orgs_then_round_trips(db_url
         at_61 = one(conn, USERS_ROWS)
         count = one(conn, "SELECT count(*) FROM config.users")
 
-    assert migrate(db_url, "6.4")[-1] == ("apply", "0004.org-memberships")
+    assert migrate(db_url, "6.4")[-2:] == [("apply", "0004.org-memberships"), ("apply", "0005.org-promotion")]
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         assert one(conn, "SELECT count(*) FROM config.org_memberships WHERE is_primary") == count
         pairs = conn.execute(
@@ -279,18 +279,25 @@ def test_downgrade_refuses_while_a_user_has_several_orgs_then_round_trips(db_url
     assert blocked.value.exit_code == 3
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         assert state(conn) == before
-        assert one(conn, "SELECT config.schema_migration()") == "0004.org-memberships"
+        # 0005's rollback refused already: nothing changed at all
+        assert one(conn, "SELECT config.schema_migration()") == "0005.org-promotion"
         assert [r["email"] for r in conn.execute("SELECT * FROM config.downgrade_blockers()")] == [
             "u3-operator@example.com"
         ]
         conn.execute("SELECT config.remove_membership(%s, %s)", (ops, orgs["beta"]))
 
-    assert migrate(db_url, "6.1")[0] == ("rollback", "0004.org-memberships")
+    assert migrate(db_url, "6.1")[:2] == [
+        ("rollback", "0005.org-promotion"),
+        ("rollback", "0004.org-memberships"),
+    ]
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         assert one(conn, USERS_ROWS) == at_61, "every user row as it was at 6.1"
         assert one(conn, "SELECT to_regclass('config.org_memberships')") is None
-    assert migrate(db_url, "6.4")[-1] == ("apply", "0004.org-memberships")
-    assert migrate(db_url, "6.1")[0] == ("rollback", "0004.org-memberships")
+    assert migrate(db_url, "6.4")[-2:] == [("apply", "0004.org-memberships"), ("apply", "0005.org-promotion")]
+    assert migrate(db_url, "6.1")[:2] == [
+        ("rollback", "0005.org-promotion"),
+        ("rollback", "0004.org-memberships"),
+    ]
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
         assert one(conn, USERS_ROWS) == at_61, "twice round"
 

@@ -93,7 +93,11 @@ def test_upgrade_with_one_orphan_refuses_names_it_and_changes_nothing(db, db_url
     assert blocker[:2] == ("lost_project", "hydrolix") and "reconcile --force" in blocker[3]
     # what the message says to do is enough
     scalar(db, "SELECT config.reconcile_customers(force => true)")
-    assert migrate(url, "6.4") == [("apply", "0003.customers-required"), ("apply", "0004.org-memberships")]
+    assert migrate(url, "6.4") == [
+        ("apply", "0003.customers-required"),
+        ("apply", "0004.org-memberships"),
+        ("apply", "0005.org-promotion"),
+    ]
 
 
 def test_the_refusal_lists_the_first_five_and_counts_the_rest(db, db_url):

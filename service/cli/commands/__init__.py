@@ -5,6 +5,6 @@ Each module has ``add_to(sub)`` (its arguments) and one function per command tak
 ``ctx.database(...)`` (:class:`service.queries.SyncDb`).
 """
 
-from service.cli.commands import audit, migrate, reconcile, run, status, switch_mode, tunable, user
+from service.cli.commands import audit, migrate, orgs, reconcile, run, status, switch_mode, tunable, user
 
-GROUPS = (run, migrate, status, reconcile, tunable, audit, switch_mode, user)
+GROUPS = (run, migrate, status, reconcile, tunable, audit, switch_mode, orgs, user)

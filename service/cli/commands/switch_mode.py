@@ -75,23 +75,19 @@ def _print_plan(ctx: Context, result: dict) -> None:
         for m in result["moves"]
     ]
     dissolved = [[d["name"], d["origin"], d["projects"]] for d in result["dissolved"]]
-    for title, columns, found, total in (
-        (
-            "projects it would move",
-            ["org", "project", "from customer", "to customer", "why"],
-            moves,
-            result["moves_total"],
-        ),
-        (
-            "customers it would dissolve",
-            ["customer", "origin", "projects"],
-            dissolved,
-            result["dissolved_total"],
-        ),
-    ):
-        if not found:
-            out.print(f"{title}: none")
-            continue
-        out.table(title, columns, found)
-        if total > len(found):
-            out.print(f"showing the first {len(found)} of {total} {title}")
+    out.lists(
+        [
+            (
+                "projects it would move",
+                ["org", "project", "from customer", "to customer", "why"],
+                moves,
+                result["moves_total"],
+            ),
+            (
+                "customers it would dissolve",
+                ["customer", "origin", "projects"],
+                dissolved,
+                result["dissolved_total"],
+            ),
+        ]
+    )
