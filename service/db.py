@@ -65,6 +65,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from service import roles
 from service.conninfo import for_primary
 from service.db_errors import READ_ONLY, SCHEMA_MOVED, STANDBY, UNAVAILABLE, failover_error, map_error
 from service.errors import FieldErrors, ServiceUnavailable
@@ -136,6 +137,11 @@ class Database:
     # round trip per request) and again when a statement meets a schema that changed under
     # the running service (transaction(): the request is then re-run, never a 500).
     memberships: bool = True
+    role_checked: bool = False  # whether the first connection's role was checked (_check_role)
+    # Whether row-level security applies to the service's role (False: a superuser or BYPASSRLS
+    # role, warned about): then the token lookup signs in for its statement only, as before
+    # row-level security, and no read needs signing out (service.front).
+    row_security: bool = True
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -163,6 +169,23 @@ class Database:
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
         self.memberships = await self._read_form(conn)
+        if not self.role_checked:
+            self.role_checked = True
+            await self._check_role(conn)
+
+    async def _check_role(self, conn: psycopg.AsyncConnection) -> None:
+        """Warn loudly when the service connects as a role above the runtime role's: a
+        superuser (or BYPASSRLS) ignores the grants and row-level security of sql/privileges.sql."""
+        row = await (await conn.execute(query("health.runtime_role"))).fetchone()
+        if row and (row["superuser"] or row["bypass_rls"]):
+            self.row_security = False
+            log.warning(
+                "SECURITY: the service connects as role %s, a %s: grants and row-level security do "
+                "not apply to it; connect as the runtime role (DATABASE_URL naming %s, docs/dba.md)",
+                row["role"],
+                "superuser" if row["superuser"] else "role with BYPASSRLS",
+                roles.from_env().app,
+            )
 
     @staticmethod
     async def _read_form(conn: psycopg.AsyncConnection) -> bool:

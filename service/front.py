@@ -17,6 +17,11 @@ its transaction before the lookup, so the actor settings the lookup sets hold fo
 handler's statements, and ``run`` commits it before the response is sent; whatever a handler
 leaves open (it refused the input after authentication, the path is unknown) is rolled back
 when the response is done.
+
+Row-level security (sql/privileges.sql) keys on the request user the lookup signs in: for the
+write's transaction, or, for a read (autocommit: each statement its own transaction), for the
+session, signed out again (``auth.sign_out``) after the response was sent, before the
+connection returns to the pool.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class Session:
     org_id: UUID | None  # the org whose visibility ``row`` answers
     row: dict[str, Any] | None  # the lookup's row; None once a retry needs a fresh one
     _open: Any = field(default=None, repr=False)  # the write's transaction, begun by the front
+    signed_in: bool = False  # a read's lookup signed the session in: sign it out at the end
 
     async def first_lookup(self, write: bool) -> None:
         """The front's lookup (401 for a token that does not authenticate), in the write's
@@ -131,9 +137,26 @@ class Session:
 
     async def lookup(self, org_id: Any = None) -> dict[str, Any] | None:
         """The token lookup for ``org_id``, in the form of the schema (service.db)."""
-        self.row = await auth.lookup(self.conn, self.token, org_id, memberships=self.database.memberships)
+        # a write: the request user holds for its transaction; a read, for the session (until
+        # sign_out), unless row-level security does not apply to the service's role anyway
+        local = self._open is not None or not self.database.row_security
+        self.signed_in = self.signed_in or not local
+        self.row = await auth.lookup(
+            self.conn, self.token, org_id, memberships=self.database.memberships, local=local
+        )
         self.org_id = org_id
         return self.row
+
+    async def sign_out(self) -> None:
+        """After a read: the session's request user is cleared before the connection goes back
+        to the pool (one statement after the response was sent); a connection that cannot be
+        signed out is closed instead, so no later use of it inherits the user."""
+        if not self.signed_in or self.conn.closed:
+            return
+        try:
+            await auth.sign_out(self.conn)
+        except psycopg.Error:
+            await self.conn.close()
 
     async def user(self, permission: str | None, org_id: Any = None) -> auth.User:
         """The user (403 when it lacks ``permission``; 404 when it may not see ``org_id``),
@@ -172,8 +195,10 @@ class App(Litestar):
                     await super().__call__(scope, receive, send)
                 except BaseException as exc:
                     await found.end(exc)
+                    await found.sign_out()
                     raise
                 await found.end(exc=_LEFT_OPEN)
+                await found.sign_out()
         except HTTPException as exc:
             await _answer(self, scope, receive, send, exc)
         except psycopg.Error as exc:  # the lookup's (a failover is 503 already: Database.connection)

@@ -490,16 +490,24 @@ def migrate(
 
 
 def _apply_service_state(backend) -> None:
-    """The service's own state, outside the release ladder (sql/service_state.sql: the login
-    throttle): idempotent, applied after the steps of every migration, at every release, in
-    one transaction under the migration lock; no downgrade removes it."""
-    conn = backend.connection  # autocommit: the file's statements in one transaction of their own
+    """What must hold at every release, outside the release ladder: the service's own state
+    (sql/service_state.sql: the login throttle), then the roles, grants, row-level security and
+    SECURITY DEFINER settings (sql/privileges.sql, role names from HIERARCHY_ROLE_PREFIX,
+    service.roles). Idempotent, applied after the steps of every migration, at every release,
+    in one transaction under the migration lock, so a table or function a migration added or
+    redefined is covered at once; no downgrade removes it."""
+    from service import roles
+
+    conn = backend.connection  # autocommit: the files' statements in one transaction of their own
+    name = SERVICE_STATE_SQL.name
     try:
         with conn.transaction():
             conn.execute(SERVICE_STATE_SQL.read_text())  # no parameters: psycopg sends it as one
+            name = roles.PRIVILEGES_SQL.name
+            conn.execute(roles.from_env().privileges_sql())
     except psycopg.Error as exc:
         raise MigrationFailed(
-            f"applying {SERVICE_STATE_SQL.name} failed: {_one_line(exc)}; the release's migrations are "
+            f"applying {name} failed: {_one_line(exc)}; the release's migrations are "
             "applied: fix the cause and run `hierarchy migrate` again"
         ) from None
 
