@@ -36,7 +36,6 @@ ADDRESS_FAILURE_LIMIT = 20  # ... and per client address (shared: NAT, a proxy) 
 FAILURE_WINDOW_SECONDS = 60  # ... within this many seconds
 
 USER_FOR_TOKEN = query("auth.user_for_token")
-SIGN_OUT = query("auth.sign_out")
 THROTTLE = {name: query(f"throttle.{name}") for name in ("attempt", "succeeded", "take_back")}
 
 REFUSED = {
@@ -110,16 +109,12 @@ async def lookup(
     ``memberships``: the schema's form (release 6.4's memberships or the one before;
     service.db.Database.memberships knows which; the lookup itself reads either). ``local``:
     the request user it signs in (row-level security, sql/privileges.sql) holds for the
-    transaction; else for the session, until :func:`sign_out`."""
+    transaction; else for the session (service.db.Database.connection signs it out for any
+    use but the next lookup)."""
     row = await Db(conn).one(USER_FOR_TOKEN, token=token, org_id=org_id, local=local)
     if row is not None:
         row["memberships"] = memberships
     return row
-
-
-async def sign_out(conn: Any) -> None:
-    """Clear the session's request user (after a read whose lookup signed the session in)."""
-    await Db(conn).execute(SIGN_OUT)
 
 
 def check_token(row: dict[str, Any] | None) -> dict[str, Any]:

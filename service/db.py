@@ -56,6 +56,7 @@ import logging
 import os
 import select
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -102,6 +103,8 @@ def prepare_threshold() -> int | None:
 
 # A statement naming a table, column or function the schema no longer (or not yet) has: a
 # migration ran under the service (release 6.4's memberships replace users.org_id/role).
+SIGN_OUT = query("auth.sign_out")
+
 SCHEMA_CHANGED = frozenset({"42P01", "42703", "42883"})
 
 
@@ -142,6 +145,13 @@ class Database:
     # role, warned about): then the token lookup signs in for its statement only, as before
     # row-level security, and no read needs signing out (service.front).
     row_security: bool = True
+    # Behind PgBouncer in transaction pooling (HIERARCHY_PREPARED_STATEMENTS=off) two autocommit
+    # statements may run on two server connections, so a read cannot sign its session in:
+    # every request then runs in one transaction (service.front, service.request).
+    pooler: bool = field(default_factory=lambda: not prepared_statements())
+    # Pooled connections a read's token lookup signed in for the session (service.front): any
+    # other use of one (login, health, the scheduler) signs it out first (connection()).
+    _signed_in: weakref.WeakSet = field(default_factory=weakref.WeakSet)
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -249,12 +259,23 @@ class Database:
             except Exception:  # the sweeper must outlive any error
                 log.debug("pool check failed", exc_info=True)
 
+    def signed_in(self, conn: psycopg.AsyncConnection) -> None:
+        """``conn`` holds a request user for its session (a read's token lookup)."""
+        self._signed_in.add(conn)
+
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled connection; 503 quickly when the database cannot be reached or is failing over."""
+    async def connection(self, *, signing_in: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection; 503 quickly when the database cannot be reached or is failing over.
+
+        ``signing_in``: the caller's first statement is the token lookup, which replaces the
+        request user a previous read left on the connection; any other caller gets the
+        connection signed out first (auth.sign_out: the user's rows stay invisible to it)."""
         timeout = POOL_TIMEOUT if self.down_since is None else OUTAGE_TIMEOUT
         try:
             async with self.pool.connection(timeout=timeout) as conn:
+                if conn in self._signed_in and not signing_in:
+                    await conn.execute(SIGN_OUT)
+                    self._signed_in.discard(conn)
                 try:
                     yield conn
                 except psycopg.Error as exc:

@@ -20,8 +20,10 @@ when the response is done.
 
 Row-level security (sql/privileges.sql) keys on the request user the lookup signs in: for the
 write's transaction, or, for a read (autocommit: each statement its own transaction), for the
-session, signed out again (``auth.sign_out``) after the response was sent, before the
-connection returns to the pool.
+session. The connection then goes back to the pool still signed in: the next request's lookup
+signs it in again (or out, for a token that does not authenticate) in its first statement, and
+any other use of it (login, health, the scheduler) is signed out first by
+``Database.connection`` (no round trip on the read path; see service.db).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ SESSION = "hierarchy.session"  # key of the Session in the ASGI scope's "state"
 _ORG_PATH = re.compile(r"/config/v1/orgs/([^/]+)/projects(?:/|$)")
 
 
+def in_transaction(method: str, database: Database) -> bool:
+    """Whether a request runs in one transaction: a write; or any request behind a transaction
+    pooler, where a read's autocommit statements could reach two server connections and the
+    session's signed-in user (row-level security) would not follow them (service.db)."""
+    return method not in READS or database.pooler
+
+
 def path_org(path: str) -> UUID | None:
     """The org id of a ``/config/v1/orgs/{org}/projects...`` path, as Litestar's ``uuid``
     parameter parses it (None: not such a path, or not a uuid, which the route answers 404).
@@ -72,7 +81,6 @@ class Session:
     org_id: UUID | None  # the org whose visibility ``row`` answers
     row: dict[str, Any] | None  # the lookup's row; None once a retry needs a fresh one
     _open: Any = field(default=None, repr=False)  # the write's transaction, begun by the front
-    signed_in: bool = False  # a read's lookup signed the session in: sign it out at the end
 
     async def first_lookup(self, write: bool) -> None:
         """The front's lookup (401 for a token that does not authenticate), in the write's
@@ -140,23 +148,13 @@ class Session:
         # a write: the request user holds for its transaction; a read, for the session (until
         # sign_out), unless row-level security does not apply to the service's role anyway
         local = self._open is not None or not self.database.row_security
-        self.signed_in = self.signed_in or not local
+        if not local:
+            self.database.signed_in(self.conn)
         self.row = await auth.lookup(
             self.conn, self.token, org_id, memberships=self.database.memberships, local=local
         )
         self.org_id = org_id
         return self.row
-
-    async def sign_out(self) -> None:
-        """After a read: the session's request user is cleared before the connection goes back
-        to the pool (one statement after the response was sent); a connection that cannot be
-        signed out is closed instead, so no later use of it inherits the user."""
-        if not self.signed_in or self.conn.closed:
-            return
-        try:
-            await auth.sign_out(self.conn)
-        except psycopg.Error:
-            await self.conn.close()
 
     async def user(self, permission: str | None, org_id: Any = None) -> auth.User:
         """The user (403 when it lacks ``permission``; 404 when it may not see ``org_id``),
@@ -187,18 +185,16 @@ class App(Litestar):
         try:
             token = auth.parse_bearer(Headers.from_scope(scope).get("authorization"))
             database: Database = self.state.database
-            async with database.connection() as conn:
+            async with database.connection(signing_in=True) as conn:
                 found = Session(database, conn, token, path_org(scope["path"]), None)
                 try:
-                    await found.first_lookup(write=scope["method"] not in READS)
+                    await found.first_lookup(write=in_transaction(scope["method"], database))
                     scope.setdefault("state", {})[SESSION] = found
                     await super().__call__(scope, receive, send)
                 except BaseException as exc:
                     await found.end(exc)
-                    await found.sign_out()
                     raise
                 await found.end(exc=_LEFT_OPEN)
-                await found.sign_out()
         except HTTPException as exc:
             await _answer(self, scope, receive, send, exc)
         except psycopg.Error as exc:  # the lookup's (a failover is 503 already: Database.connection)

@@ -19,8 +19,11 @@
 --   cron    pg_cron's job: EXECUTE on config.reconcile_customers only (SECURITY DEFINER).
 
 -- Function bodies naming columns of some releases only (projects.customer_id from 6.1) are
--- created at every release and only called where those exist; plain SQL bodies record no
--- dependency, so no rollback's DROP COLUMN trips over them (policies call them, see below).
+-- created at every release and only called where those exist (plain SQL bodies record no
+-- dependency). The policies below name such columns directly (so the planner sees through
+-- them); migrate() drops every policy of schema config before a migration step runs
+-- (service/migrations.py, _drop_policies: no rollback's DROP COLUMN trips over one, and the
+-- runtime role sees nothing meanwhile) and this file creates them again after the steps.
 SET LOCAL check_function_bodies = off;
 
 -- -- the roles (created when missing; a DBA may create them first, with passwords) -------------
@@ -378,20 +381,15 @@ $$;
 COMMENT ON FUNCTION service_state.user_for_login(text) IS
     'The login lookup (sql/queries/auth.sql user_for_login): the user of an email with its password hash and its primary role, before anyone is signed in.';
 
--- Whether the request's user sees a customer (the named queries' "customer visible"): plain
--- SQL, not SECURITY DEFINER, so the planner inlines it into the policies that call it (the
--- projects it reads are those row-level security shows the user), and the policies depend on
--- the function, not on projects.customer_id, which the rollback to 6.0 drops.
-CREATE OR REPLACE FUNCTION service_state.request_sees_customer(p_customer uuid, p_created_by uuid) RETURNS boolean
+-- For the audit log's policy, which exists at every release (6.0 has no customers): a plain SQL
+-- function (its body is checked when called, at 6.1 and later) run as the caller, so the
+-- projects it counts are those the projects' policy shows.
+CREATE OR REPLACE FUNCTION service_state.customer_has_visible_project(p_customer uuid) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT (SELECT service_state.request_sees_all())
-           OR p_created_by = (SELECT service_state.request_user())
-           OR EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.customer_id = p_customer
-                        AND p.org_id = ANY ((SELECT service_state.request_orgs())::uuid[]))
+    SELECT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = p_customer)
 $$;
-COMMENT ON FUNCTION service_state.request_sees_customer(uuid, uuid) IS
-    'Whether the request''s user sees customer p_customer (created by p_created_by): a super admin, its creator, or a user of an org holding one of its projects. Inlined into the policies on customers and audit_log.';
+COMMENT ON FUNCTION service_state.customer_has_visible_project(uuid) IS
+    'Whether customer p_customer holds a project the caller sees (row-level security on projects applies): the audit log policy''s rows about customers.';
 
 CREATE OR REPLACE FUNCTION service_state.orphan_count() RETURNS bigint
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -404,9 +402,10 @@ REVOKE ALL ON FUNCTION service_state.user_key(uuid), service_state.sign_in(uuid,
 GRANT EXECUTE ON FUNCTION service_state.user_for_token(text, uuid, boolean), service_state.user_for_login(text),
     service_state.request_user(), service_state.request_orgs(), service_state.request_sees_all(),
     service_state.user_in_orgs(uuid, uuid[]), service_state.orphan_count(),
-    service_state.request_sees_customer(uuid, uuid) TO {app};
+    service_state.customer_has_visible_project(uuid) TO {app};
 
--- The policies: for the runtime role only (the owner owns the tables and is not subject to them;
+-- The policies (the projects' EXISTS in the customers' and the audit log's policies meets the
+-- projects' policy too: only the user's orgs' projects count): for the runtime role only (the owner owns the tables and is not subject to them;
 -- superusers bypass them; the job runs as the owner). The report role sees every row.
 ALTER TABLE config.projects ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS projects_of_request_orgs ON config.projects;
@@ -425,7 +424,11 @@ BEGIN
         ALTER TABLE config.customers ENABLE ROW LEVEL SECURITY;
         DROP POLICY IF EXISTS customers_of_request_orgs ON config.customers;
         CREATE POLICY customers_of_request_orgs ON config.customers TO {app}
-            USING (service_state.request_sees_customer(uuid, created_by))
+            USING ((SELECT service_state.request_sees_all())
+                   OR created_by = (SELECT service_state.request_user())
+                   OR EXISTS (SELECT 1 FROM config.projects p
+                              WHERE p.customer_id = customers.uuid
+                                AND p.org_id = ANY ((SELECT service_state.request_orgs())::uuid[])))
             WITH CHECK ((SELECT service_state.request_user()) IS NOT NULL);
         COMMENT ON POLICY customers_of_request_orgs ON config.customers IS
             'The runtime role sees the customers the request user created or that hold a project of its orgs (every one for a super admin), as the named queries'' "customer visible"; it may write only with a signed request user (the statements check the rest).';
@@ -465,8 +468,9 @@ CREATE POLICY audit_of_request_orgs ON config.audit_log FOR SELECT TO {app}
                              OR (object_type = 'users'
                                  AND service_state.user_in_orgs(object_id, (SELECT service_state.request_orgs())))))
                     OR (object_type = 'customers'
-                        AND service_state.request_sees_customer(
-                                object_id, (coalesce(after ->> 'created_by', before ->> 'created_by'))::uuid)))));
+                        AND (coalesce(after ->> 'created_by', before ->> 'created_by')
+                                 = (SELECT service_state.request_user())::text
+                             OR service_state.customer_has_visible_project(object_id))))));
 COMMENT ON POLICY audit_of_request_orgs ON config.audit_log IS
     'The runtime role reads the audit rows of objects the request user may see (by object, as sql/queries/audit.sql says: tunables, its orgs, the projects, users and memberships of its orgs, the customers it created or whose projects it sees; all for a super admin). Nobody but the owner writes it directly: the audit triggers run as the owner.';
 DROP POLICY IF EXISTS audit_reports ON config.audit_log;

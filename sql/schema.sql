@@ -2127,6 +2127,22 @@ CREATE FUNCTION service_state.cron_job_state(p_seconds double precision) RETURNS
 COMMENT ON FUNCTION service_state.cron_job_state(p_seconds double precision) IS 'Whether pg_cron is here, schedules reconcile-customers, and ran it successfully within p_seconds (sql/queries/jobs.sql): owned by the cron role, which pg_cron''s policies let see its own job.';
 
 --
+-- Name: customer_has_visible_project(uuid); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.customer_has_visible_project(p_customer uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = p_customer)
+$$;
+
+--
+-- Name: FUNCTION customer_has_visible_project(p_customer uuid); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.customer_has_visible_project(p_customer uuid) IS 'Whether customer p_customer holds a project the caller sees (row-level security on projects applies): the audit log policy''s rows about customers.';
+
+--
 -- Name: orphan_count(); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
@@ -2226,26 +2242,6 @@ $_$;
 --
 
 COMMENT ON FUNCTION service_state.request_sees_all() IS 'Whether the request''s user has a role with permission all_orgs (a super admin): the policies then let it see every row.';
-
---
--- Name: request_sees_customer(uuid, uuid); Type: FUNCTION; Schema: service_state; Owner: -
---
-
-CREATE FUNCTION service_state.request_sees_customer(p_customer uuid, p_created_by uuid) RETURNS boolean
-    LANGUAGE sql STABLE
-    AS $$
-    SELECT (SELECT service_state.request_sees_all())
-           OR p_created_by = (SELECT service_state.request_user())
-           OR EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.customer_id = p_customer
-                        AND p.org_id = ANY ((SELECT service_state.request_orgs())::uuid[]))
-$$;
-
---
--- Name: FUNCTION request_sees_customer(p_customer uuid, p_created_by uuid); Type: COMMENT; Schema: service_state; Owner: -
---
-
-COMMENT ON FUNCTION service_state.request_sees_customer(p_customer uuid, p_created_by uuid) IS 'Whether the request''s user sees customer p_customer (created by p_created_by): a super admin, its creator, or a user of an org holding one of its projects. Inlined into the policies on customers and audit_log.';
 
 --
 -- Name: request_user(); Type: FUNCTION; Schema: service_state; Owner: -
@@ -3969,7 +3965,7 @@ ALTER TABLE config.audit_log ENABLE ROW LEVEL SECURITY;
 
 CREATE POLICY audit_of_request_orgs ON config.audit_log FOR SELECT TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR ((( SELECT service_state.request_user() AS request_user) IS NOT NULL) AND ((object_type = 'tunables'::text) OR ((object_type = 'orgs'::text) AND (object_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))) OR ((object_type = ANY (ARRAY['projects'::text, 'users'::text, 'org_memberships'::text])) AND ((COALESCE((after ->> 'org_id'::text), (before ->> 'org_id'::text)) = ANY ((( SELECT service_state.request_orgs() AS request_orgs))::text[])) OR ((object_type = 'projects'::text) AND (EXISTS ( SELECT 1
    FROM config.projects p
-  WHERE (p.uuid = audit_log.object_id)))) OR ((object_type = 'users'::text) AND service_state.user_in_orgs(object_id, ( SELECT service_state.request_orgs() AS request_orgs))))) OR ((object_type = 'customers'::text) AND service_state.request_sees_customer(object_id, (COALESCE((after ->> 'created_by'::text), (before ->> 'created_by'::text)))::uuid))))));
+  WHERE (p.uuid = audit_log.object_id)))) OR ((object_type = 'users'::text) AND service_state.user_in_orgs(object_id, ( SELECT service_state.request_orgs() AS request_orgs))))) OR ((object_type = 'customers'::text) AND ((COALESCE((after ->> 'created_by'::text), (before ->> 'created_by'::text)) = (( SELECT service_state.request_user() AS request_user))::text) OR service_state.customer_has_visible_project(object_id)))))));
 
 --
 -- Name: POLICY audit_of_request_orgs ON audit_log; Type: COMMENT; Schema: config; Owner: -
@@ -3999,7 +3995,9 @@ ALTER TABLE config.customers ENABLE ROW LEVEL SECURITY;
 -- Name: customers customers_of_request_orgs; Type: POLICY; Schema: config; Owner: -
 --
 
-CREATE POLICY customers_of_request_orgs ON config.customers TO hierarchy_app USING (service_state.request_sees_customer(uuid, created_by)) WITH CHECK ((( SELECT service_state.request_user() AS request_user) IS NOT NULL));
+CREATE POLICY customers_of_request_orgs ON config.customers TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (created_by = ( SELECT service_state.request_user() AS request_user)) OR (EXISTS ( SELECT 1
+   FROM config.projects p
+  WHERE ((p.customer_id = customers.uuid) AND (p.org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))))))) WITH CHECK ((( SELECT service_state.request_user() AS request_user) IS NOT NULL));
 
 --
 -- Name: POLICY customers_of_request_orgs ON customers; Type: COMMENT; Schema: config; Owner: -

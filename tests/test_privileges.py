@@ -317,3 +317,38 @@ def test_pg_cron_runs_the_job_as_the_cron_role(cron_db_url: str) -> None:
     with _superuser(cron_db_url) as conn:
         job = conn.execute("SELECT username FROM cron.job WHERE jobname = 'reconcile-customers'").fetchone()
     assert job == {"username": ROLES.cron}
+
+
+def test_a_pooled_connection_a_read_signed_in_is_signed_out_for_any_other_use(db_url_64: str) -> None:
+    """A read signs its session in (autocommit) and leaves it so: the next request's lookup
+    replaces it; anything else taking the connection from the pool (login, health, the
+    scheduler) gets it signed out first and sees no row of that user's."""
+    import asyncio
+    import contextlib
+
+    from service import auth
+    from service.db import Database
+
+    made = _arrange(db_url_64)
+    COUNT = "SELECT count(*) AS n FROM config.projects"  # noqa: N806
+
+    async def scenario() -> tuple[int, list[int], bool]:
+        database = Database(runtime_url(db_url_64))
+        await database.open()
+        try:
+            await database.pool.wait()
+            async with database.connection(signing_in=True) as conn:
+                database.signed_in(conn)
+                await auth.lookup(conn, made["a"]["token"], local=False)
+                seen = (await (await conn.execute(COUNT)).fetchone())["n"]
+                first = conn
+            async with contextlib.AsyncExitStack() as stack:  # every idle connection of the pool
+                conns = [await stack.enter_async_context(database.connection()) for _ in range(2)]
+                counts = [(await (await c.execute(COUNT)).fetchone())["n"] for c in conns]
+                return seen, counts, any(c is first for c in conns)
+        finally:
+            await database.close()
+
+    seen, counts, reused = asyncio.run(scenario())
+    assert seen == 1 and reused
+    assert counts == [0, 0]

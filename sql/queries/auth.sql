@@ -37,8 +37,9 @@ VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => 
 -- runtime role can read hashes; only a token signs a session in). For a valid token it sets
 -- who acts (hierarchy.actor, hierarchy.user_id, read by the audit triggers and
 -- customers.created_by) and signs it (hierarchy.user_key, what the policies trust): for the
--- transaction when %(local)s (a write), else for the session (a read in autocommit:
--- service.front signs the connection out with sign_out when the request ends).
+-- transaction when %(local)s (a write), else for the session (a read in autocommit; the next
+-- request's lookup replaces it, and any other use of the pooled connection runs sign_out first:
+-- service.db.Database.connection).
 -- `state` says why a token is refused (revoked, expired, inactive) so the 401 can say it.
 -- It decides, once per request, everything the other statements are scoped by:
 -- `orgs`, the user's orgs (primary first); `write_orgs`, those whose role may change projects
@@ -53,8 +54,8 @@ SELECT t.uuid, t.email, t.orgs, t.write_orgs, t.role, t.state, t.permissions, t.
 FROM service_state.user_for_token(%(token)s::text, %(org_id)s::uuid, %(local)s::boolean) t;
 
 -- name: sign_out
--- The end of a read: the session's request user (set for the session by user_for_token) is
--- cleared, so the pooled connection's next statement sees nothing until the next lookup.
+-- A pooled connection a read's user_for_token signed in for the session, before a use that is
+-- not a token lookup (login, health, the scheduler): it sees nothing of that user's.
 SELECT set_config('hierarchy.user_key', '', false), set_config('hierarchy.user_id', '', false),
        set_config('hierarchy.actor', '', false);
 
