@@ -200,77 +200,74 @@ VALUES (replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))
 ON CONFLICT (only_row) DO NOTHING;
 REVOKE ALL ON service_state.secret FROM PUBLIC, {app}, {reader}, {cron};
 
-CREATE OR REPLACE FUNCTION service_state.user_key(p_user uuid) RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT encode(sha256(convert_to(s.key || ':' || p_user::text || ':' || pg_backend_pid()::text, 'UTF8')), 'hex')
-    FROM service_state.secret s
+DROP FUNCTION IF EXISTS service_state.user_key(uuid);
+DROP FUNCTION IF EXISTS service_state.sign_in(uuid, text, boolean);
+CREATE OR REPLACE FUNCTION service_state.user_key(p_user text, p_orgs text, p_all text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    SELECT s.key INTO k FROM service_state.secret s;
+    RETURN encode(sha256(convert_to(k || ':' || p_user || ':' || p_orgs || ':' || p_all || ':'
+                                    || pg_backend_pid()::text, 'UTF8')), 'hex');
+END
 $$;
-COMMENT ON FUNCTION service_state.user_key(uuid) IS
-    'The signature of user p_user for this session (backend pid): what hierarchy.user_key must hold for the policies to trust hierarchy.user_id. Owner only.';
+COMMENT ON FUNCTION service_state.user_key(text, text, text) IS
+    'The signature of a request user (its uuid, orgs and whether it sees every org) for this session (backend pid): what hierarchy.user_key must hold for the policies to trust the other settings. Owner only.';
 
-CREATE OR REPLACE FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_local boolean) RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT set_config('hierarchy.actor', coalesce(p_actor, ''), p_local),
-           set_config('hierarchy.user_id', coalesce(p_user::text, ''), p_local),
-           set_config('hierarchy.user_key', coalesce(service_state.user_key(p_user), ''), p_local)
+CREATE OR REPLACE FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    u text := coalesce(p_user::text, '');
+    o text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_orgs, ARRAY[]::uuid[])::text END;
+    a text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_all, false)::text END;
+BEGIN
+    PERFORM set_config('hierarchy.actor', coalesce(p_actor, ''), p_local),
+            set_config('hierarchy.user_id', u, p_local),
+            set_config('hierarchy.user_orgs', o, p_local),
+            set_config('hierarchy.user_sees_all', a, p_local),
+            set_config('hierarchy.user_key', CASE WHEN p_user IS NULL THEN '' ELSE service_state.user_key(u, o, a) END,
+                       p_local);
+END
 $$;
-COMMENT ON FUNCTION service_state.sign_in(uuid, text, boolean) IS
-    'Sets who acts (hierarchy.actor, hierarchy.user_id) and signs it (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
+COMMENT ON FUNCTION service_state.sign_in(uuid, text, uuid[], boolean, boolean) IS
+    'Sets who acts (hierarchy.actor, hierarchy.user_id), the orgs it sees (hierarchy.user_orgs, hierarchy.user_sees_all) and signs them (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
+
+-- The request's user as the policies see it: the signed settings, or nothing. One function
+-- verifies the signature; the policies call the three below once per statement each (InitPlans).
+CREATE OR REPLACE FUNCTION service_state.request_verified() RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    u text := coalesce(current_setting('hierarchy.user_id', true), '');
+BEGIN
+    RETURN u <> ''
+       AND coalesce(current_setting('hierarchy.user_key', true), '')
+           = service_state.user_key(u, coalesce(current_setting('hierarchy.user_orgs', true), ''),
+                                    coalesce(current_setting('hierarchy.user_sees_all', true), ''));
+END
+$$;
+COMMENT ON FUNCTION service_state.request_verified() IS
+    'Whether the request user settings carry the signature the token lookup made (hierarchy.user_key): a SET of any of them by the session itself fails this.';
 
 CREATE OR REPLACE FUNCTION service_state.request_user() RETURNS uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN nullif(current_setting('hierarchy.user_id', true), '') IS NOT NULL
-                 AND current_setting('hierarchy.user_key', true)
-                     = service_state.user_key(current_setting('hierarchy.user_id', true)::uuid)
-                THEN current_setting('hierarchy.user_id', true)::uuid END
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_id', true)::uuid END
 $$;
 COMMENT ON FUNCTION service_state.request_user() IS
-    'The request''s user when its setting is signed (hierarchy.user_key, set by the token lookup), else NULL: what the row-level policies key on.';
+    'The request''s user when its settings are signed (service_state.request_verified), else NULL: what the row-level policies key on.';
 
--- The user's orgs and whether one of its roles sees every org, from memberships (6.4) or
--- users.org_id/role (before): read in plpgsql, so no policy depends on a table a rollback drops.
 CREATE OR REPLACE FUNCTION service_state.request_orgs() RETURNS uuid[]
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    me uuid := service_state.request_user();
-    orgs uuid[];
-BEGIN
-    IF me IS NULL THEN
-        RETURN ARRAY[]::uuid[];
-    END IF;
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        SELECT coalesce(array_agg(m.org_id), ARRAY[]::uuid[]) INTO orgs
-        FROM config.org_memberships m WHERE m.user_id = me;
-    ELSE
-        EXECUTE 'SELECT coalesce(array_agg(u.org_id), ARRAY[]::uuid[]) FROM config.users u WHERE u.uuid = $1'
-            INTO orgs USING me;
-    END IF;
-    RETURN orgs;
-END
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_orgs', true)::uuid[]
+                ELSE ARRAY[]::uuid[] END
 $$;
 COMMENT ON FUNCTION service_state.request_orgs() IS
-    'The orgs of the request''s user (service_state.request_user; none without one), from org_memberships at 6.4, users.org_id before.';
+    'The orgs of the request''s user as the token lookup found them (memberships at 6.4, users.org_id before); none without a signed request user.';
 
 CREATE OR REPLACE FUNCTION service_state.request_sees_all() RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    me uuid := service_state.request_user();
-    sees boolean;
-BEGIN
-    IF me IS NULL THEN
-        RETURN false;
-    END IF;
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        SELECT EXISTS (SELECT 1 FROM config.org_memberships m
-                       JOIN config.role_permissions rp ON rp.role = m.role AND rp.permission = 'all_orgs'
-                       WHERE m.user_id = me) INTO sees;
-    ELSE
-        EXECUTE 'SELECT EXISTS (SELECT 1 FROM config.users u JOIN config.role_permissions rp'
-                ' ON rp.role = u.role AND rp.permission = ''all_orgs'' WHERE u.uuid = $1)'
-            INTO sees USING me;
-    END IF;
-    RETURN sees;
-END
+LANGUAGE sql STABLE AS $$
+    SELECT service_state.request_verified() AND current_setting('hierarchy.user_sees_all', true)::boolean
 $$;
 COMMENT ON FUNCTION service_state.request_sees_all() IS
     'Whether the request''s user has a role with permission all_orgs (a super admin): the policies then let it see every row.';
@@ -344,11 +341,12 @@ BEGIN
         $q$ INTO r USING p_hash;
     END IF;
     IF r.uuid IS NULL THEN
-        PERFORM service_state.sign_in(NULL, NULL, p_local);
+        PERFORM service_state.sign_in(NULL, NULL, NULL, NULL, p_local);
         RETURN;
     END IF;
     PERFORM service_state.sign_in(CASE WHEN r.state = 'ok' THEN r.uuid END,
-                                  CASE WHEN r.state = 'ok' THEN r.email END, p_local);
+                                  CASE WHEN r.state = 'ok' THEN r.email END,
+                                  r.orgs, 'all_orgs' = ANY (r.permissions), p_local);
     uuid := r.uuid; email := r.email; orgs := r.orgs; write_orgs := r.write_orgs; role := r.role;
     state := r.state; permissions := r.permissions;
     org_visible := p_org IS NULL
@@ -398,9 +396,11 @@ $$;
 COMMENT ON FUNCTION service_state.orphan_count() IS
     'Projects without a customer in every org: the one cross-org number the public /health and /metrics publish (sql/queries/health.sql).';
 
-REVOKE ALL ON FUNCTION service_state.user_key(uuid), service_state.sign_in(uuid, text, boolean) FROM PUBLIC, {app};
+REVOKE ALL ON FUNCTION service_state.user_key(text, text, text),
+    service_state.sign_in(uuid, text, uuid[], boolean, boolean) FROM PUBLIC, {app};
 GRANT EXECUTE ON FUNCTION service_state.user_for_token(text, uuid, boolean), service_state.user_for_login(text),
-    service_state.request_user(), service_state.request_orgs(), service_state.request_sees_all(),
+    service_state.request_verified(), service_state.request_user(), service_state.request_orgs(),
+    service_state.request_sees_all(),
     service_state.user_in_orgs(uuid, uuid[]), service_state.orphan_count(),
     service_state.customer_has_visible_project(uuid) TO {app};
 

@@ -2182,60 +2182,27 @@ COMMENT ON FUNCTION service_state.recent_attempts(attempts timestamp with time z
 --
 
 CREATE FUNCTION service_state.request_orgs() RETURNS uuid[]
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    me uuid := service_state.request_user();
-    orgs uuid[];
-BEGIN
-    IF me IS NULL THEN
-        RETURN ARRAY[]::uuid[];
-    END IF;
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        SELECT coalesce(array_agg(m.org_id), ARRAY[]::uuid[]) INTO orgs
-        FROM config.org_memberships m WHERE m.user_id = me;
-    ELSE
-        EXECUTE 'SELECT coalesce(array_agg(u.org_id), ARRAY[]::uuid[]) FROM config.users u WHERE u.uuid = $1'
-            INTO orgs USING me;
-    END IF;
-    RETURN orgs;
-END
-$_$;
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_orgs', true)::uuid[]
+                ELSE ARRAY[]::uuid[] END
+$$;
 
 --
 -- Name: FUNCTION request_orgs(); Type: COMMENT; Schema: service_state; Owner: -
 --
 
-COMMENT ON FUNCTION service_state.request_orgs() IS 'The orgs of the request''s user (service_state.request_user; none without one), from org_memberships at 6.4, users.org_id before.';
+COMMENT ON FUNCTION service_state.request_orgs() IS 'The orgs of the request''s user as the token lookup found them (memberships at 6.4, users.org_id before); none without a signed request user.';
 
 --
 -- Name: request_sees_all(); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
 CREATE FUNCTION service_state.request_sees_all() RETURNS boolean
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-DECLARE
-    me uuid := service_state.request_user();
-    sees boolean;
-BEGIN
-    IF me IS NULL THEN
-        RETURN false;
-    END IF;
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        SELECT EXISTS (SELECT 1 FROM config.org_memberships m
-                       JOIN config.role_permissions rp ON rp.role = m.role AND rp.permission = 'all_orgs'
-                       WHERE m.user_id = me) INTO sees;
-    ELSE
-        EXECUTE 'SELECT EXISTS (SELECT 1 FROM config.users u JOIN config.role_permissions rp'
-                ' ON rp.role = u.role AND rp.permission = ''all_orgs'' WHERE u.uuid = $1)'
-            INTO sees USING me;
-    END IF;
-    RETURN sees;
-END
-$_$;
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT service_state.request_verified() AND current_setting('hierarchy.user_sees_all', true)::boolean
+$$;
 
 --
 -- Name: FUNCTION request_sees_all(); Type: COMMENT; Schema: service_state; Owner: -
@@ -2248,39 +2215,68 @@ COMMENT ON FUNCTION service_state.request_sees_all() IS 'Whether the request''s 
 --
 
 CREATE FUNCTION service_state.request_user() RETURNS uuid
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
+    LANGUAGE sql STABLE
     AS $$
-    SELECT CASE WHEN nullif(current_setting('hierarchy.user_id', true), '') IS NOT NULL
-                 AND current_setting('hierarchy.user_key', true)
-                     = service_state.user_key(current_setting('hierarchy.user_id', true)::uuid)
-                THEN current_setting('hierarchy.user_id', true)::uuid END
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_id', true)::uuid END
 $$;
 
 --
 -- Name: FUNCTION request_user(); Type: COMMENT; Schema: service_state; Owner: -
 --
 
-COMMENT ON FUNCTION service_state.request_user() IS 'The request''s user when its setting is signed (hierarchy.user_key, set by the token lookup), else NULL: what the row-level policies key on.';
+COMMENT ON FUNCTION service_state.request_user() IS 'The request''s user when its settings are signed (service_state.request_verified), else NULL: what the row-level policies key on.';
 
 --
--- Name: sign_in(uuid, text, boolean); Type: FUNCTION; Schema: service_state; Owner: -
+-- Name: request_verified(); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
-CREATE FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_local boolean) RETURNS void
-    LANGUAGE sql SECURITY DEFINER
+CREATE FUNCTION service_state.request_verified() RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT set_config('hierarchy.actor', coalesce(p_actor, ''), p_local),
-           set_config('hierarchy.user_id', coalesce(p_user::text, ''), p_local),
-           set_config('hierarchy.user_key', coalesce(service_state.user_key(p_user), ''), p_local)
+DECLARE
+    u text := coalesce(current_setting('hierarchy.user_id', true), '');
+BEGIN
+    RETURN u <> ''
+       AND coalesce(current_setting('hierarchy.user_key', true), '')
+           = service_state.user_key(u, coalesce(current_setting('hierarchy.user_orgs', true), ''),
+                                    coalesce(current_setting('hierarchy.user_sees_all', true), ''));
+END
 $$;
 
 --
--- Name: FUNCTION sign_in(p_user uuid, p_actor text, p_local boolean); Type: COMMENT; Schema: service_state; Owner: -
+-- Name: FUNCTION request_verified(); Type: COMMENT; Schema: service_state; Owner: -
 --
 
-COMMENT ON FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_local boolean) IS 'Sets who acts (hierarchy.actor, hierarchy.user_id) and signs it (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
+COMMENT ON FUNCTION service_state.request_verified() IS 'Whether the request user settings carry the signature the token lookup made (hierarchy.user_key): a SET of any of them by the session itself fails this.';
+
+--
+-- Name: sign_in(uuid, text, uuid[], boolean, boolean); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    u text := coalesce(p_user::text, '');
+    o text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_orgs, ARRAY[]::uuid[])::text END;
+    a text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_all, false)::text END;
+BEGIN
+    PERFORM set_config('hierarchy.actor', coalesce(p_actor, ''), p_local),
+            set_config('hierarchy.user_id', u, p_local),
+            set_config('hierarchy.user_orgs', o, p_local),
+            set_config('hierarchy.user_sees_all', a, p_local),
+            set_config('hierarchy.user_key', CASE WHEN p_user IS NULL THEN '' ELSE service_state.user_key(u, o, a) END,
+                       p_local);
+END
+$$;
+
+--
+-- Name: FUNCTION sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean) IS 'Sets who acts (hierarchy.actor, hierarchy.user_id), the orgs it sees (hierarchy.user_orgs, hierarchy.user_sees_all) and signs them (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
 
 --
 -- Name: user_for_login(text); Type: FUNCTION; Schema: service_state; Owner: -
@@ -2365,11 +2361,12 @@ BEGIN
         $q$ INTO r USING p_hash;
     END IF;
     IF r.uuid IS NULL THEN
-        PERFORM service_state.sign_in(NULL, NULL, p_local);
+        PERFORM service_state.sign_in(NULL, NULL, NULL, NULL, p_local);
         RETURN;
     END IF;
     PERFORM service_state.sign_in(CASE WHEN r.state = 'ok' THEN r.uuid END,
-                                  CASE WHEN r.state = 'ok' THEN r.email END, p_local);
+                                  CASE WHEN r.state = 'ok' THEN r.email END,
+                                  r.orgs, 'all_orgs' = ANY (r.permissions), p_local);
     uuid := r.uuid; email := r.email; orgs := r.orgs; write_orgs := r.write_orgs; role := r.role;
     state := r.state; permissions := r.permissions;
     org_visible := p_org IS NULL
@@ -2414,22 +2411,27 @@ $_$;
 COMMENT ON FUNCTION service_state.user_in_orgs(p_user uuid, p_orgs uuid[]) IS 'Whether user p_user belongs to one of p_orgs (memberships at 6.4, users.org_id before): the audit log''s policy for rows about users.';
 
 --
--- Name: user_key(uuid); Type: FUNCTION; Schema: service_state; Owner: -
+-- Name: user_key(text, text, text); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
-CREATE FUNCTION service_state.user_key(p_user uuid) RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+CREATE FUNCTION service_state.user_key(p_user text, p_orgs text, p_all text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    SELECT encode(sha256(convert_to(s.key || ':' || p_user::text || ':' || pg_backend_pid()::text, 'UTF8')), 'hex')
-    FROM service_state.secret s
+DECLARE
+    k text;
+BEGIN
+    SELECT s.key INTO k FROM service_state.secret s;
+    RETURN encode(sha256(convert_to(k || ':' || p_user || ':' || p_orgs || ':' || p_all || ':'
+                                    || pg_backend_pid()::text, 'UTF8')), 'hex');
+END
 $$;
 
 --
--- Name: FUNCTION user_key(p_user uuid); Type: COMMENT; Schema: service_state; Owner: -
+-- Name: FUNCTION user_key(p_user text, p_orgs text, p_all text); Type: COMMENT; Schema: service_state; Owner: -
 --
 
-COMMENT ON FUNCTION service_state.user_key(p_user uuid) IS 'The signature of user p_user for this session (backend pid): what hierarchy.user_key must hold for the policies to trust hierarchy.user_id. Owner only.';
+COMMENT ON FUNCTION service_state.user_key(p_user text, p_orgs text, p_all text) IS 'The signature of a request user (its uuid, orgs and whether it sees every org) for this session (backend pid): what hierarchy.user_key must hold for the policies to trust the other settings. Owner only.';
 
 --
 -- Name: without_attempt(timestamp with time zone[], timestamp with time zone); Type: FUNCTION; Schema: service_state; Owner: -

@@ -161,13 +161,23 @@ def test_setting_hierarchy_user_id_to_another_user_impersonates_nobody(arranged)
         # copying the key of this session to another user's id does not work either
         conn.execute("SET hierarchy.user_key = 'forged'")
         assert conn.execute("SELECT count(*) AS n FROM config.audit_log").fetchone()["n"] == 0
+        # nor does widening its own orgs, or claiming to see every org, under its own signature
+        again = "SELECT state FROM service_state.user_for_token(%s, NULL, false)"
+        assert conn.execute(again, (made["a"]["token"],)).fetchone()["state"] == "ok"
+        assert conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"] == 1
+        conn.execute("SELECT set_config('hierarchy.user_orgs', %s, false)", (f"{{{made['b']['org']}}}",))
+        assert conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"] == 0
+        assert conn.execute(again, (made["a"]["token"],)).fetchone()["state"] == "ok"
+        conn.execute("SET hierarchy.user_sees_all = 'true'")
+        assert conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"] == 0
         # nor may the runtime role sign itself in, or read the key
         with pytest.raises(errors.InsufficientPrivilege):
-            conn.execute("SELECT service_state.sign_in(%s, 'x', false)", (made["b"]["user"],))
+            sign_in = "SELECT service_state.sign_in(%s, 'x', %s, true, false)"
+            conn.execute(sign_in, (made["b"]["user"], [made["b"]["org"]]))
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("SELECT key FROM service_state.secret")
         with pytest.raises(errors.InsufficientPrivilege):
-            conn.execute("SELECT service_state.user_key(%s)", (made["b"]["user"],))
+            conn.execute("SELECT service_state.user_key(%s, '', 'true')", (str(made["b"]["user"]),))
 
 
 @pytest.mark.parametrize(

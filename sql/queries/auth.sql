@@ -57,6 +57,7 @@ FROM service_state.user_for_token(%(token)s::text, %(org_id)s::uuid, %(local)s::
 -- A pooled connection a read's user_for_token signed in for the session, before a use that is
 -- not a token lookup (login, health, the scheduler): it sees nothing of that user's.
 SELECT set_config('hierarchy.user_key', '', false), set_config('hierarchy.user_id', '', false),
+       set_config('hierarchy.user_orgs', '', false), set_config('hierarchy.user_sees_all', '', false),
        set_config('hierarchy.actor', '', false);
 
 -- name: revoke_token
