@@ -101,10 +101,11 @@ def prepare_threshold() -> int | None:
     return 5 if prepared_statements() else None
 
 
-# A statement naming a table, column or function the schema no longer (or not yet) has: a
-# migration ran under the service (release 6.4's memberships replace users.org_id/role).
+# Clears the request user a read's token lookup left on a pooled connection (Database.connection).
 SIGN_OUT = query("auth.sign_out")
 
+# A statement naming a table, column or function the schema no longer (or not yet) has: a
+# migration ran under the service (release 6.4's memberships replace users.org_id/role).
 SCHEMA_CHANGED = frozenset({"42P01", "42703", "42883"})
 
 

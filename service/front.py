@@ -146,7 +146,8 @@ class Session:
     async def lookup(self, org_id: Any = None) -> dict[str, Any] | None:
         """The token lookup for ``org_id``, in the form of the schema (service.db)."""
         # a write: the request user holds for its transaction; a read, for the session (until
-        # sign_out), unless row-level security does not apply to the service's role anyway
+        # the next lookup, or Database.connection signs it out), unless row-level security does
+        # not apply to the service's role anyway
         local = self._open is not None or not self.database.row_security
         if not local:
             self.database.signed_in(self.conn)
