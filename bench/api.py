@@ -49,6 +49,7 @@ import httpx
 import psycopg
 
 from bench.common import ROOT, BenchCluster, Figure, MemorySampler, Section, Target, children, log
+from service import roles
 from service.auth import hash_token
 from service.queries import query
 from service.users import create_user
@@ -136,7 +137,8 @@ def _pgbench_script(token: str, user: dict[str, Any], org: str, endpoint: str) -
         "user_id": str(user["uuid"]),
     }
     in_org = org if endpoint == "orphans" else None  # the token lookup checks the path's org
-    lines = [_bind(query("auth.user_for_token"), {"token_hash": hash_token(token), "org_id": in_org})]
+    lookup = {"token": token, "org_id": in_org, "local": True}
+    lines = [_bind(query("auth.user_for_token"), lookup)]
     if endpoint == "orphans":
         lines.append(
             _bind(
@@ -390,9 +392,13 @@ def round_trips(url: str, user: dict[str, Any], paths: dict[str, str], repeat: i
 def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Section:
     tpl = bc.template("6.1", projects, per_project=True)
     dbname = "bench_api"
-    url = bc.create(dbname, template=tpl)
+    owner_url = bc.create(dbname, template=tpl)
+    # The service runs as the runtime role (row-level security applies, sql/privileges.sql; the
+    # ephemeral cluster trusts loopback); "without RLS" is the same service as the superuser,
+    # which bypasses the policies and signs in for the lookup's statement only (service.db).
+    url = roles.as_role(owner_url, roles.from_env().app, None)
     password = secrets.token_urlsafe(12)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(owner_url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         org = str(conn.execute("SELECT uuid FROM config.orgs LIMIT 1").fetchone()[0])
         user = create_user(conn, EMAIL, password, org, "super_admin")
@@ -409,6 +415,11 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
         figs[k + "_pg_p50"] = Figure(f"{label}: pgbench p50", "ms")
         figs[k + "_pg_p99"] = Figure(f"{label}: pgbench p99", "ms")
         figs[k + "_ratio"] = Figure(f"{label}: service / pgbench", "x", note="within one run")
+        figs[k + "_norls_rps"] = Figure(f"{label}: service without RLS (superuser)", "req/s")
+        figs[k + "_norls_p50"] = Figure(f"{label}: service without RLS p50", "ms")
+        figs[k + "_rls_cost"] = Figure(
+            f"{label}: RLS / without RLS throughput", "x", note="within one run, interleaved"
+        )
     page_new = Figure("customers page statement alone via pgbench (today)", "tx/s")
     page_old = Figure("customers page statement alone via pgbench (before issue 14: count(*))", "tx/s")
     page_speedup = Figure("customers page statement: today / before", "x", note="within one run")
@@ -423,7 +434,7 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
     full_mib = Figure("full plain customers list: body", "MiB")
     full_rss = Figure("full plain customers list: service peak VmHWM", "MiB", note="one fresh process")
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with psycopg.connect(owner_url, autocommit=True) as conn:
             customers = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
         for i in range(runs):
             took, mib, peak = _full_list(url, user, customers)
@@ -452,6 +463,18 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
                         rps, p50, p99, bad = _wrk(svc.base + path, token, seconds)
                         if bad:
                             raise RuntimeError(f"{bad} non-2xx answers from {path}")
+                        plain = Service(owner_url, WORKERS)  # the same, without row-level security
+                        try:
+                            _wrk(plain.base + path, token, 2)
+                            nrps, np50, _np99, nbad = _wrk(plain.base + path, token, seconds)
+                        finally:
+                            plain.stop()
+                        if nbad:
+                            raise RuntimeError(f"{nbad} non-2xx answers from {path} without RLS")
+                        figs[k + "_norls_rps"].add(nrps)
+                        figs[k + "_norls_p50"].add(np50)
+                        figs[k + "_rls_cost"].add(rps / nrps)
+                        log(f"api run {i + 1} {k}: without RLS {nrps:.0f} req/s p50 {np50:.2f}ms")
                         tps, pg50, pg99 = _pgbench(bc, dbname, _pgbench_script(token, user, org, k), seconds)
                         figs[k + "_rps"].add(rps)
                         figs[k + "_p50"].add(p50)
@@ -485,7 +508,21 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
         bc.drop(dbname)
     order = []
     for k in endpoints:
-        order += [figs[k + s] for s in ("_rps", "_p50", "_p99", "_pg_tps", "_pg_p50", "_pg_p99", "_ratio")]
+        order += [
+            figs[k + s]
+            for s in (
+                "_rps",
+                "_p50",
+                "_p99",
+                "_pg_tps",
+                "_pg_p50",
+                "_pg_p99",
+                "_ratio",
+                "_norls_rps",
+                "_norls_p50",
+                "_rls_cost",
+            )
+        ]
         order.append(trips[k])
     order += [page_new, page_old, page_speedup]
     section = Section(
@@ -501,6 +538,8 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
         section.targets.append(Target(f"{label}: throughput", figs[k + "_rps"], ">=", 2500))
         section.targets.append(Target(f"{label}: p99", figs[k + "_p99"], "<=", 15))
     section.targets.append(Target("orphan audit: service / pgbench", figs["orphans_ratio"], ">=", 0.35))
+    for k, (label, _path) in endpoints.items():  # issue 23: RLS costs at most 10 %
+        section.targets.append(Target(f"{label}: RLS / without RLS", figs[k + "_rls_cost"], ">=", 0.9))
     section.targets.append(
         Target("customers list, first page of 100: service / pgbench", figs["customers_ratio"], ">=", 0.6)
     )

@@ -28,14 +28,14 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
 
-from service.queries import Db, Scope, by_form, query
+from service.queries import Db, Scope, query
 
 TOKEN_TTL_SECONDS = 86400
 FAILURE_LIMIT = 5  # attempts per account ...
 ADDRESS_FAILURE_LIMIT = 20  # ... and per client address (shared: NAT, a proxy) ...
 FAILURE_WINDOW_SECONDS = 60  # ... within this many seconds
 
-USER_FOR_TOKEN = by_form("auth.user_for_token")
+USER_FOR_TOKEN = query("auth.user_for_token")
 THROTTLE = {name: query(f"throttle.{name}") for name in ("attempt", "succeeded", "take_back")}
 
 REFUSED = {
@@ -102,13 +102,16 @@ class User:
 
 
 async def lookup(
-    conn: Any, token: str, org_id: Any = None, *, memberships: bool = True
+    conn: Any, token: str, org_id: Any = None, *, memberships: bool = True, local: bool = True
 ) -> dict[str, Any] | None:
     """The token lookup: one statement, on the request's connection (service.front runs it in
     front of routing). ``org_id``: the org of the path, whose visibility the row answers.
     ``memberships``: the schema's form (release 6.4's memberships or the one before;
-    service.db.Database.memberships knows which)."""
-    row = await Db(conn).one(USER_FOR_TOKEN[memberships], token_hash=hash_token(token), org_id=org_id)
+    service.db.Database.memberships knows which; the lookup itself reads either). ``local``:
+    the request user it signs in (row-level security, sql/privileges.sql) holds for the
+    transaction; else for the session (service.db.Database.connection signs it out for any
+    use but the next lookup)."""
+    row = await Db(conn).one(USER_FOR_TOKEN, token=token, org_id=org_id, local=local)
     if row is not None:
         row["memberships"] = memberships
     return row

@@ -56,6 +56,7 @@ import logging
 import os
 import select
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -65,6 +66,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from service import roles
 from service.conninfo import for_primary
 from service.db_errors import READ_ONLY, SCHEMA_MOVED, STANDBY, UNAVAILABLE, failover_error, map_error
 from service.errors import FieldErrors, ServiceUnavailable
@@ -98,6 +100,9 @@ def prepare_threshold() -> int | None:
     """
     return 5 if prepared_statements() else None
 
+
+# Clears the request user a read's token lookup left on a pooled connection (Database.connection).
+SIGN_OUT = query("auth.sign_out")
 
 # A statement naming a table, column or function the schema no longer (or not yet) has: a
 # migration ran under the service (release 6.4's memberships replace users.org_id/role).
@@ -136,6 +141,18 @@ class Database:
     # round trip per request) and again when a statement meets a schema that changed under
     # the running service (transaction(): the request is then re-run, never a 500).
     memberships: bool = True
+    role_checked: bool = False  # whether the first connection's role was checked (_check_role)
+    # Whether row-level security applies to the service's role (False: a superuser or BYPASSRLS
+    # role, warned about): then the token lookup signs in for its statement only, as before
+    # row-level security, and no read needs signing out (service.front).
+    row_security: bool = True
+    # Behind PgBouncer in transaction pooling (HIERARCHY_PREPARED_STATEMENTS=off) two autocommit
+    # statements may run on two server connections, so a read cannot sign its session in:
+    # every request then runs in one transaction (service.front, service.request).
+    pooler: bool = field(default_factory=lambda: not prepared_statements())
+    # Pooled connections a read's token lookup signed in for the session (service.front): any
+    # other use of one (login, health, the scheduler) signs it out first (connection()).
+    _signed_in: weakref.WeakSet = field(default_factory=weakref.WeakSet)
     _sweeper: asyncio.Task | None = None
 
     def __post_init__(self) -> None:
@@ -163,6 +180,23 @@ class Database:
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
         self.memberships = await self._read_form(conn)
+        if not self.role_checked:
+            self.role_checked = True
+            await self._check_role(conn)
+
+    async def _check_role(self, conn: psycopg.AsyncConnection) -> None:
+        """Warn loudly when the service connects as a role above the runtime role's: a
+        superuser (or BYPASSRLS) ignores the grants and row-level security of sql/privileges.sql."""
+        row = await (await conn.execute(query("health.runtime_role"))).fetchone()
+        if row and (row["superuser"] or row["bypass_rls"]):
+            self.row_security = False
+            log.warning(
+                "SECURITY: the service connects as role %s, a %s: grants and row-level security do "
+                "not apply to it; connect as the runtime role (DATABASE_URL naming %s, docs/dba.md)",
+                row["role"],
+                "superuser" if row["superuser"] else "role with BYPASSRLS",
+                roles.from_env().app,
+            )
 
     @staticmethod
     async def _read_form(conn: psycopg.AsyncConnection) -> bool:
@@ -226,12 +260,23 @@ class Database:
             except Exception:  # the sweeper must outlive any error
                 log.debug("pool check failed", exc_info=True)
 
+    def signed_in(self, conn: psycopg.AsyncConnection) -> None:
+        """``conn`` holds a request user for its session (a read's token lookup)."""
+        self._signed_in.add(conn)
+
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
-        """A pooled connection; 503 quickly when the database cannot be reached or is failing over."""
+    async def connection(self, *, signing_in: bool = False) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection; 503 quickly when the database cannot be reached or is failing over.
+
+        ``signing_in``: the caller's first statement is the token lookup, which replaces the
+        request user a previous read left on the connection; any other caller gets the
+        connection signed out first (auth.sign_out: the user's rows stay invisible to it)."""
         timeout = POOL_TIMEOUT if self.down_since is None else OUTAGE_TIMEOUT
         try:
             async with self.pool.connection(timeout=timeout) as conn:
+                if conn in self._signed_in and not signing_in:
+                    await conn.execute(SIGN_OUT)
+                    self._signed_in.discard(conn)
                 try:
                     yield conn
                 except psycopg.Error as exc:

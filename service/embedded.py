@@ -425,6 +425,26 @@ class EmbeddedCluster:
             with self._socket_connect(self.dbname) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
 
+    def role_url(self, role: str) -> str:
+        """A TCP URL of the application database for ``role`` (a login role the migrations
+        created: the runtime role), with a password generated once into ``<dir>/<role>-password``
+        (mode 0600) and set on the role at every call (roles are the cluster's)."""
+        from psycopg import sql
+
+        path = self.base_dir / f"{role}-password"
+        password = path.read_text().strip() if path.exists() else ""
+        if not password:
+            password = secrets.token_urlsafe(24)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password + "\n")
+        with self._socket_connect("postgres") as conn:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
+        host = f"127.0.0.1:{self.port}/{quote(self.dbname, safe='')}"
+        return f"postgresql://{quote(role, safe='')}:{quote(password, safe='')}@{host}"
+
     def start(self) -> EmbeddedCluster:
         """Initialise (first time) and start the cluster; adopt it when it is already running."""
         with self._lock:

@@ -17,6 +17,13 @@ its transaction before the lookup, so the actor settings the lookup sets hold fo
 handler's statements, and ``run`` commits it before the response is sent; whatever a handler
 leaves open (it refused the input after authentication, the path is unknown) is rolled back
 when the response is done.
+
+Row-level security (sql/privileges.sql) keys on the request user the lookup signs in: for the
+write's transaction, or, for a read (autocommit: each statement its own transaction), for the
+session. The connection then goes back to the pool still signed in: the next request's lookup
+signs it in again (or out, for a token that does not authenticate) in its first statement, and
+any other use of it (login, health, the scheduler) is signed out first by
+``Database.connection`` (no round trip on the read path; see service.db).
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ READS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods whose handlers change n
 SESSION = "hierarchy.session"  # key of the Session in the ASGI scope's "state"
 # the paths whose handlers pass their org to service.request.run (the projects of an org)
 _ORG_PATH = re.compile(r"/config/v1/orgs/([^/]+)/projects(?:/|$)")
+
+
+def in_transaction(method: str, database: Database) -> bool:
+    """Whether a request runs in one transaction: a write; or any request behind a transaction
+    pooler, where a read's autocommit statements could reach two server connections and the
+    session's signed-in user (row-level security) would not follow them (service.db)."""
+    return method not in READS or database.pooler
 
 
 def path_org(path: str) -> UUID | None:
@@ -131,7 +145,15 @@ class Session:
 
     async def lookup(self, org_id: Any = None) -> dict[str, Any] | None:
         """The token lookup for ``org_id``, in the form of the schema (service.db)."""
-        self.row = await auth.lookup(self.conn, self.token, org_id, memberships=self.database.memberships)
+        # a write: the request user holds for its transaction; a read, for the session (until
+        # the next lookup, or Database.connection signs it out), unless row-level security does
+        # not apply to the service's role anyway
+        local = self._open is not None or not self.database.row_security
+        if not local:
+            self.database.signed_in(self.conn)
+        self.row = await auth.lookup(
+            self.conn, self.token, org_id, memberships=self.database.memberships, local=local
+        )
         self.org_id = org_id
         return self.row
 
@@ -164,10 +186,10 @@ class App(Litestar):
         try:
             token = auth.parse_bearer(Headers.from_scope(scope).get("authorization"))
             database: Database = self.state.database
-            async with database.connection() as conn:
+            async with database.connection(signing_in=True) as conn:
                 found = Session(database, conn, token, path_org(scope["path"]), None)
                 try:
-                    await found.first_lookup(write=scope["method"] not in READS)
+                    await found.first_lookup(write=in_transaction(scope["method"], database))
                     scope.setdefault("state", {})[SESSION] = found
                     await super().__call__(scope, receive, send)
                 except BaseException as exc:

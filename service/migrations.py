@@ -494,6 +494,8 @@ def migrate(
         position = _position_of(backend.connection, migrations)
         _reconcile(backend, migrations, position)
         steps = _steps(position, target, migrations)
+        if steps:
+            _drop_policies(backend)
         done: list[tuple[str, str]] = []
         for index, (direction, migration) in enumerate(steps, start=1):
             if on_step:
@@ -510,6 +512,8 @@ def migrate(
             except backend.DatabaseError as exc:
                 with contextlib.suppress(Exception):
                     backend.rollback()
+                with contextlib.suppress(MigrationError):  # the policies _drop_policies removed
+                    _apply_service_state(backend)
                 now = _release_of(backend.connection)
                 for blocked in (UpgradeBlocked, DowngradeBlocked):
                     if getattr(exc, "sqlstate", None) in blocked.sqlstates:
@@ -540,17 +544,44 @@ def migrate(
         return done
 
 
+def _drop_policies(backend) -> None:
+    """Before the steps: drop the row-level policies of schema config (sql/privileges.sql puts
+    them back after the steps). They name columns a rollback drops (projects.customer_id), and a
+    migration should meet the schema its authors wrote. Meanwhile the runtime role sees no row
+    of a protected table (row-level security stays enabled, with no policy: fail closed)."""
+    with backend.connection.transaction():
+        backend.connection.execute(
+            """DO $drop$
+            DECLARE
+                p record;
+            BEGIN
+                FOR p IN SELECT policyname, tablename FROM pg_policies WHERE schemaname = 'config' LOOP
+                    EXECUTE format('DROP POLICY %I ON config.%I', p.policyname, p.tablename);
+                END LOOP;
+            END
+            $drop$"""
+        )
+
+
 def _apply_service_state(backend) -> None:
-    """The service's own state, outside the release ladder (sql/service_state.sql: the login
-    throttle): idempotent, applied after the steps of every migration, at every release, in
-    one transaction under the migration lock; no downgrade removes it."""
-    conn = backend.connection  # autocommit: the file's statements in one transaction of their own
+    """What must hold at every release, outside the release ladder: the service's own state
+    (sql/service_state.sql: the login throttle), then the roles, grants, row-level security and
+    SECURITY DEFINER settings (sql/privileges.sql, role names from HIERARCHY_ROLE_PREFIX,
+    service.roles). Idempotent, applied after the steps of every migration, at every release,
+    in one transaction under the migration lock, so a table or function a migration added or
+    redefined is covered at once; no downgrade removes it."""
+    from service import roles
+
+    conn = backend.connection  # autocommit: the files' statements in one transaction of their own
+    name = SERVICE_STATE_SQL.name
     try:
         with conn.transaction():
             conn.execute(SERVICE_STATE_SQL.read_text())  # no parameters: psycopg sends it as one
+            name = roles.PRIVILEGES_SQL.name
+            conn.execute(roles.from_env().privileges_sql())
     except psycopg.Error as exc:
         raise MigrationFailed(
-            f"applying {SERVICE_STATE_SQL.name} failed: {_one_line(exc)}; the release's migrations are "
+            f"applying {name} failed: {_one_line(exc)}; the release's migrations are "
             "applied: fix the cause and run `hierarchy migrate` again"
         ) from None
 

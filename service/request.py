@@ -17,6 +17,11 @@ answers the same; a list and its count are one statement (sql/queries), and noth
 runs needs the actor settings, which then end with the token lookup. Other database errors
 become DRF-style 4xx bodies (service.db_errors).
 
+Row-level security (sql/privileges.sql) keys on the request user the token lookup signs in:
+for a write's transaction, or for a read's session, signed out when the request ends
+(service.front); behind a transaction pooler (``HIERARCHY_PREPARED_STATEMENTS=off``) a read runs
+in a transaction too (``front.in_transaction``).
+
 Round trips to the database per request (``bench.api.round_trips``): the orphan audit was 6
 (pool check, BEGIN, token lookup, org check, list, COMMIT), now 2 (token lookup with the org
 check, list: the pool's check is a local poll, service.db); the customers page was 5, now 2.
@@ -34,7 +39,6 @@ from psycopg.rows import tuple_row
 
 from service import front
 from service.db import Database, as_http, retried
-from service.front import READS
 from service.queries import Db, bind
 
 T = TypeVar("T")
@@ -61,7 +65,7 @@ async def run(
     ``org_id``: the org of the path, which the token lookup checks the user may see (404).
     """
     found = front.session(request)
-    write = request.method not in READS
+    write = front.in_transaction(request.method, found.database)
 
     async def attempt() -> T:
         try:

@@ -4,7 +4,14 @@ Environment variables (all optional):
 
 ``DATABASE_URL``
     libpq connection string or ``postgresql://`` URL of the server to use. Unset: an embedded
-    PostgreSQL cluster is initialised and started under ``HIERARCHY_DATA_DIR``.
+    PostgreSQL cluster is initialised and started under ``HIERARCHY_OWNER_URL``
+    Connection string of the role that owns the schema (``<prefix>_owner``, or a superuser):
+    the migrations and the operator's commands use it; ``hierarchy run`` serves the API with
+    ``DATABASE_URL`` (the runtime role ``<prefix>_app``). Unset: ``DATABASE_URL`` for both.
+``HIERARCHY_ROLE_PREFIX``
+    Prefix of the database roles (``<prefix>_owner``, ``_app``, ``_reader``, ``_cron``; default
+    ``hierarchy``): one per database when several share a cluster (service.roles).
+``HIERARCHY_DATA_DIR``.
 ``HIERARCHY_DATA_DIR``
     Directory of the embedded cluster (data, log, socket, generated password). Default ``.data``
     in the current working directory (the repository root under ``make run``).
@@ -80,6 +87,7 @@ class Settings:
     admin_password: str | None
     db_name: str
     prepared_statements: bool = True
+    owner_url: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,4 +104,5 @@ class Settings:
             admin_password=env.get("HIERARCHY_ADMIN_PASSWORD") or None,
             db_name=db_name,
             prepared_statements=prepared_statements(env),
+            owner_url=env.get("HIERARCHY_OWNER_URL", "").strip() or None,
         )

@@ -91,7 +91,8 @@ COMMENT ON COLUMN config.org_memberships.modified IS 'Last change of role or pri
 --
 
 CREATE FUNCTION config.add_membership(p_user uuid, p_org uuid, p_role text, p_primary boolean DEFAULT false) RETURNS config.org_memberships
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     who  record;
@@ -149,7 +150,8 @@ COMMENT ON FUNCTION config.api_time(p_at timestamp with time zone) IS 'A time as
 --
 
 CREATE FUNCTION config.assign_new_project() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     NEW.orphaned_at := NULL;
@@ -180,8 +182,9 @@ COMMENT ON FUNCTION config.assign_new_project() IS 'Rule 5: BEFORE INSERT trigge
 --
 
 CREATE FUNCTION config.audit_changes() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     hidden  text[] := coalesce(TG_ARGV::text[], '{}');
@@ -241,7 +244,8 @@ COMMENT ON FUNCTION config.audit_changes() IS 'AFTER statement trigger: writes o
 --
 
 CREATE FUNCTION config.audit_memberships() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -279,7 +283,8 @@ COMMENT ON FUNCTION config.audit_memberships() IS 'Release 6.4: AFTER statement 
 --
 
 CREATE FUNCTION config.audit_tunable() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     IF NEW.value IS DISTINCT FROM OLD.value THEN
@@ -303,7 +308,8 @@ COMMENT ON FUNCTION config.audit_tunable() IS 'AFTER UPDATE trigger on tunables:
 --
 
 CREATE FUNCTION config.check_user_memberships() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     who       uuid;
@@ -360,7 +366,8 @@ COMMENT ON FUNCTION config.check_user_memberships() IS 'Release 6.4: deferred ch
 --
 
 CREATE FUNCTION config.count_customers() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     crossed boolean;  -- whether this statement's rows passed a multiple of 256 ids
@@ -471,7 +478,8 @@ COMMENT ON FUNCTION config.create_customers(p_origin text, p_keys uuid[], p_name
 --
 
 CREATE FUNCTION config.create_own_customers() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     wanted integer;
@@ -624,7 +632,8 @@ COMMENT ON FUNCTION config.customer_visible(p_customer uuid, p_created_by uuid, 
 --
 
 CREATE FUNCTION config.customers_guard_name() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     only_project record;
@@ -660,7 +669,8 @@ COMMENT ON FUNCTION config.customers_guard_name() IS 'BEFORE trigger on customer
 --
 
 CREATE FUNCTION config.customers_lock_projects() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     IF current_setting('hierarchy.internal_delete', true) IS DISTINCT FROM 'on' THEN
@@ -708,7 +718,8 @@ COMMENT ON FUNCTION config.default_customer(p_org_id uuid) IS 'Rule 2: the uuid 
 --
 
 CREATE FUNCTION config.defer_customer_check() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     SET CONSTRAINTS config.projects_customer_id_fkey DEFERRED;
@@ -1180,8 +1191,9 @@ COMMENT ON FUNCTION config.mode_tunable() IS 'The name of the mode tunable: true
 --
 
 CREATE FUNCTION config.on_mode_changed() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(config.job_lock_key());
@@ -1279,8 +1291,9 @@ COMMENT ON FUNCTION config.per_project_mode() IS 'Whether the mode tunable asks 
 --
 
 CREATE FUNCTION config.projects_settle() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     touched uuid[];
@@ -1588,8 +1601,9 @@ COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: wh
 --
 
 CREATE FUNCTION config.reconcile_customers(dry_run boolean DEFAULT false, force boolean DEFAULT false, source text DEFAULT 'sql'::text, wait boolean DEFAULT false, batch_size integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     started timestamptz := clock_timestamp();
@@ -1896,7 +1910,8 @@ COMMENT ON FUNCTION config.refuse_blocked(p_what text, p_code text, p_blockers j
 --
 
 CREATE FUNCTION config.refuse_customer_change() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     RAISE EXCEPTION 'project % belongs to customer % for good: from release 6.4 a project''s customer cannot be changed',
@@ -1917,7 +1932,8 @@ COMMENT ON FUNCTION config.refuse_customer_change() IS 'Release 6.4: BEFORE UPDA
 --
 
 CREATE FUNCTION config.refuse_deleting_held_customer() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     held bigint;
@@ -2005,7 +2021,8 @@ COMMENT ON FUNCTION config.refuse_unknown_role(p_role text) IS 'Release 6.4: ref
 --
 
 CREATE FUNCTION config.remove_membership(p_user uuid, p_org uuid) RETURNS config.org_memberships
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     who  record;
@@ -2177,7 +2194,8 @@ COMMENT ON FUNCTION config.schema_release() IS 'The Config API release this sche
 --
 
 CREATE FUNCTION config.set_membership_role(p_user uuid, p_org uuid, p_role text) RETURNS config.org_memberships
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     who     record;
@@ -2210,7 +2228,8 @@ COMMENT ON FUNCTION config.set_membership_role(p_user uuid, p_org uuid, p_role t
 --
 
 CREATE FUNCTION config.set_primary_org(p_user uuid, p_org uuid) RETURNS config.org_memberships
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     who     record;
@@ -2337,8 +2356,9 @@ COMMENT ON FUNCTION config.settle_unsettled() IS 'Settles the queued customers (
 --
 
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 BEGIN
     IF per_project IS NULL THEN
@@ -2517,7 +2537,8 @@ COMMENT ON FUNCTION config.switch_mode_plan(p_per_project boolean) IS 'Rule 9 dr
 --
 
 CREATE FUNCTION config.touch_modified() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     NEW.modified := now();
@@ -2536,7 +2557,8 @@ COMMENT ON FUNCTION config.touch_modified() IS 'BEFORE UPDATE trigger: sets modi
 --
 
 CREATE FUNCTION config.track_orphans() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 BEGIN
     IF NEW.customer_id IS NULL AND OLD.customer_id IS NOT NULL THEN
@@ -2576,7 +2598,8 @@ COMMENT ON FUNCTION config.tunable(p_name text) IS 'The value of one tunable, as
 --
 
 CREATE FUNCTION config.tunables_validate() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 DECLARE
     json_type text := CASE NEW.value_type WHEN 'integer' THEN 'number' ELSE NEW.value_type END;
@@ -2644,6 +2667,70 @@ $_$;
 COMMENT ON FUNCTION config.upgrade_blockers(release text) IS 'Pre-upgrade check: what blocks an upgrade to the given release (from 6.4: every orphaned project), with the reason and the remedy; no rows means the upgrade may go ahead. SELECT * FROM config.upgrade_blockers(''6.4'');';
 
 --
+-- Name: cron_job_state(double precision); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.cron_job_state(p_seconds double precision) RETURNS TABLE(present boolean, scheduled boolean, ran boolean)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    BEGIN
+        IF to_regnamespace('cron') IS NULL OR NOT has_schema_privilege('cron', 'USAGE')
+           OR to_regclass('cron.job') IS NULL THEN
+            RETURN QUERY SELECT false, false, false;
+            RETURN;
+        END IF;
+        RETURN QUERY EXECUTE
+            'SELECT true,
+                    EXISTS (SELECT 1 FROM cron.job WHERE jobname = ''reconcile-customers''),
+                    EXISTS (SELECT 1 FROM cron.job_run_details d
+                            WHERE d.jobid = (SELECT j.jobid FROM cron.job j WHERE j.jobname = ''reconcile-customers'')
+                              AND d.status = ''succeeded''
+                              AND d.end_time > now() - make_interval(secs => $1))'
+            USING p_seconds;
+    END
+    $_$;
+
+--
+-- Name: FUNCTION cron_job_state(p_seconds double precision); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.cron_job_state(p_seconds double precision) IS 'Whether pg_cron is here, schedules reconcile-customers, and ran it successfully within p_seconds (sql/queries/jobs.sql): owned by the cron role, which pg_cron''s policies let see its own job.';
+
+--
+-- Name: customer_has_visible_project(uuid); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.customer_has_visible_project(p_customer uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = p_customer)
+$$;
+
+--
+-- Name: FUNCTION customer_has_visible_project(p_customer uuid); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.customer_has_visible_project(p_customer uuid) IS 'Whether customer p_customer holds a project the caller sees (row-level security on projects applies): the audit log policy''s rows about customers.';
+
+--
+-- Name: orphan_count(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.orphan_count() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT count(*) FROM config.projects WHERE customer_id IS NULL
+$$;
+
+--
+-- Name: FUNCTION orphan_count(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.orphan_count() IS 'Projects without a customer in every org: the one cross-org number the public /health and /metrics publish (sql/queries/health.sql).';
+
+--
 -- Name: recent_attempts(timestamp with time zone[], integer); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
@@ -2660,6 +2747,262 @@ $$;
 --
 
 COMMENT ON FUNCTION service_state.recent_attempts(attempts timestamp with time zone[], window_seconds integer) IS 'The attempts still inside the window of window_seconds, oldest first.';
+
+--
+-- Name: request_orgs(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.request_orgs() RETURNS uuid[]
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_orgs', true)::uuid[]
+                ELSE ARRAY[]::uuid[] END
+$$;
+
+--
+-- Name: FUNCTION request_orgs(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.request_orgs() IS 'The orgs of the request''s user as the token lookup found them (memberships at 6.4, users.org_id before); none without a signed request user.';
+
+--
+-- Name: request_sees_all(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.request_sees_all() RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT service_state.request_verified() AND current_setting('hierarchy.user_sees_all', true)::boolean
+$$;
+
+--
+-- Name: FUNCTION request_sees_all(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.request_sees_all() IS 'Whether the request''s user has a role with permission all_orgs (a super admin): the policies then let it see every row.';
+
+--
+-- Name: request_user(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.request_user() RETURNS uuid
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT CASE WHEN service_state.request_verified() THEN current_setting('hierarchy.user_id', true)::uuid END
+$$;
+
+--
+-- Name: FUNCTION request_user(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.request_user() IS 'The request''s user when its settings are signed (service_state.request_verified), else NULL: what the row-level policies key on.';
+
+--
+-- Name: request_verified(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.request_verified() RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    u text := coalesce(current_setting('hierarchy.user_id', true), '');
+BEGIN
+    RETURN u <> ''
+       AND coalesce(current_setting('hierarchy.user_key', true), '')
+           = service_state.user_key(u, coalesce(current_setting('hierarchy.user_orgs', true), ''),
+                                    coalesce(current_setting('hierarchy.user_sees_all', true), ''));
+END
+$$;
+
+--
+-- Name: FUNCTION request_verified(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.request_verified() IS 'Whether the request user settings carry the signature the token lookup made (hierarchy.user_key): a SET of any of them by the session itself fails this.';
+
+--
+-- Name: sign_in(uuid, text, uuid[], boolean, boolean); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    u text := coalesce(p_user::text, '');
+    o text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_orgs, ARRAY[]::uuid[])::text END;
+    a text := CASE WHEN p_user IS NULL THEN '' ELSE coalesce(p_all, false)::text END;
+BEGIN
+    PERFORM set_config('hierarchy.actor', coalesce(p_actor, ''), p_local),
+            set_config('hierarchy.user_id', u, p_local),
+            set_config('hierarchy.user_orgs', o, p_local),
+            set_config('hierarchy.user_sees_all', a, p_local),
+            set_config('hierarchy.user_key', CASE WHEN p_user IS NULL THEN '' ELSE service_state.user_key(u, o, a) END,
+                       p_local);
+END
+$$;
+
+--
+-- Name: FUNCTION sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean) IS 'Sets who acts (hierarchy.actor, hierarchy.user_id), the orgs it sees (hierarchy.user_orgs, hierarchy.user_sees_all) and signs them (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
+
+--
+-- Name: user_for_login(text); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.user_for_login(p_email text) RETURNS TABLE(uuid uuid, email text, password_hash text, is_active boolean, role text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+BEGIN
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        RETURN QUERY
+        SELECT u.uuid, u.email, u.password_hash, u.is_active, m.role
+        FROM config.users u
+        LEFT JOIN config.org_memberships m ON m.user_id = u.uuid AND m.is_primary
+        WHERE lower(u.email) = lower(p_email);
+    ELSE
+        RETURN QUERY EXECUTE
+            'SELECT u.uuid, u.email, u.password_hash, u.is_active, u.role FROM config.users u
+             WHERE lower(u.email) = lower($1)' USING p_email;
+    END IF;
+END
+$_$;
+
+--
+-- Name: FUNCTION user_for_login(p_email text); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.user_for_login(p_email text) IS 'The login lookup (sql/queries/auth.sql user_for_login): the user of an email with its password hash and its primary role, before anyone is signed in.';
+
+--
+-- Name: user_for_token(text, uuid, boolean); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.user_for_token(p_token text, p_org uuid, p_local boolean) RETURNS TABLE(uuid uuid, email text, orgs uuid[], write_orgs uuid[], role text, state text, permissions text[], org_visible boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+    r record;
+    p_hash bytea := sha256(convert_to(p_token, 'UTF8'));
+BEGIN
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        SELECT u.uuid, u.email, m.orgs, coalesce(m.write_orgs, '{}') AS write_orgs, m.role,
+               CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
+                    WHEN t.expires <= now() THEN 'expired'
+                    WHEN NOT u.is_active THEN 'inactive'
+                    ELSE 'ok' END AS state,
+               ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = ANY (m.roles)) AS permissions
+        INTO r
+        FROM config.tokens t
+        JOIN config.users u ON u.uuid = t.user_id
+        CROSS JOIN LATERAL (
+            SELECT array_agg(x.org_id ORDER BY x.is_primary DESC, x.created, x.org_id) AS orgs,
+                   array_agg(x.org_id) FILTER (WHERE x.role = ANY (ARRAY(SELECT w.role FROM config.role_permissions w
+                                                                         WHERE w.permission = 'projects.write')))
+                       AS write_orgs,
+                   coalesce(min(x.role) FILTER (WHERE x.org_id = p_org),
+                            min(x.role) FILTER (WHERE x.is_primary)) AS role,
+                   coalesce(array_agg(x.role) FILTER (WHERE x.org_id = p_org), array_agg(x.role)) AS roles
+            FROM config.org_memberships x
+            WHERE x.user_id = u.uuid
+        ) m
+        WHERE t.token_hash = p_hash;
+    ELSE
+        EXECUTE $q$
+            SELECT u.uuid, u.email, ARRAY[u.org_id] AS orgs,
+                   CASE WHEN 'projects.write' = ANY (p.permissions) THEN ARRAY[u.org_id] ELSE '{}' END AS write_orgs,
+                   u.role,
+                   CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
+                        WHEN t.expires <= now() THEN 'expired'
+                        WHEN NOT u.is_active THEN 'inactive'
+                        ELSE 'ok' END AS state,
+                   p.permissions
+            FROM config.tokens t
+            JOIN config.users u ON u.uuid = t.user_id
+            CROSS JOIN LATERAL (SELECT ARRAY(SELECT rp.permission FROM config.role_permissions rp
+                                             WHERE rp.role = u.role) AS permissions) p
+            WHERE t.token_hash = $1
+        $q$ INTO r USING p_hash;
+    END IF;
+    IF r.uuid IS NULL THEN
+        PERFORM service_state.sign_in(NULL, NULL, NULL, NULL, p_local);
+        RETURN;
+    END IF;
+    PERFORM service_state.sign_in(CASE WHEN r.state = 'ok' THEN r.uuid END,
+                                  CASE WHEN r.state = 'ok' THEN r.email END,
+                                  r.orgs, 'all_orgs' = ANY (r.permissions), p_local);
+    uuid := r.uuid; email := r.email; orgs := r.orgs; write_orgs := r.write_orgs; role := r.role;
+    state := r.state; permissions := r.permissions;
+    org_visible := p_org IS NULL
+                   OR EXISTS (SELECT 1 FROM config.orgs o
+                              WHERE o.uuid = p_org AND ('all_orgs' = ANY (r.permissions) OR o.uuid = ANY (r.orgs)));
+    RETURN NEXT;
+END
+$_$;
+
+--
+-- Name: FUNCTION user_for_token(p_token text, p_org uuid, p_local boolean); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.user_for_token(p_token text, p_org uuid, p_local boolean) IS 'The token lookup (sql/queries/auth.sql user_for_token): the user of bearer token p_token, why it is refused (state), its orgs, role and permissions, whether it may see org p_org; for a valid token it signs the session in (service_state.sign_in: for the transaction when p_local, else for the session, which the service signs out when the request ends). Memberships at 6.4, users.org_id/role before.';
+
+--
+-- Name: user_in_orgs(uuid, uuid[]); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.user_in_orgs(p_user uuid, p_orgs uuid[]) RETURNS boolean
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    found boolean;
+BEGIN
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        SELECT EXISTS (SELECT 1 FROM config.org_memberships m WHERE m.user_id = p_user AND m.org_id = ANY (p_orgs))
+        INTO found;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM config.users u WHERE u.uuid = $1 AND u.org_id = ANY ($2))'
+            INTO found USING p_user, p_orgs;
+    END IF;
+    RETURN found;
+END
+$_$;
+
+--
+-- Name: FUNCTION user_in_orgs(p_user uuid, p_orgs uuid[]); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.user_in_orgs(p_user uuid, p_orgs uuid[]) IS 'Whether user p_user belongs to one of p_orgs (memberships at 6.4, users.org_id before): the audit log''s policy for rows about users.';
+
+--
+-- Name: user_key(text, text, text); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.user_key(p_user text, p_orgs text, p_all text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    k text;
+BEGIN
+    SELECT s.key INTO k FROM service_state.secret s;
+    RETURN encode(sha256(convert_to(k || ':' || p_user || ':' || p_orgs || ':' || p_all || ':'
+                                    || pg_backend_pid()::text, 'UTF8')), 'hex');
+END
+$$;
+
+--
+-- Name: FUNCTION user_key(p_user text, p_orgs text, p_all text); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.user_key(p_user text, p_orgs text, p_all text) IS 'The signature of a request user (its uuid, orgs and whether it sees every org) for this session (backend pid): what hierarchy.user_key must hold for the policies to trust the other settings. Owner only.';
 
 --
 -- Name: without_attempt(timestamp with time zone[], timestamp with time zone); Type: FUNCTION; Schema: service_state; Owner: -
@@ -3586,6 +3929,34 @@ COMMENT ON COLUMN service_state.login_failures.attempts IS 'When the recent atte
 COMMENT ON COLUMN service_state.login_failures.expires IS 'When the newest attempt leaves the window: from then on the row throttles nothing and may be pruned.';
 
 --
+-- Name: secret; Type: TABLE; Schema: service_state; Owner: -
+--
+
+CREATE TABLE service_state.secret (
+    only_row boolean DEFAULT true NOT NULL,
+    key text NOT NULL,
+    CONSTRAINT secret_only_row_check CHECK (only_row)
+);
+
+--
+-- Name: TABLE secret; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON TABLE service_state.secret IS 'The key that signs the request user of a session (hierarchy.user_key, sql/privileges.sql); readable by the owner only. Replacing it signs every session out.';
+
+--
+-- Name: COLUMN secret.only_row; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.secret.only_row IS 'Always true: one row.';
+
+--
+-- Name: COLUMN secret.key; Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON COLUMN service_state.secret.key IS 'Random, made once (gen_random_uuid twice: 244 random bits).';
+
+--
 -- Name: audit_log audit_log_pkey; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -3759,6 +4130,13 @@ ALTER TABLE ONLY config.users
 
 ALTER TABLE ONLY service_state.login_failures
     ADD CONSTRAINT login_failures_pkey PRIMARY KEY (scope, key);
+
+--
+-- Name: secret secret_pkey; Type: CONSTRAINT; Schema: service_state; Owner: -
+--
+
+ALTER TABLE ONLY service_state.secret
+    ADD CONSTRAINT secret_pkey PRIMARY KEY (only_row);
 
 --
 -- Name: audit_log_at_idx; Type: INDEX; Schema: config; Owner: -
@@ -4539,6 +4917,130 @@ ALTER TABLE ONLY config.role_permissions
 
 ALTER TABLE ONLY config.tokens
     ADD CONSTRAINT tokens_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
+
+--
+-- Name: audit_log; Type: ROW SECURITY; Schema: config; Owner: -
+--
+
+ALTER TABLE config.audit_log ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: audit_log audit_of_request_orgs; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY audit_of_request_orgs ON config.audit_log FOR SELECT TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR ((( SELECT service_state.request_user() AS request_user) IS NOT NULL) AND ((object_type = 'tunables'::text) OR ((object_type = 'orgs'::text) AND (object_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))) OR ((object_type = ANY (ARRAY['projects'::text, 'users'::text, 'org_memberships'::text])) AND ((COALESCE((after ->> 'org_id'::text), (before ->> 'org_id'::text)) = ANY ((( SELECT service_state.request_orgs() AS request_orgs))::text[])) OR ((object_type = 'projects'::text) AND (EXISTS ( SELECT 1
+   FROM config.projects p
+  WHERE (p.uuid = audit_log.object_id)))) OR ((object_type = 'users'::text) AND service_state.user_in_orgs(object_id, ( SELECT service_state.request_orgs() AS request_orgs))))) OR ((object_type = 'customers'::text) AND ((COALESCE((after ->> 'created_by'::text), (before ->> 'created_by'::text)) = (( SELECT service_state.request_user() AS request_user))::text) OR service_state.customer_has_visible_project(object_id)))))));
+
+--
+-- Name: POLICY audit_of_request_orgs ON audit_log; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY audit_of_request_orgs ON config.audit_log IS 'The runtime role reads the audit rows of objects the request user may see (by object, as sql/queries/audit.sql says: tunables, its orgs, the projects, users and memberships of its orgs, the customers it created or whose projects it sees; all for a super admin). Nobody but the owner writes it directly: the audit triggers run as the owner.';
+
+--
+-- Name: audit_log audit_reports; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY audit_reports ON config.audit_log FOR SELECT TO hierarchy_reader USING (true);
+
+--
+-- Name: POLICY audit_reports ON audit_log; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY audit_reports ON config.audit_log IS 'Reports read the whole audit log.';
+
+--
+-- Name: customers; Type: ROW SECURITY; Schema: config; Owner: -
+--
+
+ALTER TABLE config.customers ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: customers customers_of_request_orgs; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY customers_of_request_orgs ON config.customers TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (created_by = ( SELECT service_state.request_user() AS request_user)) OR (EXISTS ( SELECT 1
+   FROM config.projects p
+  WHERE ((p.customer_id = customers.uuid) AND (p.org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))))))) WITH CHECK ((( SELECT service_state.request_user() AS request_user) IS NOT NULL));
+
+--
+-- Name: POLICY customers_of_request_orgs ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY customers_of_request_orgs ON config.customers IS 'The runtime role sees the customers the request user created or that hold a project of its orgs (every one for a super admin), as the named queries'' "customer visible"; it may write only with a signed request user (the statements check the rest).';
+
+--
+-- Name: customers customers_reports; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY customers_reports ON config.customers FOR SELECT TO hierarchy_reader USING (true);
+
+--
+-- Name: POLICY customers_reports ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY customers_reports ON config.customers IS 'Reports read every customer.';
+
+--
+-- Name: org_memberships memberships_of_request_orgs; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY memberships_of_request_orgs ON config.org_memberships TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (user_id = ( SELECT service_state.request_user() AS request_user)) OR (org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[])))) WITH CHECK ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))));
+
+--
+-- Name: POLICY memberships_of_request_orgs ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY memberships_of_request_orgs ON config.org_memberships IS 'The runtime role sees the request user''s own memberships and those of its orgs (all for a super admin).';
+
+--
+-- Name: org_memberships memberships_reports; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY memberships_reports ON config.org_memberships FOR SELECT TO hierarchy_reader USING (true);
+
+--
+-- Name: POLICY memberships_reports ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY memberships_reports ON config.org_memberships IS 'Reports read every membership.';
+
+--
+-- Name: org_memberships; Type: ROW SECURITY; Schema: config; Owner: -
+--
+
+ALTER TABLE config.org_memberships ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: projects; Type: ROW SECURITY; Schema: config; Owner: -
+--
+
+ALTER TABLE config.projects ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: projects projects_of_request_orgs; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY projects_of_request_orgs ON config.projects TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[])))) WITH CHECK ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))));
+
+--
+-- Name: POLICY projects_of_request_orgs ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY projects_of_request_orgs ON config.projects IS 'The runtime role sees and changes the projects of the request user''s orgs (all of them for a super admin), nothing without a signed request user.';
+
+--
+-- Name: projects projects_reports; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY projects_reports ON config.projects FOR SELECT TO hierarchy_reader USING (true);
+
+--
+-- Name: POLICY projects_reports ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY projects_reports ON config.projects IS 'Reports read every project.';
 
 --
 -- PostgreSQL database dump complete

@@ -21,6 +21,7 @@ at release 6.4 (customers required, associations final).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -33,7 +34,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from service import migrations
+from service import migrations, roles
 from service.embedded import EmbeddedCluster, PostgresNotInstalled, find_bindir
 from tests.containers.engine import engine_answers, ensure_image, postgres_container
 
@@ -164,10 +165,36 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"PostgreSQL for tests: {_chosen.description}; {cron}")
 
 
+APP_PASSWORD = "app-role-password"  # the runtime role's, on the tests' server
+
+
+def runtime_url(url: str) -> str:
+    """``url`` (a superuser's, on the tests' server) as the service's runtime role: what the
+    service under test connects as (sql/privileges.sql; its password is set by _template)."""
+    return roles.as_role(url, roles.from_env().app, APP_PASSWORD)
+
+
+def runtime_login(url: str) -> str:
+    """The runtime role of the server at ``url`` (a superuser's) made able to log in with the
+    tests' password, created first when the migrations have not yet (a ``hierarchy run`` about
+    to migrate and serve); its URL on the same database."""
+    app = roles.from_env().app
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (app,)).fetchone() is None:
+            with contextlib.suppress(psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                create = "CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT"
+                conn.execute(sql.SQL(create).format(sql.Identifier(app)))
+        conn.execute(
+            sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(app), sql.Literal(APP_PASSWORD))
+        )
+    return runtime_url(url)
+
+
 def _template(pg_server: PgServer, name: str, release: str):
     pg_server.drop_database(name)
     url = pg_server.create_database(name)
     migrations.migrate(url, release)
+    runtime_login(url)  # roles are the cluster's: the runtime role may log in
     return url
 
 

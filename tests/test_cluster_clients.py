@@ -27,6 +27,7 @@ from service.conninfo import for_primary
 from service.errors import ServiceUnavailable
 from service.settings import Settings, SettingsError
 from tests.cli.conftest import run_cli
+from tests.conftest import runtime_url
 
 PASSWORD = "correct horse battery"
 DEAD_PORT = 1  # nothing listens there: libpq is refused at once and tries the next host
@@ -99,7 +100,7 @@ def _stored(url: str, name: str) -> int:
 
 
 def test_the_service_pool_takes_a_multi_host_url(db_url):
-    with TestClient(create_app(multi_host(db_url, "uri"), run_scheduler=False)) as client:
+    with TestClient(create_app(multi_host(runtime_url(db_url), "uri"), run_scheduler=False)) as client:
         headers = _login(client, db_url)
         r = client.post(_projects_path(db_url), json={"name": "via-two-hosts"}, headers=headers)
         assert r.status_code == 201, r.text
@@ -117,7 +118,7 @@ async def _make_pooled_connections_read_only(database: db.Database) -> int:
 
 
 def test_a_read_only_connection_is_503_with_retry_after_then_replaced(db_url):
-    app = create_app(db_url, run_scheduler=False)
+    app = create_app(runtime_url(db_url), run_scheduler=False)
     with TestClient(app, raise_server_exceptions=False) as client:
         headers = _login(client, db_url)
         path = _projects_path(db_url)

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from psycopg.rows import dict_row
 
-from service import migrations, releases
+from service import migrations, releases, roles
 from service.cli.errors import CliError
 from service.cli.output import Output
 from service.queries import SyncDb, query
@@ -46,9 +46,21 @@ class Context:
     _cluster: Any = field(default=None, repr=False)
 
     def url(self) -> str:
-        """The database URL to work on: DATABASE_URL, or the embedded cluster (started if needed)."""
+        """The database URL the commands work on, as the schema's owner: HIERARCHY_OWNER_URL,
+        else DATABASE_URL, else the embedded cluster's superuser (the cluster started if needed)."""
+        if self.settings.owner_url or self.settings.database_url:
+            return self.settings.owner_url or self.settings.database_url
+        return self._embedded().url
+
+    def runtime_url(self) -> str:
+        """The URL the API serves with: DATABASE_URL, else the embedded cluster's runtime role
+        (sql/privileges.sql; its password generated once into the data directory). Call after
+        migrating: the privileges file creates the role."""
         if self.settings.database_url:
             return self.settings.database_url
+        return self._embedded().role_url(roles.from_env(dict(self.environ)).app)
+
+    def _embedded(self):
         if self._cluster is None:
             from service.embedded import EmbeddedCluster
 
@@ -57,7 +69,7 @@ class Context:
             self._cluster = cluster
             if cluster.started_here:
                 log.info("started the embedded PostgreSQL in %s", self.settings.data_dir)
-        return self._cluster.url
+        return self._cluster
 
     def need_release(self, minimum: str) -> tuple[str, releases.Release]:
         """The database's URL and release, or a CliError saying how to get to release ``minimum``."""

@@ -26,7 +26,7 @@ SQL = {
     name: query(f"auth.{name}")
     for name in ("update_password_hash", "create_token", "revoke_token", "prune_tokens")
 }
-USER_FOR_LOGIN = by_form("auth.user_for_login")
+USER_FOR_LOGIN = query("auth.user_for_login")
 USER_ORGS = by_form("auth.user_orgs")  # primary first: hdxcli works in orgs[0]
 
 
@@ -107,7 +107,7 @@ async def login(
         attempt = await auth.attempt_login(conn, email, address)
         if attempt.retry_after is not None:
             return attempt, None
-        return attempt, await Db(conn).one(USER_FOR_LOGIN[database(request).memberships], email=email)
+        return attempt, await Db(conn).one(USER_FOR_LOGIN, email=email)
 
     attempt, row = await transaction(database(request), find, read_only=True)
 
@@ -142,6 +142,9 @@ async def login(
         await db.execute(
             SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"], ttl=TOKEN_TTL_SECONDS
         )
+        # sign the transaction in with the new token: the user's own rows (its memberships)
+        # are visible from here on (row-level security, sql/privileges.sql)
+        await auth.lookup(conn, token, local=True)
         if rehash:
             await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
         await db.execute(SQL["prune_tokens"])

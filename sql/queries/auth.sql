@@ -1,17 +1,11 @@
 -- Logins and bearer tokens. Only the SHA-256 of a token is stored.
 
 -- name: user_for_login
--- Release 6.4 (memberships): `role` is the role in the primary org.
-SELECT u.uuid, u.email, u.password_hash, u.is_active, m.role
-FROM config.users u
-LEFT JOIN config.org_memberships m ON m.user_id = u.uuid AND m.is_primary
-WHERE lower(u.email) = lower(%(email)s::text);
-
--- name: user_for_login_one_org
--- Before 6.4's memberships: one org and one role per user, in config.users.
-SELECT u.uuid, u.email, u.password_hash, u.is_active, u.role
-FROM config.users u
-WHERE lower(u.email) = lower(%(email)s::text);
+-- The user of an email, its password hash and its primary org's role, before anyone is signed
+-- in: service_state.user_for_login (sql/privileges.sql, SECURITY DEFINER: row-level security
+-- hides memberships from the runtime role until the request has a user), in either form.
+SELECT l.uuid, l.email, l.password_hash, l.is_active, l.role
+FROM service_state.user_for_login(%(email)s::text) l;
 
 -- name: update_password_hash
 -- argon2 parameters changed since the hash was made: store a fresh hash.
@@ -37,11 +31,16 @@ INSERT INTO config.tokens (token_hash, user_id, expires)
 VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => %(ttl)s::integer));
 
 -- name: user_for_token
+-- The token lookup: service_state.user_for_token (sql/privileges.sql), SECURITY DEFINER, which
+-- reads the tokens, users and memberships before the user is known (row-level security hides
+-- them from the runtime role until then) and takes the bearer token itself, not its hash (the
+-- runtime role can read hashes; only a token signs a session in). For a valid token it sets
+-- who acts (hierarchy.actor, hierarchy.user_id, read by the audit triggers and
+-- customers.created_by) and signs it (hierarchy.user_key, what the policies trust): for the
+-- transaction when %(local)s (a write), else for the session (a read in autocommit; the next
+-- request's lookup replaces it, and any other use of the pooled connection runs sign_out first:
+-- service.db.Database.connection).
 -- `state` says why a token is refused (revoked, expired, inactive) so the 401 can say it.
--- For a valid token it also sets who acts (as set_actor does), saving a round trip on
--- every request: the audit triggers and customers.created_by read these settings. (A read
--- runs in autocommit, service/request.py: the settings then end with this statement, which is
--- what a read wants: nothing it runs writes an audit row.)
 -- It decides, once per request, everything the other statements are scoped by:
 -- `orgs`, the user's orgs (primary first); `write_orgs`, those whose role may change projects
 -- (projects.write); `role` and `permissions`: under /orgs/{org}/ (%(org_id)s given) those of
@@ -49,61 +48,17 @@ VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => 
 -- all its roles (a write touching a project is scoped by `write_orgs` in its statement).
 -- `org_visible`: whether the user may see org %(org_id)s as orgs.get decides (true when
 -- NULL), so a request under /orgs/{org}/ needs no separate org check: 401, 403 and 404 are
--- answered from this one row. Release 6.4 (memberships); user_for_token_one_org before.
-SELECT a.uuid, a.email, a.orgs, a.write_orgs, a.role, a.state, a.permissions,
-       set_config('hierarchy.actor', CASE WHEN a.state = 'ok' THEN a.email ELSE '' END, true) AS actor,
-       set_config('hierarchy.user_id', CASE WHEN a.state = 'ok' THEN a.uuid::text ELSE '' END, true) AS user_id,
-       (%(org_id)s::uuid IS NULL
-        OR EXISTS (SELECT 1 FROM config.orgs o
-                   WHERE o.uuid = %(org_id)s::uuid
-                     AND ('all_orgs' = ANY (a.permissions) OR o.uuid = ANY (a.orgs)))) AS org_visible
-FROM (
-    SELECT u.uuid, u.email, m.orgs, coalesce(m.write_orgs, '{}') AS write_orgs, m.role,
-           CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
-                WHEN t.expires <= now() THEN 'expired'
-                WHEN NOT u.is_active THEN 'inactive'
-                ELSE 'ok' END AS state,
-           -- (a permission of several roles repeats: a set to the service, and no sort per request)
-           ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = ANY (m.roles)) AS permissions
-    FROM config.tokens t
-    JOIN config.users u ON u.uuid = t.user_id
-    CROSS JOIN LATERAL (
-        SELECT array_agg(x.org_id ORDER BY x.is_primary DESC, x.created, x.org_id) AS orgs,
-               -- the roles that may change projects: read once per statement (an init plan)
-               array_agg(x.org_id) FILTER (WHERE x.role = ANY (ARRAY(SELECT w.role FROM config.role_permissions w
-                                                                     WHERE w.permission = 'projects.write')))
-                   AS write_orgs,
-               coalesce(min(x.role) FILTER (WHERE x.org_id = %(org_id)s::uuid),
-                        min(x.role) FILTER (WHERE x.is_primary)) AS role,
-               coalesce(array_agg(x.role) FILTER (WHERE x.org_id = %(org_id)s::uuid), array_agg(x.role)) AS roles
-        FROM config.org_memberships x
-        WHERE x.user_id = u.uuid
-    ) m
-    WHERE t.token_hash = %(token_hash)s::bytea
-) a;
+-- answered from this one row. Release 6.4's memberships or users.org_id/role before: the
+-- function reads whichever exists.
+SELECT t.uuid, t.email, t.orgs, t.write_orgs, t.role, t.state, t.permissions, t.org_visible
+FROM service_state.user_for_token(%(token)s::text, %(org_id)s::uuid, %(local)s::boolean) t;
 
--- name: user_for_token_one_org
--- user_for_token before 6.4's memberships: the user's one org and role are in config.users.
-SELECT a.uuid, a.email, a.orgs,
-       CASE WHEN 'projects.write' = ANY (a.permissions) THEN a.orgs ELSE '{}' END AS write_orgs,
-       a.role, a.state, a.permissions,
-       set_config('hierarchy.actor', CASE WHEN a.state = 'ok' THEN a.email ELSE '' END, true) AS actor,
-       set_config('hierarchy.user_id', CASE WHEN a.state = 'ok' THEN a.uuid::text ELSE '' END, true) AS user_id,
-       (%(org_id)s::uuid IS NULL
-        OR EXISTS (SELECT 1 FROM config.orgs o
-                   WHERE o.uuid = %(org_id)s::uuid
-                     AND ('all_orgs' = ANY (a.permissions) OR o.uuid = ANY (a.orgs)))) AS org_visible
-FROM (
-    SELECT u.uuid, u.email, ARRAY[u.org_id] AS orgs, u.role,
-           CASE WHEN t.revoked IS NOT NULL THEN 'revoked'
-                WHEN t.expires <= now() THEN 'expired'
-                WHEN NOT u.is_active THEN 'inactive'
-                ELSE 'ok' END AS state,
-           ARRAY(SELECT rp.permission FROM config.role_permissions rp WHERE rp.role = u.role) AS permissions
-    FROM config.tokens t
-    JOIN config.users u ON u.uuid = t.user_id
-    WHERE t.token_hash = %(token_hash)s::bytea
-) a;
+-- name: sign_out
+-- A pooled connection a read's user_for_token signed in for the session, before a use that is
+-- not a token lookup (login, health, the scheduler): it sees nothing of that user's.
+SELECT set_config('hierarchy.user_key', '', false), set_config('hierarchy.user_id', '', false),
+       set_config('hierarchy.user_orgs', '', false), set_config('hierarchy.user_sees_all', '', false),
+       set_config('hierarchy.actor', '', false);
 
 -- name: revoke_token
 UPDATE config.tokens SET revoked = now() WHERE token_hash = %(token_hash)s::bytea AND revoked IS NULL;

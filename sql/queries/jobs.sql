@@ -22,21 +22,16 @@ SELECT config.switch_customer_mode(per_project => %(per_project)s::boolean,
                                    dry_run => %(dry_run)s::boolean) AS result;
 
 -- name: cron_table_exists
--- pg_cron's table, if the extension is installed in this database.
-SELECT to_regclass('cron.job') IS NOT NULL AS present;
+-- pg_cron, if the extension is installed in this database (and migrate could let the cron role
+-- answer: service_state.cron_job_state, sql/privileges.sql; pg_cron shows a role only its own
+-- jobs, and the job is the cron role's).
+SELECT s.present FROM service_state.cron_job_state(0) s;
 
 -- name: cron_scheduled
--- Only run when cron_table_exists said yes (the statement does not parse otherwise).
-SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'reconcile-customers') AS scheduled;
+SELECT s.scheduled FROM service_state.cron_job_state(0) s;
 
 -- name: cron_ran_recently
--- Whether a pg_cron run of reconcile-customers succeeded within the last `seconds` seconds
--- (only run when cron_table_exists said yes). A schedule whose runs fail, for example a job
--- that names another node's host or port after a failover, does not count.
-SELECT EXISTS (
-    SELECT 1
-    FROM cron.job_run_details d
-    WHERE d.jobid = (SELECT j.jobid FROM cron.job j WHERE j.jobname = 'reconcile-customers')
-      AND d.status = 'succeeded'
-      AND d.end_time > now() - make_interval(secs => %(seconds)s::float8)
-) AS ran;
+-- Whether a pg_cron run of reconcile-customers succeeded within the last `seconds` seconds.
+-- A schedule whose runs fail, for example a job that names another node's host or port after
+-- a failover, does not count.
+SELECT s.ran FROM service_state.cron_job_state(%(seconds)s::float8) s;

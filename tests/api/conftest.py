@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 
 from service import users
 from service.app import create_app
+from tests.conftest import runtime_url
 
 PASSWORD = "correct horse battery"
 
@@ -123,7 +124,7 @@ class Api:
 @pytest.fixture
 def api(db_url: str, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HIERARCHY_SCHEDULER", "off")
-    app = create_app(db_url, run_scheduler=False)
+    app = create_app(runtime_url(db_url), run_scheduler=False)  # the service runs as the runtime role
     with TestClient(app, raise_server_exceptions=False) as client:
         harness = Api(client=client, url=db_url)
 

@@ -42,7 +42,7 @@ from service.app import create_app
 from service.db import Database
 from service.errors import is_state_conflict
 from tests.api.conftest import Api
-from tests.conftest import TEMPLATE_DB
+from tests.conftest import TEMPLATE_DB, runtime_url
 
 pytestmark = pytest.mark.slow
 
@@ -330,7 +330,7 @@ def fuzz_app(pg_server, template_url):
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("HIERARCHY_SCHEDULER", "off")
-            APP.app, APP.url = create_app(url, run_scheduler=False), url
+            APP.app, APP.url = create_app(runtime_url(url), run_scheduler=False), url
             try:
                 with asgi.get_client(APP) as client:
                     FUZZ[:] = [Fuzz(Api(client=client, url=url))]  # type: ignore[arg-type]  # requests

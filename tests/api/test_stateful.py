@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 
 from service.app import create_app
 from tests.api.conftest import Api
-from tests.conftest import TEMPLATE_DB
+from tests.conftest import TEMPLATE_DB, runtime_url
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +54,8 @@ class HierarchyMachine(RuleBasedStateMachine):
         super().__init__()
         self.dbname = f"test_{uuid.uuid4().hex}"
         url = self.pg_server.create_database(self.dbname, template=TEMPLATE_DB)
-        self.client = TestClient(create_app(url, run_scheduler=False), raise_server_exceptions=False)
+        app = create_app(runtime_url(url), run_scheduler=False)  # the service as the runtime role
+        self.client = TestClient(app, raise_server_exceptions=False)
         self.client.__enter__()
         self.api = Api(client=self.client, url=url)
         self.api.headers()  # log the super admin in

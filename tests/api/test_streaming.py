@@ -19,6 +19,7 @@ from service.app import create_app
 from service.queries import query
 from service.routes import customers
 from tests.api.conftest import PASSWORD
+from tests.conftest import runtime_url
 
 # Three rows, then a division by zero: the database fails in the middle of the statement,
 # after the first rows were sent (it takes the list's parameters and ignores them).
@@ -39,7 +40,10 @@ def server(db_url, monkeypatch):
         org = conn.execute("SELECT uuid FROM config.orgs LIMIT 1").fetchone()[0]
         users.create_user(conn, "streamer@example.com", PASSWORD, org, "super_admin")
     config = uvicorn.Config(
-        create_app(db_url, run_scheduler=False), host="127.0.0.1", port=port, log_level="critical"
+        create_app(runtime_url(db_url), run_scheduler=False),
+        host="127.0.0.1",
+        port=port,
+        log_level="critical",
     )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

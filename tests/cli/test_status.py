@@ -69,7 +69,8 @@ def test_pg_cron_schedule_is_reported(cron_db_url, tmp_path):
     assert result.returncode == 0, result.stderr
     report = parsed(result)
     assert (report["scheduler"], report["pg_cron_scheduled"]) == ("pg_cron", True)
-    sql(cron_db_url, "SELECT cron.unschedule('reconcile-customers')")
+    # the job is the cron role's (sql/privileges.sql): unscheduled by id
+    sql(cron_db_url, "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'reconcile-customers'")
     assert parsed(run_cli(cron_db_url, "status", "--json", tmp_path=tmp_path))["scheduler"] == "service"
 
 

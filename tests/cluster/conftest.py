@@ -40,6 +40,7 @@ import pytest
 from psycopg import sql
 
 from service.embedded import PostgresNotInstalled, find_bindir, pg_cron_available
+from tests.conftest import runtime_login
 from tests.faults.conftest import (
     REPO,
     ServiceProcess,
@@ -384,7 +385,9 @@ class HierarchyRun(ServiceProcess):
     def start(self) -> HierarchyRun:
         env = {
             **os.environ,
-            "DATABASE_URL": self.url,
+            # migrates as the superuser (the owner's URL), serves as the runtime role
+            "HIERARCHY_OWNER_URL": self.url,
+            "DATABASE_URL": runtime_login(self.url),
             "HIERARCHY_ADMIN_EMAIL": ADMIN_EMAIL,
             "HIERARCHY_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "HIERARCHY_SCHEDULER": "on",

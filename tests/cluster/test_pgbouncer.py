@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from service import db
+from service import db, roles
 from tests.cluster.conftest import wait_until
 from tests.faults.conftest import _die_with_parent, free_port
 
@@ -39,7 +39,8 @@ def pgbouncer_url(db_url):
     server = conninfo_to_dict(db_url)
     base = Path(tempfile.mkdtemp(prefix="hierarchy-pgbouncer-"))
     port = free_port()
-    (base / "users.txt").write_text(f'"{server["user"]}" ""\n')
+    # the superuser (arranging) and the service's runtime role (sql/privileges.sql)
+    (base / "users.txt").write_text(f'"{server["user"]}" ""\n"{roles.from_env().app}" ""\n')
     (base / "pgbouncer.ini").write_text(
         "[databases]\n"
         f"* = host={server['host']} port={server['port']}\n"
@@ -114,11 +115,18 @@ def test_the_api_through_pgbouncer_audits_the_right_actor(pgbouncer_url, db_url,
     from tests.test_cluster_clients import _login, _projects_path
 
     monkeypatch.setenv("HIERARCHY_PREPARED_STATEMENTS", "off")
-    with TestClient(create_app(pgbouncer_url, run_scheduler=False)) as client:
+    # as the runtime role: row-level security applies, so every request (reads too) runs in one
+    # transaction, whose signed-in user cannot be separated from its statements by the pooler
+    runtime = roles.as_role(pgbouncer_url, roles.from_env().app, None)
+    with TestClient(create_app(runtime, run_scheduler=False)) as client:
         headers = _login(client, db_url)
         for i in range(10):  # more than the prepare threshold, over both server connections
             r = client.post(_projects_path(db_url), json={"name": f"pooled-{i}"}, headers=headers)
             assert r.status_code == 201, r.text
+        for _ in range(10):  # reads: the list sees the user's projects every time
+            r = client.get(_projects_path(db_url), headers=headers)
+            assert r.status_code == 200
+            assert len([p for p in r.json() if p["name"].startswith("pooled-")]) == 10
     with psycopg.connect(db_url, autocommit=True) as conn:
         actors = conn.execute(
             "SELECT DISTINCT actor FROM config.audit_log WHERE object_type = 'projects' AND action = 'insert'"

@@ -21,6 +21,7 @@ from argon2 import PasswordHasher
 
 from service import users
 from service.migrations import count_customers, migrate, plan
+from tests.conftest import runtime_login
 from tests.containers.engine import CRON_DB, SCRIPT, image_name
 from tests.faults.conftest import REPO, ServiceProcess, _die_with_parent
 from tests.rules.helpers import (
@@ -221,7 +222,8 @@ class HierarchyRun(ServiceProcess):
     def start(self, timeout: float = 90) -> HierarchyRun:
         env = {
             **os.environ,
-            "DATABASE_URL": self.url,
+            "HIERARCHY_OWNER_URL": self.url,  # migrates as the superuser, serves as the runtime role
+            "DATABASE_URL": runtime_login(self.url),
             "HIERARCHY_DATA_DIR": str(self.log_path.parent / "unused"),
         }
         with open(self.log_path, "wb") as log:

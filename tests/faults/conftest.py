@@ -42,6 +42,7 @@ from psycopg import sql
 
 from service import users
 from service.embedded import EmbeddedCluster, PostgresNotInstalled, find_bindir
+from tests.conftest import runtime_login
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -321,7 +322,8 @@ class ServiceProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> ServiceProcess:
-        env = {**os.environ, "HIERARCHY_DATABASE_URL": self.url, "HIERARCHY_SCHEDULER": "off"}
+        # the service runs as the runtime role (sql/privileges.sql); self.url stays the superuser's
+        env = {**os.environ, "HIERARCHY_DATABASE_URL": runtime_login(self.url), "HIERARCHY_SCHEDULER": "off"}
         env.pop("DATABASE_URL", None)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(

@@ -54,8 +54,9 @@ def serve(ctx: Context, args) -> int:
     }
     ctx.output.emit(info, lambda i: _print(ctx, i), indent=None)  # one line: the server's lifetime follows
     ctx.output.out.flush()
-    # The app reads its database from here (see service.app); same process, no reload.
-    os.environ["HIERARCHY_DATABASE_URL"] = url
+    # The app reads its database from here (see service.app); same process, no reload. It
+    # connects as the runtime role (ctx.runtime_url), never as the owner that migrated.
+    os.environ["HIERARCHY_DATABASE_URL"] = ctx.runtime_url()
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.run("service.app:create_app", factory=True, host=host, port=listen_port, log_level="info")
     return EXIT_OK
