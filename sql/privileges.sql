@@ -78,7 +78,11 @@ BEGIN
               WHERE p.pronamespace = 'config'::regnamespace
                 AND (p.proname IN ('reconcile_customers', 'switch_customer_mode',
                                    'add_membership', 'remove_membership', 'set_membership_role',
-                                   'set_primary_org')
+                                   'set_primary_org',
+                                   -- the promotion (6.4, migrations/0005): it reads and moves
+                                   -- every org's rows and its records, whoever calls it
+                                   'promote_customers', 'demote_orgs', 'promotion_blockers',
+                                   'demotion_blockers')
                      OR p.prorettype = 'trigger'::regtype) LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, config, pg_temp', fn);
     END LOOP;
@@ -116,6 +120,8 @@ BEGIN
         ('config.customers_unsettled', 'SELECT, INSERT, UPDATE, DELETE'),  -- kept by the rules' triggers
         ('config.customer_counts', 'SELECT, INSERT, UPDATE, DELETE'),
         ('config.org_memberships', 'SELECT, INSERT'),  -- changes: the definer functions
+        ('config.org_promotions', 'SELECT'),      -- the promotion in force; written by its definer functions
+        ('config.promoted_orgs', 'SELECT'),       -- the customer an org stands for (orgs list and detail)
         ('service_state.login_failures', 'SELECT, INSERT, UPDATE, DELETE')
     ) AS g (name, privileges) LOOP
         IF to_regclass(t.name) IS NOT NULL THEN
@@ -449,6 +455,18 @@ BEGIN
         DROP POLICY IF EXISTS memberships_reports ON config.org_memberships;
         CREATE POLICY memberships_reports ON config.org_memberships FOR SELECT TO {reader} USING (true);
         COMMENT ON POLICY memberships_reports ON config.org_memberships IS 'Reports read every membership.';
+    END IF;
+    IF to_regclass('config.promoted_orgs') IS NOT NULL THEN
+        ALTER TABLE config.promoted_orgs ENABLE ROW LEVEL SECURITY;
+        DROP POLICY IF EXISTS promoted_orgs_of_request_orgs ON config.promoted_orgs;
+        CREATE POLICY promoted_orgs_of_request_orgs ON config.promoted_orgs FOR SELECT TO {app}
+            USING ((SELECT service_state.request_sees_all())
+                   OR org_id = ANY ((SELECT service_state.request_orgs())::uuid[]));
+        COMMENT ON POLICY promoted_orgs_of_request_orgs ON config.promoted_orgs IS
+            'The runtime role sees which customer the request user''s orgs stand for (every org for a super admin).';
+        DROP POLICY IF EXISTS promoted_orgs_reports ON config.promoted_orgs;
+        CREATE POLICY promoted_orgs_reports ON config.promoted_orgs FOR SELECT TO {reader} USING (true);
+        COMMENT ON POLICY promoted_orgs_reports ON config.promoted_orgs IS 'Reports read every promoted org.';
     END IF;
 END
 $rls$;

@@ -819,8 +819,9 @@ COMMENT ON FUNCTION config.demote_now() IS 'Release 6.4: the reversal''s work, o
 --
 
 CREATE FUNCTION config.demote_orgs(dry_run boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     plan jsonb;
@@ -852,7 +853,8 @@ COMMENT ON FUNCTION config.demote_orgs(dry_run boolean) IS 'Release 6.4: reverse
 --
 
 CREATE FUNCTION config.demotion_blockers() RETURNS TABLE(kind text, subject text, reason text, remedy text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
     WITH mv AS MATERIALIZED (SELECT * FROM config.demotion_moves())
     SELECT 'no_org_to_return_to', o.name || '/' || mv.project_name,
@@ -1341,8 +1343,9 @@ COMMENT ON FUNCTION config.projects_settle() IS 'AFTER statement trigger on proj
 --
 
 CREATE FUNCTION config.promote_customers(dry_run boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET jit TO 'off'
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     since timestamptz;
@@ -1468,7 +1471,8 @@ COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the pr
 --
 
 CREATE FUNCTION config.promotion_blockers() RETURNS TABLE(kind text, subject text, reason text, remedy text)
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
     WITH m AS MATERIALIZED (SELECT * FROM config.promotion_map())
     SELECT 'orphan', o.name || '/' || p.name, 'project has no customer',
@@ -1960,7 +1964,8 @@ COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFO
 --
 
 CREATE FUNCTION config.refuse_project_outside_customer_org() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
     stands uuid;
@@ -5041,6 +5046,36 @@ CREATE POLICY projects_reports ON config.projects FOR SELECT TO hierarchy_reader
 --
 
 COMMENT ON POLICY projects_reports ON config.projects IS 'Reports read every project.';
+
+--
+-- Name: promoted_orgs; Type: ROW SECURITY; Schema: config; Owner: -
+--
+
+ALTER TABLE config.promoted_orgs ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: promoted_orgs promoted_orgs_of_request_orgs; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY promoted_orgs_of_request_orgs ON config.promoted_orgs FOR SELECT TO hierarchy_app USING ((( SELECT service_state.request_sees_all() AS request_sees_all) OR (org_id = ANY (( SELECT service_state.request_orgs() AS request_orgs)::uuid[]))));
+
+--
+-- Name: POLICY promoted_orgs_of_request_orgs ON promoted_orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY promoted_orgs_of_request_orgs ON config.promoted_orgs IS 'The runtime role sees which customer the request user''s orgs stand for (every org for a super admin).';
+
+--
+-- Name: promoted_orgs promoted_orgs_reports; Type: POLICY; Schema: config; Owner: -
+--
+
+CREATE POLICY promoted_orgs_reports ON config.promoted_orgs FOR SELECT TO hierarchy_reader USING (true);
+
+--
+-- Name: POLICY promoted_orgs_reports ON promoted_orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON POLICY promoted_orgs_reports ON config.promoted_orgs IS 'Reports read every promoted org.';
 
 --
 -- PostgreSQL database dump complete

@@ -362,3 +362,27 @@ def test_a_pooled_connection_a_read_signed_in_is_signed_out_for_any_other_use(db
     seen, counts, reused = asyncio.run(scenario())
     assert seen == 1 and reused
     assert counts == [0, 0]
+
+
+def test_promoted_orgs_show_the_runtime_role_only_the_request_users_orgs(db_url_64) -> None:
+    """After the promotion (migrations/0005) config.promoted_orgs says which customer each org
+    stands for: an unscoped SELECT as the runtime role shows the pairs of the user's orgs only."""
+    url = db_url_64
+    made = _arrange(url)
+    with _superuser(url) as conn:
+        conn.execute("SELECT config.promote_customers()")
+        org_of = {
+            name: str(
+                conn.execute(
+                    "SELECT org_id FROM config.projects WHERE uuid = %s", (made[name]["project"],)
+                ).fetchone()["org_id"]
+            )
+            for name in ("a", "b")
+        }
+        every = {str(r["org_id"]) for r in conn.execute("SELECT org_id FROM config.promoted_orgs")}
+    assert {org_of["a"], org_of["b"]} <= every  # both customers became orgs
+    with _as_runtime(url, made["a"]["token"]) as conn:
+        seen = {str(r["org_id"]) for r in conn.execute("SELECT org_id FROM config.promoted_orgs")}
+    assert org_of["a"] in seen and org_of["b"] not in seen, seen
+    with _as_runtime(url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM config.promoted_orgs").fetchone()["n"] == 0

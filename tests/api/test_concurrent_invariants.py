@@ -234,6 +234,7 @@ def test_promotion_and_reversal_race_writers(db_url, monkeypatch, seed):
 
     from service.app import create_app
     from tests.api.conftest import Api
+    from tests.conftest import runtime_url
     from tests.promotion_data import PASSWORD, build
 
     build(db_url, per_project=seed % 2 == 1)
@@ -242,7 +243,8 @@ def test_promotion_and_reversal_race_writers(db_url, monkeypatch, seed):
     failures: list[str] = []
     steps: list[str] = []
     stop = threading.Event()
-    with TestClient(create_app(db_url, run_scheduler=False), raise_server_exceptions=False) as client:
+    app = create_app(runtime_url(db_url), run_scheduler=False)  # the service runs as the runtime role
+    with TestClient(app, raise_server_exceptions=False) as client:
         api = Api(client=client, url=db_url)
         api._tokens["super_admin@main"] = api.login("admin@x", PASSWORD)
         threads = [

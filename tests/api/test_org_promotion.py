@@ -11,6 +11,7 @@ from litestar.testing import TestClient
 from service.app import create_app
 from service.errors import NOT_PROMOTED
 from tests.api.conftest import Api
+from tests.conftest import runtime_url
 from tests.promotion_data import PASSWORD, build
 
 CHECK, PROMOTE, DEMOTE = (
@@ -22,7 +23,8 @@ CHECK, PROMOTE, DEMOTE = (
 
 def serve(url, monkeypatch):
     monkeypatch.setenv("HIERARCHY_SCHEDULER", "off")
-    client = TestClient(create_app(url, run_scheduler=False), raise_server_exceptions=False)
+    # the service runs as the runtime role (sql/privileges.sql); the test's own SQL as the superuser
+    client = TestClient(create_app(runtime_url(url), run_scheduler=False), raise_server_exceptions=False)
     return client
 
 
