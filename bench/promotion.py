@@ -47,6 +47,7 @@ ORGS = 4
 RATIO_LIMIT = 1.5
 FLOOR = "bench_pfloor"
 TABLES = (
+    "org_promotions",
     "orgs",
     "projects",
     "org_memberships",
@@ -58,7 +59,7 @@ TABLES = (
 SETUP = (
     [f"DROP SCHEMA IF EXISTS {FLOOR} CASCADE", f"CREATE SCHEMA {FLOOR}"]
     + [f"CREATE TABLE {FLOOR}.{t} (LIKE config.{t} INCLUDING ALL)" for t in TABLES]
-    + [f"INSERT INTO {FLOOR}.{t} SELECT * FROM config.{t}" for t in TABLES[:3]]
+    + [f"INSERT INTO {FLOOR}.{t} SELECT * FROM config.{t}" for t in TABLES[1:4]]
     + [f"CREATE TABLE {FLOOR}.audit_log (LIKE config.audit_log INCLUDING ALL)"]
     + [f"VACUUM ANALYZE {FLOOR}.{t}" for t in (*TABLES, "audit_log")]
 )
@@ -67,6 +68,7 @@ AUDIT = f"INSERT INTO {FLOOR}.audit_log (action, object_type, object_id, changed
 
 # The promotion in plain SQL (config.promote_now's moves; promotion id 1, nothing locked or checked).
 PROMOTE = [
+    f"INSERT INTO {FLOOR}.org_promotions (per_project) VALUES (true)",
     f"""
 WITH m AS MATERIALIZED (
     SELECT c.uuid AS customer_id, c.origin <> 'default' AS creates,
@@ -143,6 +145,7 @@ WITH u AS (
 
 # The reversal in plain SQL (config.demote_now's moves), on the promoted copies.
 DEMOTE = [
+    f"UPDATE {FLOOR}.org_promotions SET demoted_at = now(), demoted_by = 'bench' WHERE id = 1",
     f"""
 WITH u AS (
     UPDATE {FLOOR}.projects p SET org_id = pp.from_org
@@ -189,6 +192,15 @@ d AS (DELETE FROM {FLOOR}.orgs o USING po WHERE po.created AND o.uuid = po.org_i
 {AUDIT} SELECT 'delete', 'orgs', d.uuid, NULL, to_jsonb(d), NULL FROM d
 """,
 ]
+
+# The copies' foreign keys, as config's (the copies referencing one another): the "floor with
+# foreign keys", which shows what the per-row RI checks cost apart from the rules' triggers.
+FOREIGN_KEYS = """
+SELECT c.conrelid::regclass::text, pg_get_constraintdef(c.oid)
+FROM pg_constraint c
+WHERE c.contype = 'f' AND c.conrelid = ANY (%s::regclass[])
+ORDER BY 1, c.conname
+"""
 
 AUDIT_COUNTS = "SELECT action || ' ' || object_type, count(*) FROM {} WHERE id > %s GROUP BY 1 ORDER BY 1"
 
@@ -248,11 +260,18 @@ def template(bc: BenchCluster, projects: int, per_project: bool) -> str:
     return key
 
 
-def floor(url: str) -> tuple[float, float, dict[str, int], dict[str, int]]:
-    """(promotion s, reversal s, audit rows of each) of the plain-SQL floor."""
+def floor(url: str, foreign_keys: bool = False) -> tuple[float, float, dict[str, int], dict[str, int]]:
+    """(promotion s, reversal s, audit rows of each) of the plain-SQL floor (``foreign_keys``:
+    with config's foreign keys on the copies)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for stmt in SETUP:
             conn.execute(stmt)
+        if foreign_keys:
+            fks = conn.execute(FOREIGN_KEYS, ([f"config.{t}" for t in TABLES],)).fetchall()
+            for table, definition in fks:
+                for t in TABLES:
+                    definition = definition.replace(f"REFERENCES config.{t}(", f"REFERENCES {FLOOR}.{t}(")
+                conn.execute(f"ALTER TABLE {FLOOR}.{table.split('.')[-1]} ADD {definition}")
         conn.execute("CHECKPOINT")
         with stopwatch() as tp:
             with conn.transaction():
@@ -310,15 +329,24 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
             f"reversal floor, {mode} mode", "s", note="plain SQL, trigger-less copies"
         )
         figs[f"dr_{mode}"] = Figure(f"demote / floor, {mode} mode", "x", note="within one run")
+        figs[f"pk_{mode}"] = Figure(
+            f"promotion floor with foreign keys, {mode} mode", "s", note="config's FKs"
+        )
+        figs[f"pkr_{mode}"] = Figure(f"promote / floor with foreign keys, {mode} mode", "x")
+        figs[f"dk_{mode}"] = Figure(
+            f"reversal floor with foreign keys, {mode} mode", "s", note="config's FKs"
+        )
+        figs[f"dkr_{mode}"] = Figure(f"demote / floor with foreign keys, {mode} mode", "x")
     tpls = {"per-project": template(bc, projects, True), "single": template(bc, projects, False)}
     for i in range(runs):
         for mode in ("per-project", "single") if i % 2 == 0 else ("single", "per-project"):
             name = "bench_promotion"
             url = bc.create(name, template=tpls[mode])
             fp, fd, fa, fb = floor(url)
+            kp, kd, ka, kb = floor(url, foreign_keys=True)
             rp, rd, ra, rb, counts = real(url)
             bc.drop(name)
-            if (fa, fb) != (ra, rb):
+            if not (fa, fb) == (ka, kb) == (ra, rb):
                 raise AssertionError(f"{mode}: floor and functions differ: audit {fa} {fb} vs {ra} {rb}")
             figs[f"p_{mode}"].add(rp)
             figs[f"pf_{mode}"].add(fp)
@@ -326,16 +354,25 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
             figs[f"d_{mode}"].add(rd)
             figs[f"df_{mode}"].add(fd)
             figs[f"dr_{mode}"].add(rd / fd)
+            figs[f"pk_{mode}"].add(kp)
+            figs[f"pkr_{mode}"].add(rp / kp)
+            figs[f"dk_{mode}"].add(kd)
+            figs[f"dkr_{mode}"].add(rd / kd)
             log(
                 f"promotion run {i + 1} {mode}: promote {rp:.2f}s floor {fp:.2f}s (x{rp / fp:.2f}) "
-                f"demote {rd:.2f}s floor {fd:.2f}s (x{rd / fd:.2f})"
+                f"demote {rd:.2f}s floor {fd:.2f}s (x{rd / fd:.2f}) | with FKs: promote floor {kp:.2f}s "
+                f"(x{rp / kp:.2f}) demote floor {kd:.2f}s (x{rd / kd:.2f})"
             )
             if i == 0:
                 notes.append(
                     f"- {mode} mode, the work of each run: promotion {dumps(counts)}; audit rows written, "
                     f"promotion {dumps(ra)}, reversal {dumps(rb)} (the floor's are the same)."
                 )
-    order = [figs[f"{k}_{m}"] for m in ("per-project", "single") for k in ("p", "pf", "pr", "d", "df", "dr")]
+    order = [
+        figs[f"{k}_{m}"]
+        for m in ("per-project", "single")
+        for k in ("p", "pf", "pr", "pk", "pkr", "d", "df", "dr", "dk", "dkr")
+    ]
     section = Section(
         f"6. Promotion of customers to orgs and its reversal ({projects:,} projects)",
         f"{projects:,} projects over {ORGS} orgs, a super admin, an operator and a read-only user per org "
