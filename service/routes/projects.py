@@ -228,29 +228,42 @@ async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) ->
     return await run(request, "projects.read", work, org_id=org_id)
 
 
-async def _update(
-    request: Request, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
+async def update_in(
+    db: Db, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
 ) -> dict[str, Any]:
+    """The guarded update of a project of org ``org_id`` (v1's path org, v2's project's org)."""
+
     def given(name: str) -> bool:
         return getattr(data, name) is not UNSET
 
+    settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
+    with database_refusals():  # from 6.4: a different customer is refused
+        row = await db.one(
+            SQL["update"],
+            org_id=org_id,
+            project_id=project_id,
+            set_name=given("name"),
+            name=data.name if given("name") else None,
+            set_description=given("description"),
+            description=data.description if given("description") else None,
+            set_settings=given("settings"),
+            settings=settings,
+            set_customer=given("customer"),
+            customer=data.customer if given("customer") else None,
+        )
+    return _written(row, data.customer, project_id)  # type: ignore[arg-type]
+
+
+async def delete_in(db: Db, org_id: UUID, project_id: UUID) -> None:
+    """Delete a project of org ``org_id`` (404 when there is none)."""
+    await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
+
+
+async def _update(
+    request: Request, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
+) -> dict[str, Any]:
     async def work(db: Db) -> dict[str, Any]:
-        settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
-        with database_refusals():  # from 6.4: a different customer is refused
-            row = await db.one(
-                SQL["update"],
-                org_id=org_id,
-                project_id=project_id,
-                set_name=given("name"),
-                name=data.name if given("name") else None,
-                set_description=given("description"),
-                description=data.description if given("description") else None,
-                set_settings=given("settings"),
-                settings=settings,
-                set_customer=given("customer"),
-                customer=data.customer if given("customer") else None,
-            )
-        return _written(row, data.customer, project_id)  # type: ignore[arg-type]
+        return await update_in(db, org_id, project_id, data)
 
     return await run(request, "projects.write", work, org_id=org_id)
 
@@ -288,7 +301,7 @@ async def patch_project(
 async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
+        await delete_in(db, org_id, project_id)
 
     await run(request, "projects.write", work, org_id=org_id)
 
