@@ -37,7 +37,10 @@ from service.queries import Db, query
 from service.request import run
 from service.routes.upgrade import current_release, database_refusals
 
-SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
+SQL = {
+    name: query(f"projects.{name}")
+    for name in ("list", "get", "create", "update", "delete", "org_stands_for_customer")
+}
 
 Name = Annotated[
     str,
@@ -118,6 +121,17 @@ POST_FIELDS_FINAL = {
         "uuid", "Customer", required=True, help_text="The customer the project belongs to, for good."
     ),
 }
+# From 6.4, in an org that stands for a customer while the customers are promoted to orgs: a
+# create without a customer gets the org's (config.refuse_project_outside_customer_org).
+POST_FIELDS_PROMOTED = {
+    **POST_FIELDS,
+    "customer": field(
+        "uuid",
+        "Customer",
+        help_text="Omit to get the customer this org stands for (the customers are promoted to orgs); "
+        "given, it must be that one. The project keeps it for good.",
+    ),
+}
 
 
 def _written(row: dict[str, Any], customer: Any, project_id: UUID | None = None) -> dict[str, Any]:
@@ -182,11 +196,14 @@ async def list_projects(
 )
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
-        final = (await current_release(db)).customers_final
+        fields = POST_FIELDS
+        if (await current_release(db)).customers_final:
+            promoted = await db.one(SQL["org_stands_for_customer"], org_id=org_id)
+            fields = POST_FIELDS_PROMOTED if promoted["stands"] else POST_FIELDS_FINAL  # type: ignore[index]
         return metadata(
             "Project List",
             "Projects of an org; each belongs to one customer.",
-            POST_FIELDS_FINAL if final else POST_FIELDS,
+            fields,
             "projects.write" in db.user.permissions,
         )  # type: ignore[union-attr]
 

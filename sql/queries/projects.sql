@@ -96,3 +96,9 @@ FROM config.projects p
 WHERE p.uuid = %(project_id)s::uuid
   AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[]));
 
+-- name: org_stands_for_customer
+-- Release 6.4 (migrations/0005): whether the org stands for a customer while the customers are
+-- promoted to orgs (the reversal empties config.promoted_orgs): a project created in it without
+-- a customer gets that one (config.refuse_project_outside_customer_org), so the projects'
+-- OPTIONS metadata says `customer` is not required there.
+SELECT EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = %(org_id)s::uuid) AS stands;

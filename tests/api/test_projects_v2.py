@@ -140,3 +140,42 @@ def test_a_project_by_its_uuid_takes_the_org_from_the_project(api):
         )["n"]
         == 1
     )
+
+
+def test_options_say_customer_optional_in_an_org_standing_for_one(db_url, monkeypatch):
+    """At 6.4 the projects' OPTIONS metadata says `customer` is required, except in an org that
+    stands for a customer while the customers are promoted (hdxcli reads it): there a create
+    without one gets the org's customer. Both halves are checked against a real create."""
+    from tests.api.conftest import Api
+
+    build(db_url, per_project=True)
+    with serve(db_url, monkeypatch) as client:
+        api = Api(client=client, url=db_url)
+
+        def required(org: str) -> bool:
+            r = api.request("OPTIONS", f"/config/v1/orgs/{org}/projects/")
+            assert r.status_code == 200, r.text
+            return r.json()["actions"]["POST"]["customer"]["required"]
+
+        acme = api.one("SELECT uuid::text FROM config.orgs WHERE name = 'acme'")["uuid"]
+        assert required(acme) is True
+        api.sql("SELECT config.promote_customers()")
+        bigco = api.one("SELECT uuid::text FROM config.orgs WHERE name = 'bigco'")["uuid"]
+        assert required(bigco) is False
+        assert required(acme) is True  # acme stands for no customer (per-project mode)
+
+        r = api.post(f"/config/v1/orgs/{bigco}/projects/", json={"name": "fresh"})
+        assert r.status_code == 201, r.text
+        assert (
+            r.json()["customer"]
+            == api.one("SELECT uuid::text FROM config.customers WHERE name = 'bigco'")["uuid"]
+        )
+        before = api.counts()
+        r = api.post(f"/config/v1/orgs/{acme}/projects/", json={"name": "fresh"})
+        assert r.status_code == 400 and "customer" in r.json(), r.text
+        assert api.counts() == before
+
+        api.sql("SELECT config.demote_orgs()")
+        assert required(acme) is True
+        r = api.request("OPTIONS", f"/config/v1/orgs/{bigco}/projects/")
+        assert r.status_code == 404  # the org the promotion created is gone
