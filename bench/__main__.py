@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from bench import api, backfill, idle_tick, triggers
+from bench import api, backfill, idle_tick, promotion, triggers
 from bench.common import BENCH_DIR, BenchCluster, Section, log, machine
 
-NAMES = ("backfill", "idle_tick", "triggers", "api")
+NAMES = ("backfill", "idle_tick", "triggers", "api", "promotion", "request_path")
 
 # (full, quick) sizes
 SIZES = {
@@ -21,6 +21,8 @@ SIZES = {
     "idle_tick": (1_000_000, 20_000),
     "triggers": (100_000, 10_000),
     "api": (100_000, 10_000),
+    "promotion": (100_000, 5_000),
+    "request_path": (100_000, 10_000),
 }
 API_SECONDS = (10, 2)
 BACKFILL_BUDGET = (1200, 120)  # seconds after which no further run starts (at least 5 always run)
@@ -72,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
         if "api" in only:
             s = api.run(bc, projects=sizes["api"], runs=args.runs, seconds=API_SECONDS[q])
             sections += [s, s.extra]  # type: ignore[attr-defined]
+        if "promotion" in only:
+            sections.append(promotion.run(bc, projects=sizes["promotion"], runs=args.runs))
+        if "request_path" in only:
+            sections.append(
+                promotion.request_path(
+                    bc, projects=sizes["request_path"], runs=args.runs, seconds=API_SECONDS[q]
+                )
+            )
     elapsed = time.monotonic() - started
     write(output, when, elapsed, settings, sections, args)
     log(f"wrote {output} ({elapsed / 60:.1f} min)")

@@ -83,6 +83,8 @@ PROMOTION_NEEDS_RELEASE = (
 )
 ALREADY_PROMOTED = "the customers are already promoted to orgs: nothing changed; reverse the promotion first."
 NOT_PROMOTED = "the customers are not promoted to orgs: nothing to reverse, nothing changed."
+# /config/v2/projects/{uuid}/: a PUT or PATCH naming an org that is not the project's own
+PROJECT_OTHER_ORG = "A project cannot move to another org: give its own org ({}) or leave org out."
 STATE_CONFLICTS = (
     PROJECT_NAME_TAKEN,
     CUSTOMER_NAME_TAKEN,
@@ -97,6 +99,7 @@ STATE_CONFLICTS = (
     PROMOTION_NEEDS_RELEASE,
     ALREADY_PROMOTED,
     NOT_PROMOTED,
+    PROJECT_OTHER_ORG,
 )
 _STATE_CONFLICT = re.compile(
     "|".join(".+".join(map(re.escape, template.split("{}"))) for template in STATE_CONFLICTS), re.DOTALL

@@ -37,7 +37,10 @@ from service.queries import Db, query
 from service.request import run
 from service.routes.upgrade import current_release, database_refusals
 
-SQL = {name: query(f"projects.{name}") for name in ("list", "get", "create", "update", "delete")}
+SQL = {
+    name: query(f"projects.{name}")
+    for name in ("list", "get", "create", "update", "delete", "org_stands_for_customer")
+}
 
 Name = Annotated[
     str,
@@ -118,6 +121,17 @@ POST_FIELDS_FINAL = {
         "uuid", "Customer", required=True, help_text="The customer the project belongs to, for good."
     ),
 }
+# From 6.4, in an org that stands for a customer while the customers are promoted to orgs: a
+# create without a customer gets the org's (config.refuse_project_outside_customer_org).
+POST_FIELDS_PROMOTED = {
+    **POST_FIELDS,
+    "customer": field(
+        "uuid",
+        "Customer",
+        help_text="Omit to get the customer this org stands for (the customers are promoted to orgs); "
+        "given, it must be that one. The project keeps it for good.",
+    ),
+}
 
 
 def _written(row: dict[str, Any], customer: Any, project_id: UUID | None = None) -> dict[str, Any]:
@@ -182,11 +196,14 @@ async def list_projects(
 )
 async def describe_projects(request: Request, org_id: OrgId) -> Metadata:
     async def work(db: Db) -> Metadata:
-        final = (await current_release(db)).customers_final
+        fields = POST_FIELDS
+        if (await current_release(db)).customers_final:
+            promoted = await db.one(SQL["org_stands_for_customer"], org_id=org_id)
+            fields = POST_FIELDS_PROMOTED if promoted["stands"] else POST_FIELDS_FINAL  # type: ignore[index]
         return metadata(
             "Project List",
             "Projects of an org; each belongs to one customer.",
-            POST_FIELDS_FINAL if final else POST_FIELDS,
+            fields,
             "projects.write" in db.user.permissions,
         )  # type: ignore[union-attr]
 
@@ -228,29 +245,42 @@ async def get_project(request: Request, org_id: OrgId, project_id: ProjectId) ->
     return await run(request, "projects.read", work, org_id=org_id)
 
 
-async def _update(
-    request: Request, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
+async def update_in(
+    db: Db, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
 ) -> dict[str, Any]:
+    """The guarded update of a project of org ``org_id`` (v1's path org, v2's project's org)."""
+
     def given(name: str) -> bool:
         return getattr(data, name) is not UNSET
 
+    settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
+    with database_refusals():  # from 6.4: a different customer is refused
+        row = await db.one(
+            SQL["update"],
+            org_id=org_id,
+            project_id=project_id,
+            set_name=given("name"),
+            name=data.name if given("name") else None,
+            set_description=given("description"),
+            description=data.description if given("description") else None,
+            set_settings=given("settings"),
+            settings=settings,
+            set_customer=given("customer"),
+            customer=data.customer if given("customer") else None,
+        )
+    return _written(row, data.customer, project_id)  # type: ignore[arg-type]
+
+
+async def delete_in(db: Db, org_id: UUID, project_id: UUID) -> None:
+    """Delete a project of org ``org_id`` (404 when there is none)."""
+    await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
+
+
+async def _update(
+    request: Request, org_id: UUID, project_id: UUID, data: ProjectUpdate | ProjectPatch
+) -> dict[str, Any]:
     async def work(db: Db) -> dict[str, Any]:
-        settings = msgspec.json.encode(data.settings).decode() if given("settings") else None
-        with database_refusals():  # from 6.4: a different customer is refused
-            row = await db.one(
-                SQL["update"],
-                org_id=org_id,
-                project_id=project_id,
-                set_name=given("name"),
-                name=data.name if given("name") else None,
-                set_description=given("description"),
-                description=data.description if given("description") else None,
-                set_settings=given("settings"),
-                settings=settings,
-                set_customer=given("customer"),
-                customer=data.customer if given("customer") else None,
-            )
-        return _written(row, data.customer, project_id)  # type: ignore[arg-type]
+        return await update_in(db, org_id, project_id, data)
 
     return await run(request, "projects.write", work, org_id=org_id)
 
@@ -288,7 +318,7 @@ async def patch_project(
 async def delete_project(request: Request, org_id: OrgId, project_id: ProjectId) -> None:
     # returns None (not Response[None]): the document shows the 204 without a body
     async def work(db: Db) -> None:
-        await _found(await db.one(SQL["delete"], org_id=org_id, project_id=project_id), project_id)
+        await delete_in(db, org_id, project_id)
 
     await run(request, "projects.write", work, org_id=org_id)
 

@@ -85,3 +85,20 @@ WHERE (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[]))
   AND (%(name)s::text IS NULL OR p.name = %(name)s::text)
 ORDER BY p.name, p.org_id, p.uuid
 LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint;
+
+-- name: get_v2
+-- /config/v2/projects/{uuid}/: a project of the user's orgs (all_orgs: any project); none
+-- (404) for another org's. A write then checks the role in the project's org (403) and runs
+-- the v1 statement scoped by that org.
+SELECT p.uuid, p.name, p.org_id AS org, p.description, p.settings, p.customer_id AS customer,
+       p.created, p.modified
+FROM config.projects p
+WHERE p.uuid = %(project_id)s::uuid
+  AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[]));
+
+-- name: org_stands_for_customer
+-- Release 6.4 (migrations/0005): whether the org stands for a customer while the customers are
+-- promoted to orgs (the reversal empties config.promoted_orgs): a project created in it without
+-- a customer gets that one (config.refuse_project_outside_customer_org), so the projects'
+-- OPTIONS metadata says `customer` is not required there.
+SELECT EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = %(org_id)s::uuid) AS stands;

@@ -172,6 +172,7 @@ def test_openapi_complete(api):
         "/config/v1/upgrade_blockers": {"get"},
         "/config/v1/org_promotion": {"get"},
         "/config/v2/projects": {"get", "post"},
+        "/config/v2/projects/{project_id}": {"get", "put", "patch", "delete"},
         "/config/v1/org_promotion/promote": {"post"},
         "/config/v1/org_promotion/demote": {"post"},
         "/config/v1/users/current": {"get"},
