@@ -386,3 +386,44 @@ def test_promoted_orgs_show_the_runtime_role_only_the_request_users_orgs(db_url_
     assert org_of["a"] in seen and org_of["b"] not in seen, seen
     with _as_runtime(url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM config.promoted_orgs").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize("per_project", [True, False], ids=["per-project", "single"])
+def test_each_user_sees_as_itself_exactly_what_it_saw_before_the_promotion(db_url, per_project) -> None:
+    """Each user of tests.promotion_data, signed in as itself on the runtime role (row-level
+    security alone decides: an unscoped SELECT), sees the same projects before the promotion,
+    while promoted and after the reversal: no privilege gained, nothing lost."""
+    from tests.promotion_data import USERS, build
+
+    build(db_url, per_project=per_project)
+    tokens = {}
+    with _superuser(db_url) as conn:
+        for email in USERS:
+            token = secrets.token_urlsafe(16)
+            conn.execute(
+                "INSERT INTO config.tokens (token_hash, user_id, expires)"
+                " SELECT %s, uuid, now() + interval '1 hour' FROM config.users WHERE email = %s",
+                (hashlib.sha256(token.encode()).digest(), email),
+            )
+            tokens[email] = token
+
+    def seen() -> dict[str, set[str]]:
+        sights = {}
+        for email, token in tokens.items():
+            with _as_runtime(db_url, token) as conn:
+                sights[email] = {r["name"] for r in conn.execute("SELECT name FROM config.projects")}
+        return sights
+
+    before = seen()
+    assert before["op@acme"] == {"web", "api", "db"} and before["op@globex"] == {"shop"}
+    assert before["admin@x"] >= {"hydro", "sample_project", "web", "api", "db", "shop"}
+    with _superuser(db_url) as conn:
+        conn.execute("SELECT config.promote_customers()")
+        moved = conn.execute(
+            "SELECT count(*) AS n FROM config.promotion_projects"
+        ).fetchone()["n"]
+    assert moved > 0  # the projects did change org
+    assert seen() == before, "a user sees other projects while promoted"
+    with _superuser(db_url) as conn:
+        conn.execute("SELECT config.demote_orgs()")
+    assert seen() == before, "a user sees other projects after the reversal"
