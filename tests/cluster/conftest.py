@@ -30,7 +30,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -40,10 +39,8 @@ import pytest
 from psycopg import sql
 
 from service.embedded import PostgresNotInstalled, find_bindir, pg_cron_available
-from tests.conftest import runtime_login
 from tests.faults.conftest import (
-    REPO,
-    ServiceProcess,
+    HierarchyRun,
     _alive,
     _children,
     _die_with_parent,
@@ -51,7 +48,7 @@ from tests.faults.conftest import (
     wait_until,
 )
 
-__all__ = ["PatroniCluster", "record", "wait_until"]
+__all__ = ["HierarchyRun", "PatroniCluster", "record", "wait_until"]
 
 DBNAME = "hierarchy"  # the application's database, and pg_cron's
 SCOPE = "hierarchy-test"
@@ -368,60 +365,3 @@ def patroni_cluster():
 
 
 # -- the service ----------------------------------------------------------------------------------
-ADMIN_EMAIL, ADMIN_PASSWORD = "cluster-admin@example.com", "correct horse battery"
-
-
-class HierarchyRun(ServiceProcess):
-    """``hierarchy run`` in a subprocess (migrate, ensure the admin, serve), fallback scheduler on.
-
-    Unlike the fault tests' plain uvicorn (ServiceProcess, whose log, liveness and stop it
-    shares), this is the production entry point, started without waiting so several start at once.
-    """
-
-    def __init__(self, url: str, log_path: Path, reconcile_interval: float = 2.0) -> None:
-        super().__init__(url, log_path)
-        self.reconcile_interval = reconcile_interval
-
-    def start(self) -> HierarchyRun:
-        env = {
-            **os.environ,
-            # migrates as the superuser (the owner's URL), serves as the runtime role
-            "HIERARCHY_OWNER_URL": self.url,
-            "DATABASE_URL": runtime_login(self.url),
-            "HIERARCHY_ADMIN_EMAIL": ADMIN_EMAIL,
-            "HIERARCHY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "HIERARCHY_SCHEDULER": "on",
-            "RECONCILE_INTERVAL": str(self.reconcile_interval),
-            "HIERARCHY_DATA_DIR": str(self.log_path.parent / "unused-embedded"),
-        }
-        env.pop("HIERARCHY_DATABASE_URL", None)
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                # release 6.1: the job (what the failover must keep running) and creates without a
-                # customer exist there; 6.4 has neither
-                [
-                    sys.executable,
-                    "-m",
-                    "service",
-                    "run",
-                    "--to",
-                    "6.1",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
-        return self
-
-    def token(self) -> str:
-        body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        r = httpx.post(self.base + "/config/v1/login", json=body, timeout=10)
-        assert r.status_code == 200, r.text
-        return r.json()["auth_token"]["access_token"]

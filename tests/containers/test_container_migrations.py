@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 
 import httpx
 import psycopg
@@ -21,9 +20,8 @@ from argon2 import PasswordHasher
 
 from service import users
 from service.migrations import count_customers, migrate, plan
-from tests.conftest import runtime_login
 from tests.containers.engine import CRON_DB, SCRIPT, image_name
-from tests.faults.conftest import REPO, ServiceProcess, _die_with_parent
+from tests.faults.conftest import HierarchyRun
 from tests.rules.helpers import (
     MIGRATIONS_64,
     MODE,
@@ -215,36 +213,11 @@ def test_pg_cron_runs_the_job_inside_the_container(container_session, container_
         assert scheduled(conn) == []
 
 
-class HierarchyRun(ServiceProcess):
-    """``hierarchy run`` (migrate to the newest release, ensure the admin, serve) with
-    ``DATABASE_URL`` at the container, as a team runs it."""
-
-    def start(self, timeout: float = 90) -> HierarchyRun:
-        env = {
-            **os.environ,
-            "HIERARCHY_OWNER_URL": self.url,  # migrates as the superuser, serves as the runtime role
-            "DATABASE_URL": runtime_login(self.url),
-            "HIERARCHY_DATA_DIR": str(self.log_path.parent / "unused"),
-        }
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service", "run", "--port", str(self.port)],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
-            )
-        self.wait_healthy(timeout)
-        return self
-
-
 def test_hierarchy_run_against_the_container_answers_the_orphan_audit(container_db, tmp_path):
     loaded = load_at_60(container_db, per_project=True, grace=0)
-    service = HierarchyRun(container_db, tmp_path / "service.log")
+    service = HierarchyRun(container_db, tmp_path / "service.log", to=None)  # the newest release
     try:
-        service.start()
+        service.start().wait_healthy(90)
         assert release(container_db) == "6.4", "hierarchy run upgraded 6.0 to the newest release"
         token = httpx.post(
             service.base + "/config/v1/login",

@@ -439,3 +439,57 @@ def hierarchy(
         timeout=timeout,
         **popen,
     )
+
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "service-admin@example.com", "correct horse battery"
+
+
+class HierarchyRun(ServiceProcess):
+    """``hierarchy run`` in a subprocess (migrate, ensure the admin, serve), fallback scheduler on:
+    the production entry point, as an operator starts it. It migrates as the superuser (the
+    owner's URL) and serves as the runtime role.
+
+    Unlike :class:`ServiceProcess` (plain uvicorn, whose log, liveness and stop it shares), it is
+    started without waiting, so several start at once (``wait_healthy`` then). ``to``: the release
+    it migrates to (None: the newest); the cluster tests serve 6.1, where the job has work and a
+    project is created without a customer.
+    """
+
+    def __init__(
+        self, url: str, log_path: Path, reconcile_interval: float = 2.0, to: str | None = "6.1"
+    ) -> None:
+        super().__init__(url, log_path)
+        self.reconcile_interval = reconcile_interval
+        self.to = to
+
+    def start(self) -> HierarchyRun:
+        env = {
+            **os.environ,
+            "HIERARCHY_OWNER_URL": self.url,
+            "DATABASE_URL": runtime_login(self.url),
+            "HIERARCHY_ADMIN_EMAIL": ADMIN_EMAIL,
+            "HIERARCHY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "HIERARCHY_SCHEDULER": "on",
+            "RECONCILE_INTERVAL": str(self.reconcile_interval),
+            "HIERARCHY_DATA_DIR": str(self.log_path.parent / "unused-embedded"),
+        }
+        env.pop("HIERARCHY_DATABASE_URL", None)
+        release = ["--to", self.to] if self.to else []
+        listen = ["--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service", "run", *release, *listen],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        return self
+
+    def token(self) -> str:
+        body = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        r = httpx.post(self.base + "/config/v1/login", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["auth_token"]["access_token"]
