@@ -101,20 +101,14 @@ class User:
         )
 
 
-async def lookup(
-    conn: Any, token: str, org_id: Any = None, *, memberships: bool = True, local: bool = True
-) -> dict[str, Any] | None:
+async def lookup(conn: Any, token: str, org_id: Any = None, *, local: bool = True) -> dict[str, Any] | None:
     """The token lookup: one statement, on the request's connection (service.front runs it in
-    front of routing). ``org_id``: the org of the path, whose visibility the row answers.
-    ``memberships``: the schema's form (release 6.4's memberships or the one before;
-    service.db.Database.memberships knows which; the lookup itself reads either). ``local``:
+    front of routing); it reads either schema form. ``org_id``: the org of the path, whose
+    visibility the row answers. ``local``:
     the request user it signs in (row-level security, sql/privileges.sql) holds for the
     transaction; else for the session (service.db.Database.connection signs it out for any
     use but the next lookup)."""
-    row = await Db(conn).one(USER_FOR_TOKEN, token=token, org_id=org_id, local=local)
-    if row is not None:
-        row["memberships"] = memberships
-    return row
+    return await Db(conn).one(USER_FOR_TOKEN, token=token, org_id=org_id, local=local)
 
 
 def check_token(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -126,10 +120,13 @@ def check_token(row: dict[str, Any] | None) -> dict[str, Any]:
     return row
 
 
-def authorise(row: dict[str, Any] | None, permission: str | None = None, org_id: Any = None) -> User:
+def authorise(
+    row: dict[str, Any] | None, permission: str | None = None, org_id: Any = None, *, memberships: bool = True
+) -> User:
     """The token's user (401), holding ``permission`` (403; None: any user), allowed to see
     ``org_id`` when given (404, as orgs.get would answer): the token lookup's row answers all
-    three, in that order."""
+    three, in that order. ``memberships``: the schema's form, for the statements that differ
+    by it (service.db.Database.memberships)."""
     row = check_token(row)
     if permission is not None and permission not in row["permissions"]:
         raise PermissionDeniedException(
@@ -144,15 +141,8 @@ def authorise(row: dict[str, Any] | None, permission: str | None = None, org_id:
         role=row["role"],
         permissions=frozenset(row["permissions"]),
         write_orgs=tuple(row["write_orgs"] or ()),
-        memberships=row["memberships"],
+        memberships=memberships,
     )
-
-
-async def authenticate(
-    conn: Any, token: str, permission: str | None = None, org_id: Any = None, *, memberships: bool = True
-) -> User:
-    """The token lookup and :func:`authorise` in one call (a retried transaction runs it again)."""
-    return authorise(await lookup(conn, token, org_id, memberships=memberships), permission, org_id)
 
 
 # -- failed-login throttle -----------------------------------------------------------------------

@@ -144,16 +144,14 @@ class Session:
         return True
 
     async def lookup(self, org_id: Any = None) -> dict[str, Any] | None:
-        """The token lookup for ``org_id``, in the form of the schema (service.db)."""
+        """The token lookup for ``org_id``."""
         # a write: the request user holds for its transaction; a read, for the session (until
         # the next lookup, or Database.connection signs it out), unless row-level security does
         # not apply to the service's role anyway
         local = self._open is not None or not self.database.row_security
         if not local:
             self.database.signed_in(self.conn)
-        self.row = await auth.lookup(
-            self.conn, self.token, org_id, memberships=self.database.memberships, local=local
-        )
+        self.row = await auth.lookup(self.conn, self.token, org_id, local=local)
         self.org_id = org_id
         return self.row
 
@@ -162,7 +160,7 @@ class Session:
         from the front's lookup when it answered for this org, else from a new lookup."""
         if self.row is None or org_id != self.org_id:
             await self.lookup(org_id)
-        return auth.authorise(self.row, permission, org_id)
+        return auth.authorise(self.row, permission, org_id, memberships=self.database.memberships)
 
 
 def session(request: Request) -> Session:
