@@ -3,9 +3,10 @@
 Four roles, named ``<prefix>_owner``, ``<prefix>_app``, ``<prefix>_reader``, ``<prefix>_cron``
 with the prefix ``HIERARCHY_ROLE_PREFIX`` (default ``hierarchy``): roles are cluster-wide, so
 a DBA with several of these databases in one cluster gives each its own prefix. The owner runs
-the migrations (``HIERARCHY_OWNER_URL`` / ``--owner-url``, or a superuser: the embedded
-cluster's), the service runs as the app role (``DATABASE_URL``; the embedded cluster: the app
-role with a password generated into ``<data dir>/app-password``).
+the migrations (``HIERARCHY_OWNER_URL``, an environment variable like ``DATABASE_URL``: the
+CLI has no flag for either; or a superuser: the embedded cluster's), the service runs as the
+app role (``DATABASE_URL``; the embedded cluster: the app role with a password generated into
+``<data dir>/app-password``).
 """
 
 from __future__ import annotations
