@@ -15,6 +15,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from service.migrations import migrate
+from service.queries import query
+from tests.concurrent_workload import deadlocks
 from tests.rules.helpers import add_projects, customers, org_id, scalar, set_mode
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
@@ -339,3 +342,67 @@ def test_4_at_release_6_4_the_next_statement_settles_a_queued_customer(db_url_64
         scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
         assert named_after(watcher, group, pa)
         assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
+
+
+@pytest.mark.parametrize("release", ["6.1", "6.4"])
+def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_does_not_deadlock(
+    db_url, release
+):
+    """Session B deletes the projects of a per-project customer one by one in one transaction;
+    meanwhile the API's create statement adds a project to that customer: its foreign-key check
+    holds the customer row (FOR KEY SHARE) and its settle step waits for B's lock on it. B's
+    next delete takes the project the customer was made for: the customer becomes manual, and
+    clearing created_for_project (a unique, so key, column) needs the row's FOR UPDATE lock,
+    which the joiner's share lock forbids. The old code waited for it there: a deadlock, the
+    API's transaction its victim (40P01). Now B leaves the change to the joiner, which settles
+    the customer after B commits, and nobody waits for the other."""
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        set_mode(setup, True)
+        org = org_id(setup)
+        (own,) = add_projects(setup, ["own"])
+        made_for_own = customer_of(setup, own)
+        x, y = (
+            r[0]
+            for r in setup.execute(
+                "INSERT INTO config.projects (org_id, name, customer_id) "
+                "SELECT %s, unnest(ARRAY['x', 'y']), %s RETURNING uuid",
+                (org, made_for_own),
+            )
+        )
+    if release == "6.4":
+        migrate(db_url, "6.4")
+    create = Session(
+        db_url,
+        query("projects.create"),
+        {
+            "org_id": org,
+            "name": "joiner",
+            "description": None,
+            "settings": None,
+            "customer": made_for_own,
+            "all_orgs": True,
+            "user_id": None,
+            "user_orgs": [],
+        },
+    )
+    with (
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url, autocommit=True) as b,
+    ):
+        before = deadlocks(db_url)
+        with b.transaction():
+            b.execute("DELETE FROM config.projects WHERE uuid = %s", (x,))  # B now holds the customer
+            assert start_blocked(watcher, create)  # the joiner waits for B in its settle step
+            b.execute("DELETE FROM config.projects WHERE uuid = %s", (own,))
+        (row,) = finish(create)
+        assert row["unknown_customer"] is False and row["customer"] == made_for_own
+        origin = watcher.execute(
+            "SELECT origin, created_for_project FROM config.customers WHERE uuid = %s", (made_for_own,)
+        ).fetchone()
+        assert origin == ("manual", None)  # its own project went: an administrator's now
+        names = "SELECT array_agg(name ORDER BY name) FROM config.projects WHERE customer_id = %s"
+        assert scalar(watcher, names, (made_for_own,)) == ["joiner", "y"]
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
+        assert empty_auto_created(watcher) == 0
+        time.sleep(1.1)  # backends report their statistics at most once a second
+        assert deadlocks(db_url) == before
