@@ -344,9 +344,9 @@ def test_4_at_release_6_4_the_next_statement_settles_a_queued_customer(db_url_64
         assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
 
 
-@pytest.mark.parametrize("release", ["6.1", "6.4"])
+@pytest.mark.parametrize(("release", "goes"), [("6.1", "delete"), ("6.1", "move"), ("6.4", "delete")])
 def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_does_not_deadlock(
-    db_url, release
+    db_url, release, goes
 ):
     """Session B deletes the projects of a per-project customer one by one in one transaction;
     meanwhile the API's create statement adds a project to that customer: its foreign-key check
@@ -354,11 +354,13 @@ def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_d
     next delete takes the project the customer was made for: the customer becomes manual, and
     clearing created_for_project (a unique, so key, column) needs the row's FOR UPDATE lock,
     which the joiner's share lock forbids. The old code waited for it there: a deadlock, the
-    API's transaction its victim (40P01). Now B leaves the change to the joiner, which settles
-    the customer after B commits, and nobody waits for the other."""
+    API's transaction its victim (40P01); at 6.1 moving that project out did the same. Now B
+    leaves the change to the joiner, which settles the customer after B commits, and nobody
+    waits for the other."""
     with psycopg.connect(db_url, autocommit=True) as setup:
         set_mode(setup, True)
         org = org_id(setup)
+        elsewhere = scalar(setup, "INSERT INTO config.customers (name) VALUES ('elsewhere') RETURNING uuid")
         (own,) = add_projects(setup, ["own"])
         made_for_own = customer_of(setup, own)
         x, y = (
@@ -393,7 +395,10 @@ def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_d
         with b.transaction():
             b.execute("DELETE FROM config.projects WHERE uuid = %s", (x,))  # B now holds the customer
             assert start_blocked(watcher, create)  # the joiner waits for B in its settle step
-            b.execute("DELETE FROM config.projects WHERE uuid = %s", (own,))
+            if goes == "delete":
+                b.execute("DELETE FROM config.projects WHERE uuid = %s", (own,))
+            else:  # release 6.1 only: moved to another customer
+                b.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (elsewhere, own))
         (row,) = finish(create)
         assert row["unknown_customer"] is False and row["customer"] == made_for_own
         origin = watcher.execute(
