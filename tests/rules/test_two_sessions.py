@@ -411,3 +411,37 @@ def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_d
         assert empty_auto_created(watcher) == 0
         time.sleep(1.1)  # backends report their statistics at most once a second
         assert deadlocks(db_url) == before
+
+
+def test_4_a_customer_left_to_a_joiner_that_rolls_back_is_made_manual_by_the_next_statement(db_url):
+    """The change issue 21's fix leaves to a joiner (a per-project customer whose own project
+    went becomes manual) is queued too: when the joiner rolls back, the next statement that
+    settles customers makes the customer manual (release 6.4, where no job runs)."""
+    insert = "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, %s, %s) RETURNING uuid"
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        set_mode(setup, True)
+        org = org_id(setup)
+        other = scalar(setup, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+        (own,) = add_projects(setup, ["own"])
+        made = customer_of(setup, own)
+        scalar(setup, insert, (org, "kept", made))
+    migrate(db_url, "6.4")
+    with (
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url, autocommit=True) as b,
+        psycopg.connect(db_url) as joiner,
+    ):
+        joiner_rolls_back(
+            watcher,
+            b,
+            joiner,
+            made,
+            join=(insert, (org, "joiner", made)),
+            then=("DELETE FROM config.projects WHERE uuid = %s", (own,)),
+        )
+        state = "SELECT origin, created_for_project IS NULL FROM config.customers WHERE uuid = %s"
+        assert watcher.execute(state, (made,)).fetchone() == ("project", False)  # left to the joiner
+        assert scalar(watcher, "SELECT array_agg(customer_id) FROM config.customers_unsettled") == [made]
+        scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
+        assert watcher.execute(state, (made,)).fetchone() == ("manual", True)
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
