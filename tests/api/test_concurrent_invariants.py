@@ -101,7 +101,8 @@ PROMOTION_REFUSALS = ("HR070", "HR071", "HR072", "HR073")
 # New projects join any customer of the org, per-project ones included (a joiner holds the
 # customer's row while it settles it: config.lock_customers). Renames and deletes touch only the
 # workload's projects: a customer whose projects from before the promotion were all deleted
-# leaves the new ones no org to return to (HR070), which the promoter does not resolve. The
+# leaves the new ones no org to return to (the reversal refused, HR071 no_org_to_return_to),
+# which the promoter does not resolve (it only renames name clashes away). The
 # deadlock of a joiner with the deletion of a per-project customer's own project (issue 21) is
 # replayed step by step in tests/rules/test_two_sessions.py.
 SAME_ORG_PROJECT = "SELECT org_id, customer_id FROM config.projects ORDER BY random() LIMIT 1"
