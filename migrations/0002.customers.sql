@@ -684,83 +684,90 @@ COMMENT ON FUNCTION config.rename_single_project_customers(uuid[]) IS 'Rule 4: n
 -- sees what the earlier one committed: rule 4 cannot be settled on a stale picture (write
 -- skew). FOR NO KEY UPDATE does not conflict with the FOR KEY SHARE of foreign-key checks,
 -- so projects keep joining a customer while it is locked (a rename, a key update, takes FOR
--- UPDATE only when that needs no wait: rename_single_project_customers). A customer that looks empty and
--- auto-created is locked FOR UPDATE instead when that needs no wait (a wait could deadlock
--- with a transaction adding a project to it: it holds FOR KEY SHARE and wants our lock);
--- only those may then be deleted. Returns them.
+-- UPDATE only when that needs no wait: rename_single_project_customers).
+-- An auto-created customer whose own project is no longer in it needs a key change: deleted
+-- when empty, or made manual (created_for_project, a unique and so a key column, cleared).
+-- Each such customer is locked FOR UPDATE instead, but only when that needs no wait: a
+-- transaction adding a project to it holds FOR KEY SHARE (its foreign-key check) and then
+-- waits for our lock in its own settle step, so waiting for FOR UPDATE, here or by upgrading
+-- our lock in the change itself, would deadlock with it. Returns the customers locked FOR
+-- UPDATE: only those may be deleted or made manual (settle_customers queues the others).
 CREATE FUNCTION config.lock_customers(p_customers uuid[]) RETURNS uuid[]
 LANGUAGE plpgsql AS $$
 DECLARE
-    c         record;
-    deletable uuid[] := '{}';
+    c    record;
+    held uuid[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM config.customers cu
                    WHERE cu.uuid = ANY (p_customers) AND cu.origin IN ('system', 'project')
-                     AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid)) THEN
+                     AND NOT EXISTS (SELECT 1 FROM config.projects p
+                                     WHERE p.uuid = cu.created_for_project AND p.customer_id = cu.uuid)) THEN
         PERFORM 1 FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid FOR NO KEY UPDATE;
-        RETURN deletable;
+        RETURN held;
     END IF;
     FOR c IN SELECT cu.uuid,
                     cu.origin IN ('system', 'project')
-                    AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid) AS empty
+                    AND NOT EXISTS (SELECT 1 FROM config.projects p
+                                    WHERE p.uuid = cu.created_for_project AND p.customer_id = cu.uuid) AS lost_own
              FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid LOOP
-        IF c.empty THEN
+        IF c.lost_own THEN
             PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
             IF NOT FOUND THEN
                 PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
                 PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
             END IF;
             IF FOUND THEN
-                deletable := deletable || c.uuid;
+                held := held || c.uuid;
             END IF;
         ELSE
             PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
         END IF;
     END LOOP;
-    RETURN deletable;
+    RETURN held;
 END
 $$;
-COMMENT ON FUNCTION config.lock_customers(uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+COMMENT ON FUNCTION config.lock_customers(uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE without waiting because they may need a key change (deleted, or made manual).';
 
 -- After projects move, are renamed or deleted: auto-created customers left empty go,
 -- an auto-created customer whose own project left it (but which an administrator gave
 -- other projects) becomes manual, and single-project customers follow their project's
 -- name. Every decision is taken after config.lock_customers, each statement with a fresh
--- snapshot. An empty auto-created customer that could not be locked for deletion without
--- waiting (a project is joining it right now) becomes manual like one that kept projects.
+-- snapshot. Both changes touch a key column, so they apply only to the customers
+-- lock_customers could lock FOR UPDATE without waiting; one it could not (a project is
+-- joining it right now) is queued (config.customers_unsettled): the joiner settles it after
+-- us, or the next statement that settles customers does if the joiner rolls back.
 -- The number renamed is added to the transaction's hierarchy.customers_renamed.
 CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    deletable uuid[];
-    renamed   integer;
+    held    uuid[];
+    renamed integer;
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
         RETURN config.settle_unsettled();
     END IF;
-    deletable := config.lock_customers(p_customers);
-    IF cardinality(deletable) > 0 THEN
+    held := config.lock_customers(p_customers);
+    IF cardinality(held) > 0 THEN
         PERFORM set_config('hierarchy.internal_delete', 'on', true);
         DELETE FROM config.customers c
-        WHERE c.uuid = ANY (deletable) AND c.origin IN ('system', 'project')
+        WHERE c.uuid = ANY (held) AND c.origin IN ('system', 'project')
           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
         PERFORM set_config('hierarchy.internal_delete', '', true);
-    END IF;
-    -- Only auto-created customers change origin or wait for deletion; a default or manual
-    -- one (the job's tick settles its org's default customer) skips both statements and the
-    -- customers' statement triggers an UPDATE of no row would still fire. The customers are
-    -- locked (lock_customers), so their origin cannot change under this test.
-    IF EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')) THEN
         UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
-        WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+        WHERE c.uuid = ANY (held) AND c.origin IN ('system', 'project')
           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
           AND EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
-        -- an empty auto-created one that could not be locked for deletion (a project is joining
-        -- it right now): the next job run deletes it if that transaction did not commit
+    END IF;
+    -- Only auto-created customers can be left to the queue; a default or manual one (the
+    -- job's tick settles its org's default customer) skips the statement. The customers are
+    -- locked (lock_customers), so their origin cannot change under this test.
+    IF EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')) THEN
+        -- one whose own project left that could not be locked for the change (a project is
+        -- joining it right now): settled after that transaction (settle_unsettled)
         INSERT INTO config.customers_unsettled (customer_id)
         SELECT c.uuid FROM config.customers c
         WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
         ON CONFLICT DO NOTHING;
     END IF;
     renamed := config.rename_single_project_customers(p_customers);
@@ -771,7 +778,7 @@ BEGIN
     RETURN renamed + config.settle_unsettled();
 END
 $$;
-COMMENT ON FUNCTION config.settle_customers(uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
+COMMENT ON FUNCTION config.settle_customers(uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, those whose own project left made manual (or queued while a project joins them), rule 4 names applied.';
 
 -- Settles the customers an earlier transaction had to leave (config.customers_unsettled)
 -- that nobody holds now. They are locked without waiting, so any statement may call this

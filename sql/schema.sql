@@ -1042,33 +1042,35 @@ CREATE FUNCTION config.lock_customers(p_customers uuid[]) RETURNS uuid[]
     SET jit TO 'off'
     AS $$
 DECLARE
-    c         record;
-    deletable uuid[] := '{}';
+    c    record;
+    held uuid[] := '{}';
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM config.customers cu
                    WHERE cu.uuid = ANY (p_customers) AND cu.origin IN ('system', 'project')
-                     AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid)) THEN
+                     AND NOT EXISTS (SELECT 1 FROM config.projects p
+                                     WHERE p.uuid = cu.created_for_project AND p.customer_id = cu.uuid)) THEN
         PERFORM 1 FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid FOR NO KEY UPDATE;
-        RETURN deletable;
+        RETURN held;
     END IF;
     FOR c IN SELECT cu.uuid,
                     cu.origin IN ('system', 'project')
-                    AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = cu.uuid) AS empty
+                    AND NOT EXISTS (SELECT 1 FROM config.projects p
+                                    WHERE p.uuid = cu.created_for_project AND p.customer_id = cu.uuid) AS lost_own
              FROM config.customers cu WHERE cu.uuid = ANY (p_customers) ORDER BY cu.uuid LOOP
-        IF c.empty THEN
+        IF c.lost_own THEN
             PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
             IF NOT FOUND THEN
                 PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
                 PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR UPDATE SKIP LOCKED;
             END IF;
             IF FOUND THEN
-                deletable := deletable || c.uuid;
+                held := held || c.uuid;
             END IF;
         ELSE
             PERFORM 1 FROM config.customers cu WHERE cu.uuid = c.uuid FOR NO KEY UPDATE;
         END IF;
     END LOOP;
-    RETURN deletable;
+    RETURN held;
 END
 $$;
 
@@ -1076,7 +1078,7 @@ $$;
 -- Name: FUNCTION lock_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE because they may be deleted.';
+COMMENT ON FUNCTION config.lock_customers(p_customers uuid[]) IS 'Locks customers in uuid order before the rules decide about them (no deadlock, no write skew); returns those locked FOR UPDATE without waiting because they may need a key change (deleted, or made manual).';
 
 --
 -- Name: lock_for_promotion(); Type: FUNCTION; Schema: config; Owner: -
@@ -2265,35 +2267,34 @@ CREATE FUNCTION config.settle_customers(p_customers uuid[]) RETURNS integer
     SET jit TO 'off'
     AS $$
 DECLARE
-    deletable uuid[];
-    renamed   integer;
+    held    uuid[];
+    renamed integer;
 BEGIN
     IF p_customers IS NULL OR cardinality(p_customers) = 0 THEN
         RETURN config.settle_unsettled();
     END IF;
-    deletable := config.lock_customers(p_customers);
-    IF cardinality(deletable) > 0 THEN
+    held := config.lock_customers(p_customers);
+    IF cardinality(held) > 0 THEN
         PERFORM set_config('hierarchy.internal_delete', 'on', true);
         DELETE FROM config.customers c
-        WHERE c.uuid = ANY (deletable) AND c.origin IN ('system', 'project')
+        WHERE c.uuid = ANY (held) AND c.origin IN ('system', 'project')
           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
         PERFORM set_config('hierarchy.internal_delete', '', true);
-    END IF;
-    -- Only auto-created customers change origin or wait for deletion; a default or manual
-    -- one (the job's tick settles its org's default customer) skips both statements and the
-    -- customers' statement triggers an UPDATE of no row would still fire. The customers are
-    -- locked (lock_customers), so their origin cannot change under this test.
-    IF EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')) THEN
         UPDATE config.customers c SET origin = 'manual', created_for_project = NULL
-        WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
+        WHERE c.uuid = ANY (held) AND c.origin IN ('system', 'project')
           AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
           AND EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid);
-        -- an empty auto-created one that could not be locked for deletion (a project is joining
-        -- it right now): the next job run deletes it if that transaction did not commit
+    END IF;
+    -- Only auto-created customers can be left to the queue; a default or manual one (the
+    -- job's tick settles its org's default customer) skips the statement. The customers are
+    -- locked (lock_customers), so their origin cannot change under this test.
+    IF EXISTS (SELECT 1 FROM config.customers c WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')) THEN
+        -- one whose own project left that could not be locked for the change (a project is
+        -- joining it right now): settled after that transaction (settle_unsettled)
         INSERT INTO config.customers_unsettled (customer_id)
         SELECT c.uuid FROM config.customers c
         WHERE c.uuid = ANY (p_customers) AND c.origin IN ('system', 'project')
-          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.customer_id = c.uuid)
+          AND NOT EXISTS (SELECT 1 FROM config.projects p WHERE p.uuid = c.created_for_project AND p.customer_id = c.uuid)
         ON CONFLICT DO NOTHING;
     END IF;
     renamed := config.rename_single_project_customers(p_customers);
@@ -2309,7 +2310,7 @@ $$;
 -- Name: FUNCTION settle_customers(p_customers uuid[]); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, rule 4 names applied.';
+COMMENT ON FUNCTION config.settle_customers(p_customers uuid[]) IS 'Tidies the customers a project change touched: empty auto-created ones deleted, those whose own project left made manual (or queued while a project joins them), rule 4 names applied.';
 
 --
 -- Name: settle_unsettled(); Type: FUNCTION; Schema: config; Owner: -

@@ -93,6 +93,46 @@ def test_503_when_database_unreachable():
         assert r.status_code == 503 and r.json() == {"detail": "database unavailable"}
 
 
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"])
+def test_a_deadlock_or_serialization_failure_is_retried_then_503_with_retry_after(db_url, sqlstate):
+    """What a request meets if a statement ever gets a deadlock or a serialization failure (the
+    rules leave none: tests/rules/test_two_sessions.py): the whole transaction runs again, its
+    failed attempts rolled back, and after three attempts the answer is 503 with Retry-After,
+    never 500. The server raises the SQLSTATE, as it would a real one."""
+    import psycopg
+
+    from service.db import transaction
+    from service.errors import ServiceUnavailable
+
+    conflict = f"DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '{sqlstate}'; END $$"
+
+    async def main(fail_times: int):
+        database = Database(db_url)
+        await database.open()
+        attempts = []
+
+        async def work(conn):
+            attempts.append(f"retry-{sqlstate}-{fail_times}-{len(attempts) + 1}")
+            await conn.execute("INSERT INTO config.orgs (name) VALUES (%s)", (attempts[-1],))
+            if len(attempts) <= fail_times:
+                await conn.execute(conflict)
+            return attempts[-1]
+
+        try:
+            return await transaction(database, work)
+        finally:
+            await database.close()
+
+    assert asyncio.run(main(2)) == f"retry-{sqlstate}-2-3"  # the third attempt
+    with pytest.raises(ServiceUnavailable) as busy:
+        asyncio.run(main(3))
+    assert busy.value.status_code == 503 and busy.value.headers == {"Retry-After": "1"}
+    assert "retry" in busy.value.detail
+    with psycopg.connect(db_url) as conn:
+        kept = conn.execute("SELECT array_agg(name) FROM config.orgs WHERE name LIKE 'retry-%'").fetchone()[0]
+    assert kept == [f"retry-{sqlstate}-2-3"]  # every failed attempt rolled back
+
+
 def test_scheduler_runs_job_and_stops(db_url):
     async def main():
         database = Database(db_url)

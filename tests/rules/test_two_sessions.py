@@ -15,6 +15,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from service.migrations import migrate
+from service.queries import query
+from tests.concurrent_workload import deadlocks
 from tests.rules.helpers import add_projects, customers, org_id, scalar, set_mode
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
@@ -338,4 +341,107 @@ def test_4_at_release_6_4_the_next_statement_settles_a_queued_customer(db_url_64
         assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 1
         scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
         assert named_after(watcher, group, pa)
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
+
+
+@pytest.mark.parametrize(("release", "goes"), [("6.1", "delete"), ("6.1", "move"), ("6.4", "delete")])
+def test_4_a_project_joining_a_per_project_customer_while_its_own_project_goes_does_not_deadlock(
+    db_url, release, goes
+):
+    """Session B deletes the projects of a per-project customer one by one in one transaction;
+    meanwhile the API's create statement adds a project to that customer: its foreign-key check
+    holds the customer row (FOR KEY SHARE) and its settle step waits for B's lock on it. B's
+    next delete takes the project the customer was made for: the customer becomes manual, and
+    clearing created_for_project (a unique, so key, column) needs the row's FOR UPDATE lock,
+    which the joiner's share lock forbids. The old code waited for it there: a deadlock, the
+    API's transaction its victim (40P01); at 6.1 moving that project out did the same. Now B
+    leaves the change to the joiner, which settles the customer after B commits, and nobody
+    waits for the other."""
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        set_mode(setup, True)
+        org = org_id(setup)
+        elsewhere = scalar(setup, "INSERT INTO config.customers (name) VALUES ('elsewhere') RETURNING uuid")
+        (own,) = add_projects(setup, ["own"])
+        made_for_own = customer_of(setup, own)
+        x, y = (
+            r[0]
+            for r in setup.execute(
+                "INSERT INTO config.projects (org_id, name, customer_id) "
+                "SELECT %s, unnest(ARRAY['x', 'y']), %s RETURNING uuid",
+                (org, made_for_own),
+            )
+        )
+    if release == "6.4":
+        migrate(db_url, "6.4")
+    create = Session(
+        db_url,
+        query("projects.create"),
+        {
+            "org_id": org,
+            "name": "joiner",
+            "description": None,
+            "settings": None,
+            "customer": made_for_own,
+            "all_orgs": True,
+            "user_id": None,
+            "user_orgs": [],
+        },
+    )
+    with (
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url, autocommit=True) as b,
+    ):
+        before = deadlocks(db_url)
+        with b.transaction():
+            b.execute("DELETE FROM config.projects WHERE uuid = %s", (x,))  # B now holds the customer
+            assert start_blocked(watcher, create)  # the joiner waits for B in its settle step
+            if goes == "delete":
+                b.execute("DELETE FROM config.projects WHERE uuid = %s", (own,))
+            else:  # release 6.1 only: moved to another customer
+                b.execute("UPDATE config.projects SET customer_id = %s WHERE uuid = %s", (elsewhere, own))
+        (row,) = finish(create)
+        assert row["unknown_customer"] is False and row["customer"] == made_for_own
+        origin = watcher.execute(
+            "SELECT origin, created_for_project FROM config.customers WHERE uuid = %s", (made_for_own,)
+        ).fetchone()
+        assert origin == ("manual", None)  # its own project went: an administrator's now
+        names = "SELECT array_agg(name ORDER BY name) FROM config.projects WHERE customer_id = %s"
+        assert scalar(watcher, names, (made_for_own,)) == ["joiner", "y"]
+        assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
+        assert empty_auto_created(watcher) == 0
+        time.sleep(1.1)  # backends report their statistics at most once a second
+        assert deadlocks(db_url) == before
+
+
+def test_4_a_customer_left_to_a_joiner_that_rolls_back_is_made_manual_by_the_next_statement(db_url):
+    """The change issue 21's fix leaves to a joiner (a per-project customer whose own project
+    went becomes manual) is queued too: when the joiner rolls back, the next statement that
+    settles customers makes the customer manual (release 6.4, where no job runs)."""
+    insert = "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, %s, %s) RETURNING uuid"
+    with psycopg.connect(db_url, autocommit=True) as setup:
+        set_mode(setup, True)
+        org = org_id(setup)
+        other = scalar(setup, "INSERT INTO config.customers (name) VALUES ('other') RETURNING uuid")
+        (own,) = add_projects(setup, ["own"])
+        made = customer_of(setup, own)
+        scalar(setup, insert, (org, "kept", made))
+    migrate(db_url, "6.4")
+    with (
+        psycopg.connect(db_url, autocommit=True) as watcher,
+        psycopg.connect(db_url, autocommit=True) as b,
+        psycopg.connect(db_url) as joiner,
+    ):
+        joiner_rolls_back(
+            watcher,
+            b,
+            joiner,
+            made,
+            join=(insert, (org, "joiner", made)),
+            then=("DELETE FROM config.projects WHERE uuid = %s", (own,)),
+        )
+        state = "SELECT origin, created_for_project IS NULL FROM config.customers WHERE uuid = %s"
+        assert watcher.execute(state, (made,)).fetchone() == ("project", False)  # left to the joiner
+        assert scalar(watcher, "SELECT array_agg(customer_id) FROM config.customers_unsettled") == [made]
+        scalar(watcher, insert, (org, "elsewhere", other))  # any statement that settles customers
+        assert watcher.execute(state, (made,)).fetchone() == ("manual", True)
         assert scalar(watcher, "SELECT count(*) FROM config.customers_unsettled") == 0
