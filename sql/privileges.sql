@@ -22,7 +22,7 @@
 -- created at every release and only called where those exist (plain SQL bodies record no
 -- dependency). The policies below name such columns directly (so the planner sees through
 -- them); migrate() drops every policy of schema config before a migration step runs
--- (service/migrations.py, _drop_policies: no rollback's DROP COLUMN trips over one, and the
+-- (service/migrations.py, _before_steps: no rollback's DROP COLUMN trips over one, and the
 -- runtime role sees nothing meanwhile) and this file creates them again after the steps.
 SET LOCAL check_function_bodies = off;
 
