@@ -76,7 +76,7 @@ BEGIN
     END IF;
     who := service_state.request_user();
     IF who IS NULL THEN
-        RAISE EXCEPTION '% needs a signed-in request user with permission % (role % has none): call it through the API, or connect as the owner',
+        RAISE EXCEPTION '% needs a signed-in request user with permission %, and this session (role %) has none: call it through the API, or connect as the owner or a superuser',
             p_function, p_permission, session_user
             USING ERRCODE = 'insufficient_privilege';
     END IF;

@@ -346,3 +346,21 @@ def test_the_plain_job_stays_open_to_the_scheduler_and_pg_cron_and_nothing_more(
     assert {k: v for k, v in after.items() if k != "job_runs"} == {
         k: v for k, v in before.items() if k != "job_runs"
     }
+
+
+def test_a_refusal_that_reaches_the_api_is_a_403_naming_what_is_needed(db_url: str) -> None:
+    """The routes check the permission first, so the guard's refusal reaches the API only when
+    the user's role changed under the request; then it answers 403 with the database's reason,
+    never 500 (service/db_errors.py)."""
+    from litestar.exceptions import PermissionDeniedException
+
+    from service.db import as_http
+
+    with as_runtime(db_url) as conn:
+        with pytest.raises(errors.InsufficientPrivilege) as refusal:
+            conn.execute("SELECT config.switch_customer_mode(true)")
+    answer = as_http(refusal.value, "per_project")
+    assert isinstance(answer, PermissionDeniedException) and answer.status_code == 403
+    assert answer.detail.startswith("config.switch_customer_mode needs a signed-in request user"), (
+        answer.detail
+    )
