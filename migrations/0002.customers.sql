@@ -1108,6 +1108,10 @@ DECLARE
     run_id  bigint;
     sources text[] := config.job_sources();
 BEGIN
+    IF dry_run OR force THEN  -- the plain run (pg_cron's, the service's scheduler's) is open to its callers
+        PERFORM service_state.require_request_permission('config.reconcile_customers',
+                                                         CASE source WHEN 'switch' THEN 'mode.switch' ELSE 'jobs.run' END);
+    END IF;
     IF source IS NULL OR source <> ALL (sources) THEN
         RAISE EXCEPTION 'unknown job source %: use % or %', source,
             array_to_string(sources[1:cardinality(sources) - 1], ', '), sources[cardinality(sources)]
@@ -1330,6 +1334,7 @@ COMMENT ON FUNCTION config.switch_mode_plan(boolean) IS 'Rule 9 dry run: does sw
 CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM service_state.require_request_permission('config.switch_customer_mode', 'mode.switch');
     IF per_project IS NULL THEN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
             USING ERRCODE = 'null_value_not_allowed';

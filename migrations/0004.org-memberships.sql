@@ -221,6 +221,7 @@ DECLARE
     who  record;
     made config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.add_membership', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, false);
     PERFORM config.refuse_unknown_role(p_role);
     IF (who.member).user_id IS NOT NULL THEN
@@ -251,6 +252,7 @@ DECLARE
     who  record;
     gone config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.remove_membership', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     IF (who.member).is_primary THEN
         RAISE EXCEPTION 'org % is the primary org of user %: %', who.org_name, who.email,
@@ -272,6 +274,7 @@ DECLARE
     who     record;
     changed config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.set_membership_role', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     PERFORM config.refuse_unknown_role(p_role);
     IF config.role_sees_every_org(p_role)
@@ -295,6 +298,7 @@ DECLARE
     who     record;
     changed config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.set_primary_org', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     IF NOT (who.member).is_primary THEN
         UPDATE config.org_memberships m SET is_primary = false WHERE m.user_id = p_user AND m.is_primary;

@@ -4,14 +4,15 @@
 (service.errors): a constraint violation is 400 naming the field and saying what is allowed
 (the messages follow the column comments), also when the input is valid but the current
 state refuses it (a name taken, a referenced object missing: service.errors.Conflict, 400 as
-the Config API answers), a data exception is 400, a connection that can no longer serve
-the request (:func:`failover_error`) is 503. Anything else is returned as it is
-and ends as a logged 500, which the tests treat as a bug.
+the Config API answers), a data exception is 400, a privilege PostgreSQL refuses (42501) is 403,
+a connection that can no longer serve the request (:func:`failover_error`) is 503. Anything
+else is returned as it is and ends as a logged 500, which the tests treat as a bug.
 """
 
 from __future__ import annotations
 
 import psycopg
+from litestar.exceptions import PermissionDeniedException
 from psycopg import errors
 
 from service.errors import (
@@ -95,6 +96,11 @@ def map_error(exc: psycopg.Error, default_field: str = "non_field_errors") -> Ex
     # (program limits): the input cannot be stored as given
     if isinstance(exc, psycopg.DataError) or (exc.sqlstate or "").startswith(("22", "54")):
         return FieldErrors({default_field: [primary]})
+    if isinstance(exc, errors.InsufficientPrivilege):
+        # a SECURITY DEFINER function's own guard (service_state.require_request_permission) or a
+        # privilege PostgreSQL refuses the runtime role: the request's checks come first, so only
+        # a role changed under the request gets here; never a 500
+        return PermissionDeniedException(primary)
     if failover_error(exc):
         return ServiceUnavailable(STANDBY if exc.sqlstate == READ_ONLY else UNAVAILABLE)
     if exc.sqlstate in ("42P01", "42703", "42883"):  # a migration ran under the request

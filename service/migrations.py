@@ -495,7 +495,7 @@ def migrate(
         _reconcile(backend, migrations, position)
         steps = _steps(position, target, migrations)
         if steps:
-            _drop_policies(backend)
+            _before_steps(backend)
         done: list[tuple[str, str]] = []
         for index, (direction, migration) in enumerate(steps, start=1):
             if on_step:
@@ -512,7 +512,7 @@ def migrate(
             except backend.DatabaseError as exc:
                 with contextlib.suppress(Exception):
                     backend.rollback()
-                with contextlib.suppress(MigrationError):  # the policies _drop_policies removed
+                with contextlib.suppress(MigrationError):  # the policies _before_steps removed
                     _apply_service_state(backend)
                 now = _release_of(backend.connection)
                 for blocked in (UpgradeBlocked, DowngradeBlocked):
@@ -544,12 +544,16 @@ def migrate(
         return done
 
 
-def _drop_policies(backend) -> None:
-    """Before the steps: drop the row-level policies of schema config (sql/privileges.sql puts
-    them back after the steps). They name columns a rollback drops (projects.customer_id), and a
-    migration should meet the schema its authors wrote. Meanwhile the runtime role sees no row
-    of a protected table (row-level security stays enabled, with no policy: fail closed)."""
+def _before_steps(backend) -> None:
+    """Before the steps: sql/service_state.sql (idempotent; it holds the guard of the SECURITY
+    DEFINER functions, service_state.require_request_permission, which a step may run: the 6.1
+    step ends with a forced run of the job), then drop the row-level policies of schema config
+    (sql/privileges.sql puts them back after the steps). They name columns a rollback drops
+    (projects.customer_id), and a migration should meet the schema its authors wrote. Meanwhile
+    the runtime role sees no row of a protected table (row-level security stays enabled, with no
+    policy: fail closed)."""
     with backend.connection.transaction():
+        backend.connection.execute(SERVICE_STATE_SQL.read_text())
         backend.connection.execute(
             """DO $drop$
             DECLARE

@@ -22,7 +22,7 @@
 -- created at every release and only called where those exist (plain SQL bodies record no
 -- dependency). The policies below name such columns directly (so the planner sees through
 -- them); migrate() drops every policy of schema config before a migration step runs
--- (service/migrations.py, _drop_policies: no rollback's DROP COLUMN trips over one, and the
+-- (service/migrations.py, _before_steps: no rollback's DROP COLUMN trips over one, and the
 -- runtime role sees nothing meanwhile) and this file creates them again after the steps.
 SET LOCAL check_function_bodies = off;
 
@@ -65,11 +65,14 @@ $guard$;
 -- -- functions that do more than their caller may: SECURITY DEFINER, fixed search_path --------
 -- (Re-set after every migrate: a migration that redefines one with CREATE OR REPLACE keeps these
 -- settings, one that drops and creates it does not.) They run as the owner; EXECUTE on them is
--- revoked from PUBLIC below and granted to the roles that call them. The job, the mode switch,
--- the DBA functions of memberships; and every trigger function: the rules (rule 1 to 10) and
--- the audit log must see and change every row whoever fired them, so row-level security never
--- bends a rule (a customer whose last project left must be deleted even when the user who
--- moved the project cannot see it any more), and audit rows are written by the owner only.
+-- revoked from PUBLIC below and granted to the roles that call them, and each but the trigger
+-- functions checks its caller first (service_state.require_request_permission, in
+-- sql/service_state.sql: a signed request user with the API's permission, unless the session is
+-- a superuser or the owner). The job, the mode switch, the DBA functions of memberships, the
+-- promotion; and every trigger function: the rules (rule 1 to 10) and the audit log must see
+-- and change every row whoever fired them, so row-level security never bends a rule (a customer
+-- whose last project left must be deleted even when the user who moved the project cannot see
+-- it any more), and audit rows are written by the owner only.
 DO $definer$
 DECLARE
     fn regprocedure;

@@ -98,6 +98,7 @@ DECLARE
     who  record;
     made config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.add_membership', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, false);
     PERFORM config.refuse_unknown_role(p_role);
     IF (who.member).user_id IS NOT NULL THEN
@@ -826,6 +827,7 @@ CREATE FUNCTION config.demote_orgs(dry_run boolean DEFAULT false) RETURNS jsonb
 DECLARE
     plan jsonb;
 BEGIN
+    PERFORM service_state.require_request_permission('config.demote_orgs', 'all_orgs');
     PERFORM config.lock_for_promotion();
     IF config.promotion_in_force() IS NULL THEN
         RAISE EXCEPTION 'the customers are not promoted to orgs: nothing to reverse, nothing changed'
@@ -856,6 +858,7 @@ CREATE FUNCTION config.demotion_blockers() RETURNS TABLE(kind text, subject text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
+    SELECT service_state.require_request_permission('config.demotion_blockers', 'all_orgs');
     WITH mv AS MATERIALIZED (SELECT * FROM config.demotion_moves())
     SELECT 'no_org_to_return_to', o.name || '/' || mv.project_name,
            'the project was created after the promotion in an org whose customer held no project before it',
@@ -1352,6 +1355,7 @@ CREATE FUNCTION config.promote_customers(dry_run boolean DEFAULT false) RETURNS 
 DECLARE
     since timestamptz;
 BEGIN
+    PERFORM service_state.require_request_permission('config.promote_customers', 'all_orgs');
     PERFORM config.lock_for_promotion();
     SELECT p.promoted_at INTO since FROM config.org_promotions p WHERE p.demoted_at IS NULL;
     IF FOUND THEN
@@ -1476,6 +1480,7 @@ CREATE FUNCTION config.promotion_blockers() RETURNS TABLE(kind text, subject tex
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
+    SELECT service_state.require_request_permission('config.promotion_blockers', 'all_orgs');
     WITH m AS MATERIALIZED (SELECT * FROM config.promotion_map())
     SELECT 'orphan', o.name || '/' || p.name, 'project has no customer',
            'give it a customer (release 6.4 cannot have orphans; this database was changed by hand)'
@@ -1618,6 +1623,10 @@ DECLARE
     run_id  bigint;
     sources text[] := config.job_sources();
 BEGIN
+    IF dry_run OR force THEN  -- the plain run (pg_cron's, the service's scheduler's) is open to its callers
+        PERFORM service_state.require_request_permission('config.reconcile_customers',
+                                                         CASE source WHEN 'switch' THEN 'mode.switch' ELSE 'jobs.run' END);
+    END IF;
     IF source IS NULL OR source <> ALL (sources) THEN
         RAISE EXCEPTION 'unknown job source %: use % or %', source,
             array_to_string(sources[1:cardinality(sources) - 1], ', '), sources[cardinality(sources)]
@@ -2035,6 +2044,7 @@ DECLARE
     who  record;
     gone config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.remove_membership', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     IF (who.member).is_primary THEN
         RAISE EXCEPTION 'org % is the primary org of user %: %', who.org_name, who.email,
@@ -2208,6 +2218,7 @@ DECLARE
     who     record;
     changed config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.set_membership_role', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     PERFORM config.refuse_unknown_role(p_role);
     IF config.role_sees_every_org(p_role)
@@ -2242,6 +2253,7 @@ DECLARE
     who     record;
     changed config.org_memberships;
 BEGIN
+    PERFORM service_state.require_request_permission('config.set_primary_org', 'users.write');
     SELECT * INTO who FROM config.lock_member(p_user, p_org, true);
     IF NOT (who.member).is_primary THEN
         UPDATE config.org_memberships m SET is_primary = false WHERE m.user_id = p_user AND m.is_primary;
@@ -2367,6 +2379,7 @@ CREATE FUNCTION config.switch_customer_mode(per_project boolean, dry_run boolean
     SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $_$
 BEGIN
+    PERFORM service_state.require_request_permission('config.switch_customer_mode', 'mode.switch');
     IF per_project IS NULL THEN
         RAISE EXCEPTION 'per_project must be true (a customer per project) or false (one default customer per org)'
             USING ERRCODE = 'null_value_not_allowed';
@@ -2826,6 +2839,56 @@ $$;
 --
 
 COMMENT ON FUNCTION service_state.request_verified() IS 'Whether the request user settings carry the signature the token lookup made (hierarchy.user_key): a SET of any of them by the session itself fails this.';
+
+--
+-- Name: require_request_permission(text, text); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.require_request_permission(p_function text, p_permission text) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    who  uuid;
+    held boolean;
+BEGIN
+    -- A superuser, or a member of the schema's owner (a DBA, the CLI on the owner's URL, a
+    -- migration): it could do the same work without the function. session_user: inside a
+    -- SECURITY DEFINER function current_user is the owner, whoever called.
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       OR pg_has_role(session_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER') THEN
+        RETURN;
+    END IF;
+    who := service_state.request_user();
+    IF who IS NULL THEN
+        RAISE EXCEPTION '% needs a signed-in request user with permission %, and this session (role %) has none: call it through the API, or connect as the owner or a superuser',
+            p_function, p_permission, session_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- the permissions of every role the user holds, as the token lookup finds them for a path
+    -- outside /orgs/{org}/ (service_state.user_for_token with p_org NULL)
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        SELECT EXISTS (SELECT 1 FROM config.org_memberships m
+                       JOIN config.role_permissions rp ON rp.role = m.role
+                       WHERE m.user_id = who AND rp.permission = p_permission)
+        INTO held;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM config.users u JOIN config.role_permissions rp ON rp.role = u.role
+                                WHERE u.uuid = $1 AND rp.permission = $2)'
+            INTO held USING who, p_permission;
+    END IF;
+    IF NOT held THEN
+        RAISE EXCEPTION '% needs permission %, which the request user % does not have', p_function, p_permission, who
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$_$;
+
+--
+-- Name: FUNCTION require_request_permission(p_function text, p_permission text); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.require_request_permission(p_function text, p_permission text) IS 'The guard the SECURITY DEFINER functions that do more than their caller may call first: a superuser or a member of the schema''s owner passes; any other session (the runtime role) needs a signed request user (service_state.request_user) whose roles hold permission p_permission, else SQLSTATE 42501 naming p_function. Called by them only.';
 
 --
 -- Name: sign_in(uuid, text, uuid[], boolean, boolean); Type: FUNCTION; Schema: service_state; Owner: -

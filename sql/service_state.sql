@@ -1,9 +1,10 @@
 -- State of the service itself, outside the Config API's release ladder: the failed-login
--- throttle, shared by every service process and kept across restarts.
+-- throttle, shared by every service process and kept across restarts; and the guard of the
+-- SECURITY DEFINER functions (at the end).
 --
 -- Not a migration: the service throttles logins at every release (6.0 to 6.4), so this file
--- is applied by service/migrations.py `migrate()` under yoyo's migration lock after the
--- ladder's steps, every time (like yoyo's own bookkeeping tables), and no downgrade removes
+-- is applied by service/migrations.py `migrate()` under yoyo's migration lock before and after
+-- the ladder's steps, every time (like yoyo's own bookkeeping tables), and no downgrade removes
 -- it. It must stay idempotent (IF NOT EXISTS, CREATE OR REPLACE, COMMENT ON). The statements
 -- that use it are sql/queries/throttle.sql.
 
@@ -51,3 +52,51 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 COMMENT ON FUNCTION service_state.without_attempt(timestamptz[], timestamptz) IS
     'attempts without one occurrence of attempt: an attempt taken back (a success, or a refusal by the other scope).';
+
+-- The guard of the SECURITY DEFINER functions that do more than their caller may (the mode
+-- switch, the memberships, the promotion, the job's forced and dry runs: docs/dba.md, "Who may
+-- call what"). Each calls it as its first statement, so the check is inside the function that
+-- does the work whoever calls it. Here rather than in sql/privileges.sql because it must exist
+-- before a migration step runs one of them (the 6.1 step ends with a forced run of the job):
+-- migrate() applies this file before the steps too. The request user it checks is the signed
+-- one of sql/privileges.sql (service_state.request_user, set by the token lookup only).
+CREATE OR REPLACE FUNCTION service_state.require_request_permission(p_function text, p_permission text)
+RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    who  uuid;
+    held boolean;
+BEGIN
+    -- A superuser, or a member of the schema's owner (a DBA, the CLI on the owner's URL, a
+    -- migration): it could do the same work without the function. session_user: inside a
+    -- SECURITY DEFINER function current_user is the owner, whoever called.
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user)
+       OR pg_has_role(session_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER') THEN
+        RETURN;
+    END IF;
+    who := service_state.request_user();
+    IF who IS NULL THEN
+        RAISE EXCEPTION '% needs a signed-in request user with permission %, and this session (role %) has none: call it through the API, or connect as the owner or a superuser',
+            p_function, p_permission, session_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- the permissions of every role the user holds, as the token lookup finds them for a path
+    -- outside /orgs/{org}/ (service_state.user_for_token with p_org NULL)
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        SELECT EXISTS (SELECT 1 FROM config.org_memberships m
+                       JOIN config.role_permissions rp ON rp.role = m.role
+                       WHERE m.user_id = who AND rp.permission = p_permission)
+        INTO held;
+    ELSE
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM config.users u JOIN config.role_permissions rp ON rp.role = u.role
+                                WHERE u.uuid = $1 AND rp.permission = $2)'
+            INTO held USING who, p_permission;
+    END IF;
+    IF NOT held THEN
+        RAISE EXCEPTION '% needs permission %, which the request user % does not have', p_function, p_permission, who
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION service_state.require_request_permission(text, text) IS
+    'The guard the SECURITY DEFINER functions that do more than their caller may call first: a superuser or a member of the schema''s owner passes; any other session (the runtime role) needs a signed request user (service_state.request_user) whose roles hold permission p_permission, else SQLSTATE 42501 naming p_function. Called by them only.';

@@ -26,15 +26,15 @@ ROLES = roles.from_env()
 PROTECTED = ["config.projects", "config.customers", "config.audit_log"]
 
 
-def _superuser(url: str) -> psycopg.Connection:
+def superuser(url: str) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=True, row_factory=dict_row)
 
 
-def _arrange(url: str) -> dict:
+def arrange(url: str) -> dict:
     """Orgs A and B, an operator of each with a token, a project and a customer in each (made
     through the rules, so the audit log has rows about both)."""
     made: dict = {}
-    with _superuser(url) as conn:
+    with superuser(url) as conn:
         memberships = conn.execute(
             "SELECT to_regclass('config.org_memberships') IS NOT NULL AS m"
         ).fetchone()["m"]
@@ -43,27 +43,7 @@ def _arrange(url: str) -> dict:
             org = conn.execute(
                 "INSERT INTO config.orgs (name) VALUES (%s) RETURNING uuid", (f"org-{name}",)
             ).fetchone()["uuid"]
-            email = f"user-{name}@example.com"
-            if memberships:
-                user = conn.execute(
-                    "WITH u AS (INSERT INTO config.users (email, password_hash)"
-                    " VALUES (%s, 'x') RETURNING uuid)"
-                    " INSERT INTO config.org_memberships (user_id, org_id, role, is_primary)"
-                    " SELECT u.uuid, %s, 'operator', true FROM u RETURNING user_id AS uuid",
-                    (email, org),
-                ).fetchone()["uuid"]
-            else:
-                user = conn.execute(
-                    "INSERT INTO config.users (email, password_hash, org_id, role)"
-                    " VALUES (%s, 'x', %s, 'operator') RETURNING uuid",
-                    (email, org),
-                ).fetchone()["uuid"]
-            token = secrets.token_urlsafe(16)
-            conn.execute(
-                "INSERT INTO config.tokens (token_hash, user_id, expires)"
-                " VALUES (%s, %s, now() + interval '1 hour')",
-                (hashlib.sha256(token.encode()).digest(), user),
-            )
+            user, token = user_with_token(conn, f"user-{name}@example.com", org, "operator")
             customer = conn.execute(
                 "INSERT INTO config.customers (name) VALUES (%s) RETURNING uuid", (f"customer-{name}",)
             ).fetchone()["uuid"]
@@ -76,7 +56,33 @@ def _arrange(url: str) -> dict:
     return made
 
 
-def _as_runtime(url: str, token: str | None = None) -> psycopg.Connection:
+def user_with_token(conn: psycopg.Connection, email: str, org, role: str) -> tuple:
+    """A user of ``org`` with ``role`` (its primary membership at 6.4, users.org_id/role
+    before) and a bearer token valid for an hour: (uuid, token)."""
+    has = "SELECT to_regclass('config.org_memberships') IS NOT NULL AS m"
+    if conn.execute(has).fetchone()["m"]:
+        user = conn.execute(
+            "WITH u AS (INSERT INTO config.users (email, password_hash)"
+            " VALUES (%s, 'x') RETURNING uuid)"
+            " INSERT INTO config.org_memberships (user_id, org_id, role, is_primary)"
+            " SELECT u.uuid, %s, %s, true FROM u RETURNING user_id AS uuid",
+            (email, org, role),
+        ).fetchone()["uuid"]
+    else:
+        user = conn.execute(
+            "INSERT INTO config.users (email, password_hash, org_id, role)"
+            " VALUES (%s, 'x', %s, %s) RETURNING uuid",
+            (email, org, role),
+        ).fetchone()["uuid"]
+    token = secrets.token_urlsafe(16)
+    conn.execute(
+        "INSERT INTO config.tokens (token_hash, user_id, expires) VALUES (%s, %s, now() + interval '1 hour')",
+        (hashlib.sha256(token.encode()).digest(), user),
+    )
+    return user, token
+
+
+def as_runtime(url: str, token: str | None = None) -> psycopg.Connection:
     """A connection as the runtime role, signed in for the session with ``token`` if given."""
     conn = psycopg.connect(runtime_url(url), autocommit=True, row_factory=dict_row)
     if token is not None:
@@ -110,12 +116,12 @@ def _org_ids_seen(conn: psycopg.Connection, made: dict) -> dict[str, set]:
 @pytest.fixture(params=["6.1", "6.4"])
 def arranged(request, db_url: str, pg_server) -> tuple[str, dict]:
     url = db_url if request.param == "6.1" else request.getfixturevalue("db_url_64")
-    return url, _arrange(url)
+    return url, arrange(url)
 
 
 def test_an_unscoped_select_as_the_runtime_role_shows_nothing_of_another_org(arranged) -> None:
     url, made = arranged
-    with _as_runtime(url, made["a"]["token"]) as conn:
+    with as_runtime(url, made["a"]["token"]) as conn:
         seen = _org_ids_seen(conn, made)
         projects = {r["name"] for r in conn.execute("SELECT name FROM config.projects")}
         customers = {r["name"] for r in conn.execute("SELECT name FROM config.customers")}
@@ -130,7 +136,7 @@ def test_an_unscoped_select_as_the_runtime_role_shows_nothing_of_another_org(arr
     assert audit_about_a >= 1  # its own org's rows are there
     if made["memberships"]:
         assert seen["config.org_memberships"] == {str(made["a"]["org"])}
-    with _superuser(url) as conn:  # the rows exist: the superuser (and so the test) sees them
+    with superuser(url) as conn:  # the rows exist: the superuser (and so the test) sees them
         assert conn.execute(
             "SELECT count(*) AS n FROM config.projects WHERE org_id = %s", (org_b,)
         ).fetchone()["n"]
@@ -139,7 +145,7 @@ def test_an_unscoped_select_as_the_runtime_role_shows_nothing_of_another_org(arr
 def test_without_a_signed_in_user_the_runtime_role_sees_no_row(arranged) -> None:
     url, made = arranged
     tables = [*PROTECTED, *(["config.org_memberships"] if made["memberships"] else [])]
-    with _as_runtime(url) as conn:
+    with as_runtime(url) as conn:
         for table in tables:
             assert conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"] == 0, table
         # an unknown token signs nobody in
@@ -153,7 +159,7 @@ def test_setting_hierarchy_user_id_to_another_user_impersonates_nobody(arranged)
     """PostgreSQL lets any role SET a custom setting; the policies trust hierarchy.user_id only
     with the signature the token lookup sets beside it, so a forged id sees nothing at all."""
     url, made = arranged
-    with _as_runtime(url, made["a"]["token"]) as conn:
+    with as_runtime(url, made["a"]["token"]) as conn:
         conn.execute("SELECT set_config('hierarchy.user_id', %s, false)", (str(made["b"]["user"]),))
         assert conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"] == 0
         conn.execute(f"SET hierarchy.user_id = '{made['b']['user']}'")
@@ -205,14 +211,14 @@ def test_setting_hierarchy_user_id_to_another_user_impersonates_nobody(arranged)
 )
 def test_the_runtime_role_is_refused_by_postgresql(db_url: str, statement: str) -> None:
     statement = statement.format(owner=ROLES.owner, cron=ROLES.cron)
-    with _superuser(db_url) as conn:
+    with superuser(db_url) as conn:
         before = conn.execute("SELECT count(*) AS n, max(id) AS top FROM config.audit_log").fetchone()
-    with _as_runtime(db_url) as conn:
+    with as_runtime(db_url) as conn:
         with pytest.raises((errors.InsufficientPrivilege, errors.UndefinedFunction)) as refused:
             conn.execute(statement)
     if isinstance(refused.value, errors.UndefinedFunction):  # switch_mode_now's arguments differ
         assert "switch_mode_now" in statement
-    with _superuser(db_url) as conn:
+    with superuser(db_url) as conn:
         assert conn.execute("SELECT count(*) AS n, max(id) AS top FROM config.audit_log").fetchone() == before
         assert conn.execute("SELECT to_regclass('config.evil') AS t").fetchone()["t"] is None
         assert conn.execute(
@@ -221,7 +227,7 @@ def test_the_runtime_role_is_refused_by_postgresql(db_url: str, statement: str) 
 
 
 def test_the_roles_have_the_attributes_and_grants_of_least_privilege(db_url_64: str) -> None:
-    with _superuser(db_url_64) as conn:
+    with superuser(db_url_64) as conn:
         app = conn.execute(
             "SELECT rolsuper, rolbypassrls, rolcreaterole, rolcreatedb, rolcanlogin"
             " FROM pg_roles WHERE rolname = %s",
@@ -272,7 +278,7 @@ def test_the_roles_have_the_attributes_and_grants_of_least_privilege(db_url_64: 
 
 def test_the_report_role_reads_every_org_and_changes_nothing(arranged) -> None:
     url, made = arranged
-    with _superuser(url) as conn:
+    with superuser(url) as conn:
         total = conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"]
         conn.execute(f"SET ROLE {ROLES.reader}")
         assert conn.execute("SELECT count(*) AS n FROM config.projects").fetchone()["n"] == total
@@ -286,14 +292,14 @@ def test_migrate_again_keeps_privileges_idempotent(db_url_64: str) -> None:
     migrations.migrate(db_url_64, "6.4")  # re-applies sql/privileges.sql: no error, same state
     migrations.migrate(db_url_64, "6.1")  # the rollback drops memberships and its policies ...
     migrations.migrate(db_url_64, "6.4")  # ... and the next migrate puts them back
-    made = _arrange(db_url_64)
-    with _as_runtime(db_url_64, made["a"]["token"]) as conn:
+    made = arrange(db_url_64)
+    with as_runtime(db_url_64, made["a"]["token"]) as conn:
         assert {str(r["org_id"]) for r in conn.execute("SELECT org_id FROM config.org_memberships")} == {
             str(made["a"]["org"])
         }
 
 
-def test_the_service_warns_when_it_connects_as_a_superuser(db_url: str) -> None:
+def test_the_service_warns_when_it_connects_as_asuperuser(db_url: str) -> None:
     from litestar.testing import TestClient
 
     from service.app import create_app
@@ -324,7 +330,7 @@ def test_the_service_warns_when_it_connects_as_a_superuser(db_url: str) -> None:
 @pytest.mark.cron
 def test_pg_cron_runs_the_job_as_the_cron_role(cron_db_url: str) -> None:
     migrations.migrate(cron_db_url, "6.1")
-    with _superuser(cron_db_url) as conn:
+    with superuser(cron_db_url) as conn:
         job = conn.execute("SELECT username FROM cron.job WHERE jobname = 'reconcile-customers'").fetchone()
     assert job == {"username": ROLES.cron}
 
@@ -339,7 +345,7 @@ def test_a_pooled_connection_a_read_signed_in_is_signed_out_for_any_other_use(db
     from service import auth
     from service.db import Database
 
-    made = _arrange(db_url_64)
+    made = arrange(db_url_64)
     COUNT = "SELECT count(*) AS n FROM config.projects"  # noqa: N806
 
     async def scenario() -> tuple[int, list[int], bool]:
@@ -368,8 +374,8 @@ def test_promoted_orgs_show_the_runtime_role_only_the_request_users_orgs(db_url_
     """After the promotion (migrations/0005) config.promoted_orgs says which customer each org
     stands for: an unscoped SELECT as the runtime role shows the pairs of the user's orgs only."""
     url = db_url_64
-    made = _arrange(url)
-    with _superuser(url) as conn:
+    made = arrange(url)
+    with superuser(url) as conn:
         conn.execute("SELECT config.promote_customers()")
         org_of = {
             name: str(
@@ -381,10 +387,10 @@ def test_promoted_orgs_show_the_runtime_role_only_the_request_users_orgs(db_url_
         }
         every = {str(r["org_id"]) for r in conn.execute("SELECT org_id FROM config.promoted_orgs")}
     assert {org_of["a"], org_of["b"]} <= every  # both customers became orgs
-    with _as_runtime(url, made["a"]["token"]) as conn:
+    with as_runtime(url, made["a"]["token"]) as conn:
         seen = {str(r["org_id"]) for r in conn.execute("SELECT org_id FROM config.promoted_orgs")}
     assert org_of["a"] in seen and org_of["b"] not in seen, seen
-    with _as_runtime(url) as conn:
+    with as_runtime(url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM config.promoted_orgs").fetchone()["n"] == 0
 
 
@@ -397,7 +403,7 @@ def test_each_user_sees_as_itself_exactly_what_it_saw_before_the_promotion(db_ur
 
     build(db_url, per_project=per_project)
     tokens = {}
-    with _superuser(db_url) as conn:
+    with superuser(db_url) as conn:
         for email in USERS:
             token = secrets.token_urlsafe(16)
             conn.execute(
@@ -410,20 +416,20 @@ def test_each_user_sees_as_itself_exactly_what_it_saw_before_the_promotion(db_ur
     def seen() -> dict[str, set[str]]:
         sights = {}
         for email, token in tokens.items():
-            with _as_runtime(db_url, token) as conn:
+            with as_runtime(db_url, token) as conn:
                 sights[email] = {r["name"] for r in conn.execute("SELECT name FROM config.projects")}
         return sights
 
     before = seen()
     assert before["op@acme"] == {"web", "api", "db"} and before["op@globex"] == {"shop"}
     assert before["admin@x"] >= {"hydro", "sample_project", "web", "api", "db", "shop"}
-    with _superuser(db_url) as conn:
+    with superuser(db_url) as conn:
         conn.execute("SELECT config.promote_customers()")
         moved = conn.execute(
             "SELECT count(*) AS n FROM config.promotion_projects"
         ).fetchone()["n"]
     assert moved > 0  # the projects did change org
     assert seen() == before, "a user sees other projects while promoted"
-    with _superuser(db_url) as conn:
+    with superuser(db_url) as conn:
         conn.execute("SELECT config.demote_orgs()")
     assert seen() == before, "a user sees other projects after the reversal"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.cli.conftest import ACTOR, add_projects, one_line_error, orphan_names, parsed, sql
+from tests.conftest import runtime_url
 
 MODE = "turbine_api_feature_migrate_projects_to_orgs"
 
@@ -105,3 +106,33 @@ def test_switch_dry_run_names_the_moves(cli, db_url, org):
         assert "hydrolix-default" in line and f"new customer {project}" in line, line
     assert "its default customer hydrolix-default is dissolved" in out
     assert homes(db_url) == start
+
+
+def test_the_runtime_role_cannot_switch_or_force_the_job_from_the_command_line(cli, db_url, org):
+    """DATABASE_URL naming the service's runtime role (no HIERARCHY_OWNER_URL): the functions'
+    own guard refuses what needs a signed-in user (sql/service_state.sql), one line, nothing changed."""
+    add_projects(db_url, org, "r1")
+    sql(db_url, "DELETE FROM config.customers WHERE origin = 'default'")  # r1 waits its grace period
+
+    def seen() -> tuple:
+        return (
+            homes(db_url),
+            orphan_names(db_url),
+            sql(db_url, "SELECT value FROM config.tunables ORDER BY name"),
+        )
+
+    before = seen()
+    for args, function in (
+        (("switch-mode", "--per-project"), "config.switch_customer_mode"),
+        (("reconcile", "--force"), "config.reconcile_customers"),
+    ):
+        result = cli(*args, url=runtime_url(db_url))
+        assert result.returncode == 1
+        line = one_line_error(result)
+        assert line.startswith(
+            f"hierarchy: the database refused: {function} needs a signed-in request user"
+        ), line
+        assert "connect as the owner" in line
+    assert seen() == before and before[1] == ["r1"]
+    assert cli("reconcile", "--force").returncode == 0  # the owner's (here the superuser's) URL
+    assert orphan_names(db_url) == []

@@ -3,6 +3,7 @@ LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     plan jsonb;
 BEGIN
+    PERFORM service_state.require_request_permission('config.demote_orgs', 'all_orgs');
     PERFORM config.lock_for_promotion();
     IF config.promotion_in_force() IS NULL THEN
         RAISE EXCEPTION 'the customers are not promoted to orgs: nothing to reverse, nothing changed'

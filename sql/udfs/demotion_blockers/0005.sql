@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION config.demotion_blockers()
 RETURNS TABLE (kind text, subject text, reason text, remedy text)
 LANGUAGE sql STABLE AS $$
+    SELECT service_state.require_request_permission('config.demotion_blockers', 'all_orgs');
     WITH mv AS MATERIALIZED (SELECT * FROM config.demotion_moves())
     SELECT 'no_org_to_return_to', o.name || '/' || mv.project_name,
            'the project was created after the promotion in an org whose customer held no project before it',

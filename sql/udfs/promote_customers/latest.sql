@@ -3,6 +3,7 @@ LANGUAGE plpgsql SET jit = off AS $$
 DECLARE
     since timestamptz;
 BEGIN
+    PERFORM service_state.require_request_permission('config.promote_customers', 'all_orgs');
     PERFORM config.lock_for_promotion();
     SELECT p.promoted_at INTO since FROM config.org_promotions p WHERE p.demoted_at IS NULL;
     IF FOUND THEN

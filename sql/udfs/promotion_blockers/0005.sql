@@ -1,6 +1,7 @@
 CREATE OR REPLACE FUNCTION config.promotion_blockers()
 RETURNS TABLE (kind text, subject text, reason text, remedy text)
 LANGUAGE sql STABLE AS $$
+    SELECT service_state.require_request_permission('config.promotion_blockers', 'all_orgs');
     WITH m AS MATERIALIZED (SELECT * FROM config.promotion_map())
     SELECT 'orphan', o.name || '/' || p.name, 'project has no customer',
            'give it a customer (release 6.4 cannot have orphans; this database was changed by hand)'
