@@ -688,6 +688,66 @@ $$;
 COMMENT ON FUNCTION config.customers_lock_projects() IS 'BEFORE DELETE statement trigger on customers: takes config.projects in EXCLUSIVE mode, so a deletion never deadlocks with a project change (see the lock order in docs/dba.md).';
 
 --
+-- Name: customers_page(boolean, uuid, uuid[], text, text, bigint, bigint); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.customers_page(p_all_orgs boolean, p_user_id uuid, p_user_orgs uuid[], p_name text, p_origin text, p_limit bigint, p_offset bigint) RETURNS TABLE(results text, total bigint)
+    LANGUAGE plpgsql STABLE
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+BEGIN
+    IF p_all_orgs AND p_name IS NULL AND p_origin IS NULL THEN
+        RETURN QUERY
+        SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid)::text, '[]'), config.customer_count(NULL)
+        FROM (
+            SELECT c.uuid, c.name, c.description, c.origin,
+                   ARRAY(SELECT p.uuid FROM config.projects p
+                         WHERE p.customer_id = c.uuid ORDER BY p.name, p.uuid) AS projects,
+                   config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
+            FROM (SELECT k.uuid, k.name, k.description, k.origin, k.created, k.modified
+                  FROM config.customers k
+                  ORDER BY k.name, k.uuid
+                  LIMIT p_limit OFFSET p_offset) c
+        ) r;
+        RETURN;
+    END IF;
+    PERFORM set_config('plan_cache_mode', 'force_custom_plan', true);
+    RETURN QUERY
+    WITH visible AS NOT MATERIALIZED (
+        SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
+        FROM config.customers c
+        WHERE (p_all_orgs OR c.created_by = p_user_id  -- customer visible
+               OR EXISTS (SELECT 1 FROM config.projects p
+                          WHERE p.customer_id = c.uuid AND p.org_id = ANY (p_user_orgs)))
+          AND (p_name IS NULL OR c.name = p_name)
+          AND (p_origin IS NULL OR c.origin = p_origin)
+    ), page AS (
+        SELECT * FROM visible v
+        ORDER BY v.name, v.uuid
+        LIMIT p_limit OFFSET p_offset
+    )
+    SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid)::text, '[]'),
+           CASE WHEN p_all_orgs AND p_name IS NULL
+                THEN (SELECT config.customer_count(p_origin))
+                ELSE (SELECT count(*) FROM visible) END
+    FROM (
+        SELECT c.uuid, c.name, c.description, c.origin,
+               ARRAY(SELECT p.uuid FROM config.projects p
+                     WHERE p.customer_id = c.uuid AND (p_all_orgs OR p.org_id = ANY (p_user_orgs)) /* org visible */
+                     ORDER BY p.name, p.uuid) AS projects,
+               config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
+        FROM page c
+    ) r;
+END
+$$;
+
+--
+-- Name: FUNCTION customers_page(p_all_orgs boolean, p_user_id uuid, p_user_orgs uuid[], p_name text, p_origin text, p_limit bigint, p_offset bigint); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.customers_page(p_all_orgs boolean, p_user_id uuid, p_user_orgs uuid[], p_name text, p_origin text, p_limit bigint, p_offset bigint) IS 'The customers page (sql/queries/customers.list): the JSON array of the page and the total. A super admin''s unfiltered page runs on a cached generic plan (planned once per session, not per request under row-level security); any other on a plan made for its values. Runs as the caller; defined by sql/privileges.sql at every release from 6.1 (at 6.0, which has no customers, it exists and is not called).';
+
+--
 -- Name: default_customer(uuid); Type: FUNCTION; Schema: config; Owner: -
 --
 

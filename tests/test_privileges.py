@@ -11,6 +11,7 @@ done as the superuser (``db_url``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 
@@ -20,6 +21,7 @@ from psycopg import errors
 from psycopg.rows import dict_row
 
 from service import migrations, roles
+from service.queries import query
 from tests.conftest import runtime_url
 
 ROLES = roles.from_env()
@@ -184,6 +186,50 @@ def test_setting_hierarchy_user_id_to_another_user_impersonates_nobody(arranged)
             conn.execute("SELECT key FROM service_state.secret")
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("SELECT service_state.user_key(%s, '', 'true')", (str(made["b"]["user"]),))
+
+
+def test_the_customers_page_planned_once_per_connection_shows_each_signed_in_user_its_own(arranged) -> None:
+    """The customers page (config.customers_page) keeps one generic plan per connection for a
+    super admin's unfiltered page (issue 23). The plan must bind no user: on one connection, as
+    a pooled one is reused, operator A then operator B each get only the customers the policies
+    show them, even when the statement is told the user sees every org (the generic branch) and
+    after psycopg prepared it; a filtered page (planned per call) likewise, and the honest
+    scope. The function's plan_cache_mode does not leak into the session."""
+    url, made = arranged
+    page = query("customers.list")
+    with _as_runtime(url) as conn:
+        for who in ("a", "b", "a"):
+            user = made[who]
+            state = conn.execute(
+                "SELECT state FROM service_state.user_for_token(%s, NULL, false)", (user["token"],)
+            ).fetchone()["state"]
+            assert state == "ok"
+            policy = {str(r["uuid"]) for r in conn.execute("SELECT uuid FROM config.customers")}
+            other = "b" if who == "a" else "a"
+            assert str(user["customer"]) in policy and str(made[other]["customer"]) not in policy
+            for all_orgs, origin in ((True, None), (False, None), (True, "manual"), (False, "manual")):
+                params = {
+                    "all_orgs": all_orgs,
+                    "user_id": user["user"],
+                    "user_orgs": [user["org"]],
+                    "name": None,
+                    "origin": origin,
+                    "limit": 100,
+                    "offset": 0,
+                }
+                for _ in range(6):  # past psycopg's prepare threshold and plpgsql's first plan
+                    row = conn.execute(page, params, prepare=True).fetchone()
+                listed = {c["uuid"] for c in json.loads(row["results"])}
+                of_origin = "SELECT uuid FROM config.customers WHERE origin = %s"
+                expected = {str(r["uuid"]) for r in conn.execute(of_origin, [origin])} if origin else policy
+                assert listed == expected, (who, all_orgs, origin)
+                # (told all_orgs, the total is every customer's count, as config.customer_count says
+                # to anyone: the scope the service passes decides it, as before issue 23)
+                assert all_orgs or row["total"] == len(expected)
+                projects = {p for c in json.loads(row["results"]) for p in c["projects"]}
+                assert str(made[other]["project"]) not in projects
+                assert origin or str(user["project"]) in projects
+            assert conn.execute("SELECT current_setting('plan_cache_mode') AS m").fetchone()["m"] == "auto"
 
 
 @pytest.mark.parametrize(

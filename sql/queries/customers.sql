@@ -15,39 +15,21 @@
 -- name: list
 -- One row: the page's customers as the JSON array the API answers (`results`, written here
 -- as `all_json` writes each customer, so the service passes it through instead of turning 100
--- rows into Python objects and back; `[]` for an empty page) and `total`. The page is
--- chosen first (ordered by the unique name: an index scan), and only its rows get their
--- `projects` array; `total` is counted once, not carried through a window over every visible
--- customer. A user who sees every customer (all_orgs) and filters at most by origin gets it
--- from config.customer_count (a few rows of customer_counts instead of an index scan of every
+-- rows into Python objects and back; `[]` for an empty page) and `total`. The statement is
+-- config.customers_page (sql/privileges.sql), a plpgsql function, so that a super admin's
+-- unfiltered page keeps one generic plan per connection instead of being planned anew with
+-- the row-level policies expanded on every request (issue 23, bench/ANALYSIS.md); any other
+-- page is planned for its values, as a statement here would be. There: the page is chosen
+-- first (ordered by the unique name: an index scan), and only its rows get their `projects`
+-- array; `total` is counted once, not carried through a window over every visible customer.
+-- A user who sees every customer (all_orgs) and filters at most by origin gets it from
+-- config.customer_count (a few rows of customer_counts instead of an index scan of every
 -- customer): exactly count(*) of this statement's snapshot. Anyone else (the visible set
 -- depends on the user's org and uuid) or a name filter: counted. The page and its count come
 -- from this one statement, so they agree even in autocommit.
-WITH visible AS NOT MATERIALIZED (
-    SELECT c.uuid, c.name, c.description, c.origin, c.created, c.modified
-    FROM config.customers c
-    WHERE (%(all_orgs)s::boolean OR c.created_by = %(user_id)s::uuid  -- customer visible
-           OR EXISTS (SELECT 1 FROM config.projects p
-                      WHERE p.customer_id = c.uuid AND p.org_id = ANY (%(user_orgs)s::uuid[])))
-      AND (%(name)s::text IS NULL OR c.name = %(name)s::text)
-      AND (%(origin)s::text IS NULL OR c.origin = %(origin)s::text)
-), page AS (
-    SELECT * FROM visible v
-    ORDER BY v.name, v.uuid
-    LIMIT %(limit)s::bigint OFFSET %(offset)s::bigint
-)
-SELECT coalesce(json_agg(r ORDER BY r.name, r.uuid)::text, '[]') AS results,
-       CASE WHEN %(all_orgs)s::boolean AND %(name)s::text IS NULL
-            THEN (SELECT config.customer_count(%(origin)s::text))
-            ELSE (SELECT count(*) FROM visible) END AS total
-FROM (
-    SELECT c.uuid, c.name, c.description, c.origin,
-           ARRAY(SELECT p.uuid FROM config.projects p
-                 WHERE p.customer_id = c.uuid AND (%(all_orgs)s::boolean OR p.org_id = ANY (%(user_orgs)s::uuid[])) /* org visible */
-                 ORDER BY p.name, p.uuid) AS projects,
-           config.api_time(c.created) AS created, config.api_time(c.modified) AS modified
-    FROM page c
-) r;
+SELECT p.results, p.total
+FROM config.customers_page(%(all_orgs)s::boolean, %(user_id)s::uuid, %(user_orgs)s::uuid[], %(name)s::text,
+                           %(origin)s::text, %(limit)s::bigint, %(offset)s::bigint) p;
 
 -- name: all_json
 -- The plain (unpaginated) list, streamed (service.request.stream_list): one row per customer,

@@ -123,8 +123,11 @@ def test_times_written_by_sql_are_what_msgspec_writes(db_url, zone):
     import msgspec
 
     assert "config.api_time(c.created)" in query("customers.all_json")
-    assert "config.api_time(c.created)" in query("customers.list")
+    assert "config.customers_page(" in query("customers.list")
     with psycopg.connect(db_url, autocommit=True) as conn:
+        source = "SELECT prosrc FROM pg_proc WHERE oid = 'config.customers_page'::regproc"
+        page = conn.execute(source).fetchone()[0]
+        assert page.count("config.api_time(c.created)") == 2  # both of its statements
         conn.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
         rows = conn.execute(
             "SELECT c.created, config.api_time(c.created) FROM unnest(%s::timestamptz[]) c (created)",
