@@ -197,7 +197,7 @@ def test_the_customers_page_planned_once_per_connection_shows_each_signed_in_use
     scope. The function's plan_cache_mode does not leak into the session."""
     url, made = arranged
     page = query("customers.list")
-    with _as_runtime(url) as conn:
+    with as_runtime(url) as conn:
         for who in ("a", "b", "a"):
             user = made[who]
             state = conn.execute(
