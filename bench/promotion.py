@@ -7,14 +7,17 @@ also an operator of the next: users with several orgs), upgraded to 6.1 with the
 (per-project mode: N customers; single mode: a default customer per org) and to 6.4. Per run
 and mode, on a fresh file copy:
 
-* **floor** -- copies of orgs, projects, org_memberships, the promotion's three bookkeeping
-  tables and audit_log made with ``LIKE ... INCLUDING ALL`` (keys, indexes, checks, defaults;
-  no trigger, no foreign key), then in one transaction the promotion's moves in plain SQL,
-  each statement writing its audit rows itself (data-modifying CTEs): the new orgs and their
-  insert rows, the customer -> org record, the memberships' before-image, the projects moved
-  with their update rows, the memberships added with their insert rows, the primaries moved
-  with their update rows. Then, on the same copies, the reversal the same way (projects back,
-  primaries restored, memberships and the created orgs deleted, each with its audit rows).
+* **floor** -- copies of orgs, projects, org_memberships, the promotion's bookkeeping tables
+  (org_promotions, promoted_orgs, promotion_memberships) and audit_log made with ``LIKE ...
+  INCLUDING ALL`` (keys, indexes, checks, defaults; no trigger, no foreign key), then in one
+  transaction the promotion's moves in plain SQL, each statement writing its audit rows itself
+  (data-modifying CTEs): the new orgs and their insert rows, the customer -> org record, the
+  memberships' before-image, the projects moved with their update rows, the memberships added
+  with their insert rows, the primaries moved with their update rows. Then, on the same copies,
+  the reversal the same way (projects back to the org recorded in promoted_orgs, primaries
+  restored, memberships and the created orgs deleted, each with its audit rows). The floor
+  writes exactly the bookkeeping the functions write (no table of moved projects since it was
+  found derivable: bench/ANALYSIS.md).
 * **promote** -- ``SELECT config.promote_customers(false)`` (one statement, one transaction:
   locks, blocker checks, the work, every trigger, the commit-time membership checks).
 * **demote** -- ``SELECT config.demote_orgs(false)`` right after.
@@ -53,7 +56,6 @@ TABLES = (
     "org_memberships",
     "promoted_orgs",
     "promotion_memberships",
-    "promotion_projects",
 )
 
 SETUP = (
@@ -90,15 +92,10 @@ INSERT INTO {FLOOR}.promotion_memberships (user_id, org_id, promotion_id, role, 
 SELECT m.user_id, m.org_id, 1, m.role, m.is_primary FROM {FLOOR}.org_memberships m
 """,
     f"""
-WITH mv AS (
-    INSERT INTO {FLOOR}.promotion_projects (project_id, promotion_id, from_org, to_org)
-    SELECT p.uuid, 1, p.org_id, po.org_id
-    FROM {FLOOR}.projects p JOIN {FLOOR}.promoted_orgs po ON po.customer_id = p.customer_id
-    WHERE p.org_id <> po.org_id
-    RETURNING project_id, from_org, to_org
-), u AS (
-    UPDATE {FLOOR}.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id
-    RETURNING p.uuid, mv.from_org, mv.to_org
+WITH u AS (
+    UPDATE {FLOOR}.projects p SET org_id = po.org_id FROM {FLOOR}.promoted_orgs po
+    WHERE po.customer_id = p.customer_id AND p.org_id <> po.org_id
+    RETURNING p.uuid, po.source_org AS from_org, po.org_id AS to_org
 )
 {AUDIT} SELECT 'update', 'projects', u.uuid, ARRAY['org_id'],
                jsonb_build_object('org_id', u.from_org), jsonb_build_object('org_id', u.to_org) FROM u
@@ -148,10 +145,9 @@ DEMOTE = [
     f"UPDATE {FLOOR}.org_promotions SET demoted_at = now(), demoted_by = 'bench' WHERE id = 1",
     f"""
 WITH u AS (
-    UPDATE {FLOOR}.projects p SET org_id = pp.from_org
-    FROM {FLOOR}.promotion_projects pp JOIN {FLOOR}.promoted_orgs po ON po.org_id = pp.to_org AND po.created
-    WHERE pp.project_id = p.uuid
-    RETURNING p.uuid, pp.from_org, pp.to_org
+    UPDATE {FLOOR}.projects p SET org_id = po.source_org
+    FROM {FLOOR}.promoted_orgs po WHERE po.created AND po.org_id = p.org_id
+    RETURNING p.uuid, po.source_org AS from_org, po.org_id AS to_org
 )
 {AUDIT} SELECT 'update', 'projects', u.uuid, ARRAY['org_id'],
                jsonb_build_object('org_id', u.to_org), jsonb_build_object('org_id', u.from_org) FROM u
@@ -184,7 +180,6 @@ WITH d AS (
 )
 {AUDIT} SELECT 'delete', 'org_memberships', d.user_id, NULL, to_jsonb(d), NULL FROM d
 """,
-    f"DELETE FROM {FLOOR}.promotion_projects",
     f"DELETE FROM {FLOOR}.promotion_memberships",
     f"""
 WITH po AS (DELETE FROM {FLOOR}.promoted_orgs RETURNING *),

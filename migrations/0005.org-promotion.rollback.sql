@@ -45,11 +45,15 @@ DROP FUNCTION config.refuse_blocked(text, text, jsonb);
 DROP FUNCTION config.lock_for_promotion();
 DROP FUNCTION config.promotion_blockers();
 DROP FUNCTION config.promotion_map();
+DROP TRIGGER customers_promotion_kept_update ON config.customers;
+DROP TRIGGER customers_promotion_kept_delete ON config.customers;
+DROP TRIGGER orgs_promotion_kept_update ON config.orgs;
+DROP TRIGGER orgs_promotion_kept_delete ON config.orgs;
+DROP FUNCTION config.refuse_losing_promoted();
 DROP TRIGGER projects_org_is_customer_org ON config.projects;
 DROP FUNCTION config.refuse_project_outside_customer_org();
 DROP FUNCTION config.promotion_in_force();
 DROP TABLE config.promotion_memberships;
-DROP TABLE config.promotion_projects;
 DROP TABLE config.promoted_orgs;
 DROP TABLE config.org_promotions;
 

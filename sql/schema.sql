@@ -756,8 +756,10 @@ BEGIN
     CREATE TEMP TABLE demotion_orgs ON COMMIT DROP AS
     SELECT po.org_id, po.source_org FROM config.promoted_orgs po WHERE po.created;
 
-    WITH mv AS (SELECT * FROM config.demotion_moves())
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- the moves of config.demotion_moves, written as one join (joined back to the projects by
+    -- uuid, the planner reads every project even when a handful move)
+    UPDATE config.projects p SET org_id = po.source_org
+    FROM config.promoted_orgs po WHERE po.created AND p.org_id = po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- a membership in a deleted org becomes one in the org its projects return to, unless the
@@ -793,7 +795,6 @@ BEGIN
     DELETE FROM config.org_memberships m USING demotion_orgs d WHERE m.org_id = d.org_id;
     GET DIAGNOSTICS removed = ROW_COUNT;
 
-    DELETE FROM config.promotion_projects pp WHERE pp.promotion_id = promo;
     DELETE FROM config.promotion_memberships b WHERE b.promotion_id = promo;
     DELETE FROM config.promoted_orgs po WHERE po.promotion_id = promo;
     DELETE FROM config.orgs o USING demotion_orgs d WHERE o.uuid = d.org_id;
@@ -897,10 +898,9 @@ COMMENT ON FUNCTION config.demotion_blockers() IS 'Release 6.4, while promoted: 
 CREATE FUNCTION config.demotion_moves() RETURNS TABLE(project_id uuid, project_name text, from_org uuid, to_org uuid)
     LANGUAGE sql STABLE
     AS $$
-    SELECT p.uuid, p.name, p.org_id, coalesce(pp.from_org, po.source_org)
+    SELECT p.uuid, p.name, p.org_id, po.source_org
     FROM config.promoted_orgs po
     JOIN config.projects p ON p.org_id = po.org_id
-    LEFT JOIN config.promotion_projects pp ON pp.project_id = p.uuid
     WHERE po.created
 $$;
 
@@ -908,7 +908,7 @@ $$;
 -- Name: FUNCTION demotion_moves(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.demotion_moves() IS 'Release 6.4, while promoted: the projects the reversal moves, from the org the promotion created to the org they came from (a project created after the promotion: the org its customer''s projects came from; NULL: none).';
+COMMENT ON FUNCTION config.demotion_moves() IS 'Release 6.4, while promoted: the projects the reversal moves, from the org the promotion created to the org its customer''s projects came from (promoted_orgs.source_org: where the promotion moved each from; a project created after the promotion goes there too; NULL: none).';
 
 --
 -- Name: demotion_report(integer); Type: FUNCTION; Schema: config; Owner: -
@@ -1404,20 +1404,22 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM stands) INTO made, mapped;
+    -- its size decides the plans below: a few rows (single mode) probe the projects of the
+    -- created orgs through their indexes, many (per-project) hash them; unanalysed, the planner
+    -- guesses and reads every project either way
+    ANALYZE config.promoted_orgs;
 
     -- the memberships as they were
     INSERT INTO config.promotion_memberships (user_id, org_id, promotion_id, role, is_primary)
     SELECT m.user_id, m.org_id, promo, m.role, m.is_primary FROM config.org_memberships m;
 
-    -- each project into the org its customer stands for
-    WITH mv AS (
-        INSERT INTO config.promotion_projects (project_id, promotion_id, from_org, to_org)
-        SELECT p.uuid, promo, p.org_id, po.org_id
-        FROM config.projects p JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
-        WHERE p.org_id <> po.org_id
-        RETURNING project_id, to_org
-    )
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- each project into the org its customer stands for: only created orgs receive any (the
+    -- blockers refuse a default customer holding another org's projects), every project of a
+    -- created org comes from its source_org (they refuse a customer spanning orgs), so the move
+    -- is its own record (config.demotion_moves)
+    UPDATE config.projects p SET org_id = po.org_id
+    FROM config.promoted_orgs po
+    WHERE po.created AND po.customer_id = p.customer_id AND p.org_id <> po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- role R in org X: role R in every new org that received X's projects (super admins see
@@ -1436,7 +1438,9 @@ BEGIN
     JOIN (SELECT DISTINCT ON (po.source_org) po.source_org, po.org_id
           FROM config.promoted_orgs po
           JOIN config.orgs o ON o.uuid = po.org_id
-          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x GROUP BY x.org_id) c ON c.org_id = po.org_id
+          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x
+                WHERE x.org_id IN (SELECT y.org_id FROM config.promoted_orgs y WHERE y.created)
+                GROUP BY x.org_id) c ON c.org_id = po.org_id
           WHERE po.created AND po.source_org IS NOT NULL
           ORDER BY po.source_org, c.n DESC, o.name) s
       ON s.source_org = b.org_id
@@ -1464,7 +1468,7 @@ $$;
 -- Name: FUNCTION promote_now(p_report boolean); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
+COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the memberships'' before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
 
 --
 -- Name: promotion_blockers(); Type: FUNCTION; Schema: config; Owner: -
@@ -1509,6 +1513,11 @@ CREATE FUNCTION config.promotion_blockers() RETURNS TABLE(kind text, subject tex
            'rename all but one of them'
     FROM (SELECT m.org_name, x.name, count(*) AS n
           FROM config.projects x JOIN m ON m.customer_id = x.customer_id
+          -- names are unique within an org (projects_org_name_unique), so projects of one name
+          -- meet in an org only from a customer spanning orgs or from two customers landing in
+          -- one org: read those customers' projects only (an index probe each), not every project
+          WHERE m.source_orgs > 1
+             OR m.org_name IN (SELECT m2.org_name FROM m m2 GROUP BY m2.org_name HAVING count(*) > 1)
           GROUP BY m.org_name, x.name HAVING count(*) > 1) t
     ORDER BY 1, 2
 $_$;
@@ -1571,11 +1580,14 @@ CREATE FUNCTION config.promotion_report(p_limit integer DEFAULT 1000) RETURNS js
         JOIN config.customers c ON c.uuid = po.customer_id
         LEFT JOIN config.orgs s ON s.uuid = po.source_org
     ), moves AS (
+        -- every project of a created org came from its source org (right after the promotion,
+        -- as the dry run reads it; later, projects created since are listed too)
         SELECT p.name AS project, f.name AS from_org, t.name AS to_org
-        FROM config.promotion_projects pp
-        JOIN config.projects p ON p.uuid = pp.project_id
-        JOIN config.orgs f ON f.uuid = pp.from_org
-        JOIN config.orgs t ON t.uuid = pp.to_org
+        FROM config.promoted_orgs po
+        JOIN config.projects p ON p.org_id = po.org_id
+        JOIN config.orgs f ON f.uuid = po.source_org
+        JOIN config.orgs t ON t.uuid = po.org_id
+        WHERE po.created
     ), members AS (
         SELECT u.email, o.name AS org, m.role, m.is_primary,
                b.user_id IS NULL AS added, coalesce(b.is_primary, false) AS was_primary
@@ -1598,7 +1610,7 @@ $$;
 -- Name: FUNCTION promotion_report(p_limit integer); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to), memberships added or whose primary flag changed.';
+COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to: every project of a created org, so right after it, as the dry run reads it, exactly the moves), memberships added or whose primary flag changed.';
 
 --
 -- Name: reconcile_customers(boolean, boolean, text, boolean, integer); Type: FUNCTION; Schema: config; Owner: -
@@ -1958,6 +1970,61 @@ $$;
 --
 
 COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
+
+--
+-- Name: refuse_losing_promoted(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_losing_promoted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
+    AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF config.promotion_in_force() IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'orgs' THEN
+        IF TG_OP = 'DELETE' THEN
+            SELECT string_agg(o.name, ', ' ORDER BY o.name) INTO lost FROM old_rows o
+            WHERE EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = o.uuid)
+               OR EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.source_org = o.uuid)
+               OR EXISTS (SELECT 1 FROM config.promotion_memberships b WHERE b.org_id = o.uuid);
+        ELSE
+            SELECT string_agg(o.name, ', ' ORDER BY o.name) INTO lost FROM old_rows o
+            WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.uuid = o.uuid)
+              AND (EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = o.uuid)
+                   OR EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.source_org = o.uuid)
+                   OR EXISTS (SELECT 1 FROM config.promotion_memberships b WHERE b.org_id = o.uuid));
+        END IF;
+        IF lost IS NOT NULL THEN
+            RAISE EXCEPTION 'org(s) % are part of the promotion in force (the org a customer stands for, the org its projects return to, or a membership the reversal restores): reverse it first with `hierarchy orgs demote`', lost
+                USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'orgs_promotion_kept';
+        END IF;
+    ELSE
+        IF TG_OP = 'DELETE' THEN
+            SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO lost FROM old_rows c
+            WHERE EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = c.uuid);
+        ELSE
+            SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO lost FROM old_rows c
+            WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.uuid = c.uuid)
+              AND EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = c.uuid);
+        END IF;
+        IF lost IS NOT NULL THEN
+            RAISE EXCEPTION 'customer(s) % stand for orgs while the customers are promoted: reverse the promotion first with `hierarchy orgs demote`', lost
+                USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'customers_promotion_kept';
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_losing_promoted(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_losing_promoted() IS 'Release 6.4, while promoted: AFTER DELETE or UPDATE statement trigger on orgs and customers refusing to lose (delete, or change the uuid of) an org or customer the promotion in force names in config.promoted_orgs or config.promotion_memberships (SQLSTATE 23503, constraint orgs_promotion_kept or customers_promotion_kept). Nothing to check when not promoted.';
 
 --
 -- Name: refuse_project_outside_customer_org(); Type: FUNCTION; Schema: config; Owner: -
@@ -3590,7 +3657,7 @@ CREATE TABLE config.promoted_orgs (
 -- Name: TABLE promoted_orgs; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.promoted_orgs IS 'Release 6.4, while promoted: the customer each org stands for (one each way). Its customer and org cannot be deleted while promoted; the reversal empties it.';
+COMMENT ON TABLE config.promoted_orgs IS 'Release 6.4, while promoted: the customer each org stands for (one each way), written by config.promote_now only. Its customer and orgs cannot be deleted while promoted (triggers customers_promotion_kept_*, orgs_promotion_kept_*; no foreign keys, bench/ANALYSIS.md); the reversal empties it.';
 
 --
 -- Name: COLUMN promoted_orgs.org_id; Type: COMMENT; Schema: config; Owner: -
@@ -3608,7 +3675,7 @@ COMMENT ON COLUMN config.promoted_orgs.customer_id IS 'The customer it stands fo
 -- Name: COLUMN promoted_orgs.promotion_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promoted_orgs.promotion_id IS 'The promotion that made the pair.';
+COMMENT ON COLUMN config.promoted_orgs.promotion_id IS 'The promotion that made the pair (the one in force: config.org_promotions.id).';
 
 --
 -- Name: COLUMN promoted_orgs.created; Type: COMMENT; Schema: config; Owner: -
@@ -3620,7 +3687,7 @@ COMMENT ON COLUMN config.promoted_orgs.created IS 'Whether the promotion created
 -- Name: COLUMN promoted_orgs.source_org; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promoted_orgs.source_org IS 'The org the customer''s projects were in before (the reversal returns the org''s projects there); NULL when the customer held none.';
+COMMENT ON COLUMN config.promoted_orgs.source_org IS 'The org the customer''s projects were in before (the promotion moved every one of them to org_id, the reversal returns the org''s projects there); NULL when the customer held none.';
 
 --
 -- Name: promotion_memberships; Type: TABLE; Schema: config; Owner: -
@@ -3638,13 +3705,13 @@ CREATE TABLE config.promotion_memberships (
 -- Name: TABLE promotion_memberships; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.promotion_memberships IS 'Release 6.4, while promoted: every membership as it was before the promotion (before-images: the reversal restores each user''s primary org from it; it empties it).';
+COMMENT ON TABLE config.promotion_memberships IS 'Release 6.4, while promoted: every membership as it was before the promotion (before-images: the reversal restores each user''s primary org from it; it empties it). Its orgs cannot be deleted while promoted (triggers orgs_promotion_kept_*).';
 
 --
 -- Name: COLUMN promotion_memberships.user_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promotion_memberships.user_id IS 'The member.';
+COMMENT ON COLUMN config.promotion_memberships.user_id IS 'The member (deleting the user forgets it).';
 
 --
 -- Name: COLUMN promotion_memberships.org_id; Type: COMMENT; Schema: config; Owner: -
@@ -3656,7 +3723,7 @@ COMMENT ON COLUMN config.promotion_memberships.org_id IS 'The org it belonged to
 -- Name: COLUMN promotion_memberships.promotion_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promotion_memberships.promotion_id IS 'The promotion that recorded it.';
+COMMENT ON COLUMN config.promotion_memberships.promotion_id IS 'The promotion that recorded it (the one in force: config.org_promotions.id).';
 
 --
 -- Name: COLUMN promotion_memberships.role; Type: COMMENT; Schema: config; Owner: -
@@ -3669,47 +3736,6 @@ COMMENT ON COLUMN config.promotion_memberships.role IS 'Its role there.';
 --
 
 COMMENT ON COLUMN config.promotion_memberships.is_primary IS 'Whether it was the user''s primary org.';
-
---
--- Name: promotion_projects; Type: TABLE; Schema: config; Owner: -
---
-
-CREATE TABLE config.promotion_projects (
-    project_id uuid NOT NULL,
-    promotion_id bigint NOT NULL,
-    from_org uuid NOT NULL,
-    to_org uuid NOT NULL
-);
-
---
--- Name: TABLE promotion_projects; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON TABLE config.promotion_projects IS 'Release 6.4, while promoted: the projects the promotion moved, with the org each was in (before-images; the reversal empties it).';
-
---
--- Name: COLUMN promotion_projects.project_id; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.project_id IS 'The project moved (deleting it forgets the move).';
-
---
--- Name: COLUMN promotion_projects.promotion_id; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.promotion_id IS 'The promotion that moved it.';
-
---
--- Name: COLUMN promotion_projects.from_org; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.from_org IS 'Its org before the promotion (where the reversal returns it).';
-
---
--- Name: COLUMN promotion_projects.to_org; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.to_org IS 'The org the promotion moved it to.';
 
 --
 -- Name: role_permissions; Type: TABLE; Schema: config; Owner: -
@@ -4088,13 +4114,6 @@ ALTER TABLE ONLY config.promotion_memberships
     ADD CONSTRAINT promotion_memberships_pkey PRIMARY KEY (user_id, org_id);
 
 --
--- Name: promotion_projects promotion_projects_pkey; Type: CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_pkey PRIMARY KEY (project_id);
-
---
 -- Name: role_permissions role_permissions_pkey; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -4231,7 +4250,7 @@ CREATE INDEX promoted_orgs_source_idx ON config.promoted_orgs USING btree (sourc
 -- Name: INDEX promoted_orgs_source_idx; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the foreign key check when an org is deleted).';
+COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the check of orgs_promotion_kept_* when an org is deleted).';
 
 --
 -- Name: promotion_memberships_org_idx; Type: INDEX; Schema: config; Owner: -
@@ -4243,31 +4262,7 @@ CREATE INDEX promotion_memberships_org_idx ON config.promotion_memberships USING
 -- Name: INDEX promotion_memberships_org_idx; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The foreign key check when an org is deleted.';
-
---
--- Name: promotion_projects_from_idx; Type: INDEX; Schema: config; Owner: -
---
-
-CREATE INDEX promotion_projects_from_idx ON config.promotion_projects USING btree (from_org);
-
---
--- Name: INDEX promotion_projects_from_idx; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON INDEX config.promotion_projects_from_idx IS 'The foreign key check when an org is deleted.';
-
---
--- Name: promotion_projects_to_idx; Type: INDEX; Schema: config; Owner: -
---
-
-CREATE INDEX promotion_projects_to_idx ON config.promotion_projects USING btree (to_org);
-
---
--- Name: INDEX promotion_projects_to_idx; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON INDEX config.promotion_projects_to_idx IS 'The foreign key check when an org is deleted.';
+COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The check of orgs_promotion_kept_* when an org is deleted.';
 
 --
 -- Name: tokens_expires_idx; Type: INDEX; Schema: config; Owner: -
@@ -4410,6 +4405,34 @@ ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_keep_projects;
 COMMENT ON TRIGGER customers_keep_projects ON config.customers IS 'Release 6.4: a customer holding projects cannot be deleted (the message says how many).';
 
 --
+-- Name: customers customers_promotion_kept_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_promotion_kept_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_promotion_kept_delete;
+
+--
+-- Name: TRIGGER customers_promotion_kept_delete ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_promotion_kept_delete ON config.customers IS 'Release 6.4, while promoted: a customer an org stands for cannot be deleted (SQLSTATE 23503; one check per statement, fires in replica mode too).';
+
+--
+-- Name: customers customers_promotion_kept_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_promotion_kept_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_promotion_kept_update;
+
+--
+-- Name: TRIGGER customers_promotion_kept_update ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_promotion_kept_update ON config.customers IS 'Release 6.4, while promoted: nor can its uuid change (SQLSTATE 23503).';
+
+--
 -- Name: org_memberships org_memberships_audit_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -4504,6 +4527,34 @@ CREATE TRIGGER orgs_audit_update AFTER UPDATE ON config.orgs REFERENCING OLD TAB
 --
 
 COMMENT ON TRIGGER orgs_audit_update ON config.orgs IS 'audit_log rows for changed orgs.';
+
+--
+-- Name: orgs orgs_promotion_kept_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_promotion_kept_delete AFTER DELETE ON config.orgs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.orgs ENABLE ALWAYS TRIGGER orgs_promotion_kept_delete;
+
+--
+-- Name: TRIGGER orgs_promotion_kept_delete ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_promotion_kept_delete ON config.orgs IS 'Release 6.4, while promoted: an org the promotion in force maps, returns projects to or recorded a membership in cannot be deleted (SQLSTATE 23503; one check per statement, fires in replica mode too).';
+
+--
+-- Name: orgs orgs_promotion_kept_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_promotion_kept_update AFTER UPDATE ON config.orgs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.orgs ENABLE ALWAYS TRIGGER orgs_promotion_kept_update;
+
+--
+-- Name: TRIGGER orgs_promotion_kept_update ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_promotion_kept_update ON config.orgs IS 'Release 6.4, while promoted: nor can its uuid change (SQLSTATE 23503).';
 
 --
 -- Name: orgs orgs_touch; Type: TRIGGER; Schema: config; Owner: -
@@ -4833,81 +4884,11 @@ ALTER TABLE ONLY config.projects
     ADD CONSTRAINT projects_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
 
 --
--- Name: promoted_orgs promoted_orgs_customer_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE RESTRICT;
-
---
--- Name: promoted_orgs promoted_orgs_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promoted_orgs promoted_orgs_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
--- Name: promoted_orgs promoted_orgs_source_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_source_org_fkey FOREIGN KEY (source_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_memberships promotion_memberships_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_memberships
-    ADD CONSTRAINT promotion_memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_memberships promotion_memberships_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_memberships
-    ADD CONSTRAINT promotion_memberships_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
 -- Name: promotion_memberships promotion_memberships_user_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
 --
 
 ALTER TABLE ONLY config.promotion_memberships
     ADD CONSTRAINT promotion_memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
-
---
--- Name: promotion_projects promotion_projects_from_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_from_org_fkey FOREIGN KEY (from_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_projects promotion_projects_project_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_project_id_fkey FOREIGN KEY (project_id) REFERENCES config.projects(uuid) ON DELETE CASCADE;
-
---
--- Name: promotion_projects promotion_projects_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
--- Name: promotion_projects promotion_projects_to_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_to_org_fkey FOREIGN KEY (to_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
 
 --
 -- Name: role_permissions role_permissions_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -

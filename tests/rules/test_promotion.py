@@ -305,6 +305,43 @@ def test_while_promoted_a_project_stays_in_its_customers_org(per_project):
         conn.execute("DELETE FROM config.orgs WHERE name = 'web'")
 
 
+def test_what_the_promotion_names_is_kept_while_promoted(per_project):
+    """The bookkeeping has no foreign keys (bench/ANALYSIS.md): the statement triggers
+    *_promotion_kept refuse to lose an org or customer it names, for any writer, replica mode
+    included, and only while promoted."""
+    conn = per_project
+    lonely = conn.execute("INSERT INTO config.orgs (name) VALUES ('lonely') RETURNING uuid").fetchone()[0]
+    solo = conn.execute("INSERT INTO config.customers (name) VALUES ('solo') RETURNING uuid").fetchone()[0]
+    conn.execute("INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'solo', %s)", (lonely, solo))
+    conn.execute("INSERT INTO config.customers (name) VALUES ('empty')")
+    promote(conn)
+    before = layout(conn)
+    # lonely: no project, no member left; only the reversal needs it (where solo returns)
+    assert conn.execute("SELECT count(*) FROM config.projects WHERE org_id = %s", (lonely,)).fetchone()[0] == 0
+    refusals = [
+        ("DELETE FROM config.orgs WHERE name = 'lonely'", "orgs_promotion_kept"),
+        ("DELETE FROM config.orgs WHERE name = 'empty'", "orgs_promotion_kept"),  # the org 'empty' stands for
+        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name IN ('lonely', 'empty')", "orgs_promotion_kept"),
+        ("DELETE FROM config.customers WHERE name = 'empty'", "customers_promotion_kept"),
+        ("UPDATE config.customers SET uuid = gen_random_uuid() WHERE name = 'empty'", "customers_promotion_kept"),
+    ]
+    for replica in (False, True):
+        conn.execute("SET session_replication_role = " + ("replica" if replica else "origin"))
+        for statement, constraint in refusals:
+            with pytest.raises(errors.ForeignKeyViolation) as caught:
+                conn.execute(statement)
+            assert caught.value.diag.constraint_name == constraint, statement
+    conn.execute("SET session_replication_role = origin")
+    # renames are not losses
+    conn.execute("UPDATE config.orgs SET name = 'lonely2' WHERE name = 'lonely'")
+    conn.execute("UPDATE config.orgs SET name = 'lonely' WHERE name = 'lonely2'")
+    assert layout(conn) == before
+    # the reversal returns solo to lonely; then nothing is named any more
+    demote(conn)
+    assert project_orgs(conn)["solo"] == "lonely"
+    assert conn.execute("DELETE FROM config.customers WHERE name = 'empty'").rowcount == 1
+
+
 def test_what_was_created_after_the_promotion_survives_the_reversal(per_project):
     conn = per_project
     promote(conn)
