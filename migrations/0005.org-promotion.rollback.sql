@@ -50,6 +50,7 @@ DROP TRIGGER customers_promotion_kept_delete ON config.customers;
 DROP TRIGGER orgs_promotion_kept_update ON config.orgs;
 DROP TRIGGER orgs_promotion_kept_delete ON config.orgs;
 DROP FUNCTION config.refuse_losing_promoted();
+DROP TRIGGER projects_org_is_customer_org_moves ON config.projects;
 DROP TRIGGER projects_org_is_customer_org ON config.projects;
 DROP FUNCTION config.refuse_project_outside_customer_org();
 DROP FUNCTION config.promotion_in_force();

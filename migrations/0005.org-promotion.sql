@@ -19,7 +19,7 @@
 --   what a promotion did       config.org_promotions, config.promoted_orgs,
 --                              config.promotion_memberships
 --   what it names is kept      triggers orgs_promotion_kept_*, customers_promotion_kept_*
---   while promoted             trigger projects_org_is_customer_org: a project's org is the org
+--   while promoted             triggers projects_org_is_customer_org(_moves): a project's org is the org
 --                              its customer stands for, whoever writes
 --   downgrade refused          while promoted: the rollback raises HR062 (demote first)
 --   lock order                 config.lock_for_promotion (docs/dba.md)
@@ -107,10 +107,14 @@ COMMENT ON FUNCTION config.schema_migration() IS 'The last migration applied (fr
 
 \ir ../sql/udfs/refuse_project_outside_customer_org/0005.sql
 
-CREATE TRIGGER projects_org_is_customer_org BEFORE INSERT OR UPDATE OF org_id, customer_id ON config.projects
+CREATE TRIGGER projects_org_is_customer_org BEFORE INSERT ON config.projects
     FOR EACH ROW EXECUTE FUNCTION config.refuse_project_outside_customer_org();
+CREATE TRIGGER projects_org_is_customer_org_moves AFTER UPDATE ON config.projects
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_project_outside_customer_org();
 ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org;
-COMMENT ON TRIGGER projects_org_is_customer_org ON config.projects IS 'Release 6.4, while promoted: a project''s org is the org its customer stands for (fires in replica mode too).';
+ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org_moves;
+COMMENT ON TRIGGER projects_org_is_customer_org ON config.projects IS 'Release 6.4, while promoted: a project created is in the org its customer stands for (fires in replica mode too).';
+COMMENT ON TRIGGER projects_org_is_customer_org_moves ON config.projects IS 'Release 6.4, while promoted: so is every project an UPDATE writes, checked once per statement (a promotion moves 100,000 in one; fires in replica mode too).';
 
 -- While promoted: the orgs and customers the bookkeeping names stay (instead of foreign keys)
 \ir ../sql/udfs/refuse_losing_promoted/0005.sql

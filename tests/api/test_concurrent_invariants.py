@@ -119,7 +119,8 @@ PROMOTED_RULES = {
 }
 RESTORED_RULES = {
     "records of a reversed promotion": """
-        SELECT (SELECT count(*) FROM config.promoted_orgs) + (SELECT count(*) FROM config.promotion_memberships)""",
+        SELECT (SELECT count(*) FROM config.promoted_orgs)
+             + (SELECT count(*) FROM config.promotion_memberships)""",
     "orgs the promotions created still there": """
         SELECT count(*) FROM config.orgs WHERE name NOT IN ('hydrolix', 'acme', 'globex')""",
     "customers whose projects span orgs (what blocks the next promotion)": """

@@ -286,6 +286,15 @@ def test_while_promoted_a_project_stays_in_its_customers_org(per_project):
     assert caught.value.diag.constraint_name == "projects_org_is_customer_org"
     with pytest.raises(errors.CheckViolation):
         conn.execute("UPDATE config.projects SET org_id = %s WHERE name = 'web'", (acme,))
+    # an UPDATE is checked once per statement: the first project named, the others counted, in
+    # replica mode too, and nothing moved
+    for role in ("origin", "replica"):
+        conn.execute(f"SET session_replication_role = {role}")
+        with pytest.raises(errors.CheckViolation, match=r"project api .*\(and 1 more projects\)") as caught:
+            conn.execute("UPDATE config.projects SET org_id = %s WHERE name IN ('web', 'api')", (acme,))
+        assert caught.value.diag.constraint_name == "projects_org_is_customer_org"
+    conn.execute("SET session_replication_role = origin")
+    assert project_orgs(conn)["web"] == "web" and project_orgs(conn)["api"] == "bigco"
     # a customer made after the promotion stands for no org: none of its projects anywhere
     late = conn.execute("INSERT INTO config.customers (name) VALUES ('late') RETURNING uuid").fetchone()[0]
     with pytest.raises(errors.CheckViolation, match="none: it was created after the promotion"):
@@ -312,18 +321,25 @@ def test_what_the_promotion_names_is_kept_while_promoted(per_project):
     conn = per_project
     lonely = conn.execute("INSERT INTO config.orgs (name) VALUES ('lonely') RETURNING uuid").fetchone()[0]
     solo = conn.execute("INSERT INTO config.customers (name) VALUES ('solo') RETURNING uuid").fetchone()[0]
-    conn.execute("INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'solo', %s)", (lonely, solo))
+    conn.execute(
+        "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'solo', %s)", (lonely, solo)
+    )
     conn.execute("INSERT INTO config.customers (name) VALUES ('empty')")
     promote(conn)
     before = layout(conn)
     # lonely: no project, no member left; only the reversal needs it (where solo returns)
-    assert conn.execute("SELECT count(*) FROM config.projects WHERE org_id = %s", (lonely,)).fetchone()[0] == 0
+    left = conn.execute("SELECT count(*) FROM config.projects WHERE org_id = %s", (lonely,)).fetchone()[0]
+    assert left == 0
     refusals = [
         ("DELETE FROM config.orgs WHERE name = 'lonely'", "orgs_promotion_kept"),
-        ("DELETE FROM config.orgs WHERE name = 'empty'", "orgs_promotion_kept"),  # the org 'empty' stands for
-        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name IN ('lonely', 'empty')", "orgs_promotion_kept"),
+        ("DELETE FROM config.orgs WHERE name = 'empty'", "orgs_promotion_kept"),  # the org it stands for
+        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name = 'lonely'", "orgs_promotion_kept"),
+        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name = 'empty'", "orgs_promotion_kept"),
         ("DELETE FROM config.customers WHERE name = 'empty'", "customers_promotion_kept"),
-        ("UPDATE config.customers SET uuid = gen_random_uuid() WHERE name = 'empty'", "customers_promotion_kept"),
+        (
+            "UPDATE config.customers SET uuid = gen_random_uuid() WHERE name = 'empty'",
+            "customers_promotion_kept",
+        ),
     ]
     for replica in (False, True):
         conn.execute("SET session_replication_role = " + ("replica" if replica else "origin"))
