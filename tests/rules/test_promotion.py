@@ -406,6 +406,27 @@ def test_reversal_blockers(per_project):
     demote(conn)
 
 
+def test_a_returning_project_meeting_one_that_stayed_blocks_the_reversal(single):
+    """The reversal's name check reads only the projects of a returning project's name in its
+    org: one that stayed there (or was created there since) is found."""
+    conn = single
+    promote(conn)
+    acme, default = conn.execute(
+        "SELECT o.uuid, c.uuid FROM config.orgs o JOIN config.customers c ON c.default_for_org = o.uuid "
+        "WHERE o.name = 'acme'"
+    ).fetchone()
+    assert project_orgs(conn)["api"] == "bigco"  # bigco's api returns to acme
+    conn.execute(
+        "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'api', %s)", (acme, default)
+    )
+    state, mark = layout(conn), audit_mark(conn)
+    with Refused("HR071", match="1 blocker.*project_name_clash acme/api"):
+        demote(conn)
+    assert layout(conn) == state and audit_mark(conn) == mark
+    conn.execute("DELETE FROM config.projects WHERE name = 'api' AND org_id = %s", (acme,))
+    demote(conn)
+
+
 def test_an_org_without_source_blocks_the_reversal_of_its_new_projects(db_url):
     build(db_url, per_project=True)
     with connect(db_url) as conn:
