@@ -33,6 +33,12 @@ $$;
 
 \ir ../sql/udfs/check_user_memberships/0004.sql
 
+DROP TRIGGER org_memberships_checked_delete ON config.org_memberships;
+DROP TRIGGER org_memberships_checked ON config.org_memberships;
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR UPDATE OR DELETE ON config.org_memberships
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit: the member still has exactly one primary org, and a super admin one membership.';
+
 DROP FUNCTION config.demote_orgs(boolean);
 DROP FUNCTION config.demotion_report(integer);
 DROP FUNCTION config.demote_now();

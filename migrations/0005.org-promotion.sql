@@ -101,6 +101,17 @@ COMMENT ON FUNCTION config.schema_migration() IS 'The last migration applied (fr
 -- thousands to one user): the 0004 version, made linear.
 \ir ../sql/udfs/check_user_memberships/0005.sql
 
+-- Deleting a membership that is not primary cannot break either rule (the primaries stay, the
+-- count only falls): its event is not queued (a reversal deletes 300,000 such memberships, each
+-- a deferred plpgsql call at commit). Every other delete, insert and update is checked as in 0004.
+DROP TRIGGER org_memberships_checked ON config.org_memberships;
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR UPDATE ON config.org_memberships
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+CREATE CONSTRAINT TRIGGER org_memberships_checked_delete AFTER DELETE ON config.org_memberships
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.is_primary) EXECUTE FUNCTION config.check_user_memberships();
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit, for a membership added or changed: the member still has exactly one primary org, and a super admin one membership.';
+COMMENT ON TRIGGER org_memberships_checked_delete ON config.org_memberships IS 'At commit, for a primary membership deleted: the member still has exactly one primary org (a non-primary one deleted cannot break either rule, so it is not queued).';
+
 -- ---------------------------------------------------------------------------
 -- While promoted: each project's org is its customer's org, whoever writes
 -- ---------------------------------------------------------------------------

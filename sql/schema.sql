@@ -4493,13 +4493,25 @@ COMMENT ON TRIGGER org_memberships_audit_update ON config.org_memberships IS 'au
 -- Name: org_memberships org_memberships_checked; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR DELETE OR UPDATE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR UPDATE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
 
 --
 -- Name: TRIGGER org_memberships_checked ON org_memberships; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit: the member still has exactly one primary org, and a super admin one membership.';
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit, for a membership added or changed: the member still has exactly one primary org, and a super admin one membership.';
+
+--
+-- Name: org_memberships org_memberships_checked_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER org_memberships_checked_delete AFTER DELETE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (old.is_primary) EXECUTE FUNCTION config.check_user_memberships();
+
+--
+-- Name: TRIGGER org_memberships_checked_delete ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_checked_delete ON config.org_memberships IS 'At commit, for a primary membership deleted: the member still has exactly one primary org (a non-primary one deleted cannot break either rule, so it is not queued).';
 
 --
 -- Name: org_memberships org_memberships_touch; Type: TRIGGER; Schema: config; Owner: -
