@@ -7,14 +7,17 @@ also an operator of the next: users with several orgs), upgraded to 6.1 with the
 (per-project mode: N customers; single mode: a default customer per org) and to 6.4. Per run
 and mode, on a fresh file copy:
 
-* **floor** -- copies of orgs, projects, org_memberships, the promotion's three bookkeeping
-  tables and audit_log made with ``LIKE ... INCLUDING ALL`` (keys, indexes, checks, defaults;
-  no trigger, no foreign key), then in one transaction the promotion's moves in plain SQL,
-  each statement writing its audit rows itself (data-modifying CTEs): the new orgs and their
-  insert rows, the customer -> org record, the memberships' before-image, the projects moved
-  with their update rows, the memberships added with their insert rows, the primaries moved
-  with their update rows. Then, on the same copies, the reversal the same way (projects back,
-  primaries restored, memberships and the created orgs deleted, each with its audit rows).
+* **floor** -- copies of orgs, projects, org_memberships, the promotion's bookkeeping tables
+  (org_promotions, promoted_orgs, promotion_memberships) and audit_log made with ``LIKE ...
+  INCLUDING ALL`` (keys, indexes, checks, defaults; no trigger, no foreign key), then in one
+  transaction the promotion's moves in plain SQL, each statement writing its audit rows itself
+  (data-modifying CTEs): the new orgs and their insert rows, the customer -> org record, the
+  memberships' before-image, the projects moved with their update rows, the memberships added
+  with their insert rows, the primaries moved with their update rows. Then, on the same copies,
+  the reversal the same way (projects back to the org recorded in promoted_orgs, primaries
+  restored, memberships and the created orgs deleted, each with its audit rows). The floor
+  writes exactly the bookkeeping the functions write (no table of moved projects since it was
+  found derivable: bench/ANALYSIS.md).
 * **promote** -- ``SELECT config.promote_customers(false)`` (one statement, one transaction:
   locks, blocker checks, the work, every trigger, the commit-time membership checks).
 * **demote** -- ``SELECT config.demote_orgs(false)`` right after.
@@ -32,7 +35,10 @@ round in the next run), as in section 4.
 
 from __future__ import annotations
 
+import os
 import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -53,7 +59,6 @@ TABLES = (
     "org_memberships",
     "promoted_orgs",
     "promotion_memberships",
-    "promotion_projects",
 )
 
 SETUP = (
@@ -90,15 +95,10 @@ INSERT INTO {FLOOR}.promotion_memberships (user_id, org_id, promotion_id, role, 
 SELECT m.user_id, m.org_id, 1, m.role, m.is_primary FROM {FLOOR}.org_memberships m
 """,
     f"""
-WITH mv AS (
-    INSERT INTO {FLOOR}.promotion_projects (project_id, promotion_id, from_org, to_org)
-    SELECT p.uuid, 1, p.org_id, po.org_id
-    FROM {FLOOR}.projects p JOIN {FLOOR}.promoted_orgs po ON po.customer_id = p.customer_id
-    WHERE p.org_id <> po.org_id
-    RETURNING project_id, from_org, to_org
-), u AS (
-    UPDATE {FLOOR}.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id
-    RETURNING p.uuid, mv.from_org, mv.to_org
+WITH u AS (
+    UPDATE {FLOOR}.projects p SET org_id = po.org_id FROM {FLOOR}.promoted_orgs po
+    WHERE po.customer_id = p.customer_id AND p.org_id <> po.org_id
+    RETURNING p.uuid, po.source_org AS from_org, po.org_id AS to_org
 )
 {AUDIT} SELECT 'update', 'projects', u.uuid, ARRAY['org_id'],
                jsonb_build_object('org_id', u.from_org), jsonb_build_object('org_id', u.to_org) FROM u
@@ -148,10 +148,9 @@ DEMOTE = [
     f"UPDATE {FLOOR}.org_promotions SET demoted_at = now(), demoted_by = 'bench' WHERE id = 1",
     f"""
 WITH u AS (
-    UPDATE {FLOOR}.projects p SET org_id = pp.from_org
-    FROM {FLOOR}.promotion_projects pp JOIN {FLOOR}.promoted_orgs po ON po.org_id = pp.to_org AND po.created
-    WHERE pp.project_id = p.uuid
-    RETURNING p.uuid, pp.from_org, pp.to_org
+    UPDATE {FLOOR}.projects p SET org_id = po.source_org
+    FROM {FLOOR}.promoted_orgs po WHERE po.created AND po.org_id = p.org_id
+    RETURNING p.uuid, po.source_org AS from_org, po.org_id AS to_org
 )
 {AUDIT} SELECT 'update', 'projects', u.uuid, ARRAY['org_id'],
                jsonb_build_object('org_id', u.to_org), jsonb_build_object('org_id', u.from_org) FROM u
@@ -184,7 +183,6 @@ WITH d AS (
 )
 {AUDIT} SELECT 'delete', 'org_memberships', d.user_id, NULL, to_jsonb(d), NULL FROM d
 """,
-    f"DELETE FROM {FLOOR}.promotion_projects",
     f"DELETE FROM {FLOOR}.promotion_memberships",
     f"""
 WITH po AS (DELETE FROM {FLOOR}.promoted_orgs RETURNING *),
@@ -201,6 +199,24 @@ FROM pg_constraint c
 WHERE c.contype = 'f' AND c.conrelid = ANY (%s::regclass[])
 ORDER BY 1, c.conname
 """
+
+
+@contextmanager
+def backend_cpu(conn: psycopg.Connection) -> Iterator[Callable[[], float]]:
+    """``with backend_cpu(conn) as c: ...; c()`` -> CPU seconds (user + system) the connection's
+    backend spent in the block, from /proc: unlike wall-clock time, hardly changed by other
+    processes' load on shared cores (I/O waits, fsync included, are not in it)."""
+
+    def cpu() -> float:
+        with open(f"/proc/{conn.info.backend_pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    start = cpu()
+    end: list[float] = []
+    yield lambda: (end[0] if end else cpu()) - start
+    end.append(cpu())
+
 
 AUDIT_COUNTS = "SELECT action || ' ' || object_type, count(*) FROM {} WHERE id > %s GROUP BY 1 ORDER BY 1"
 
@@ -260,9 +276,11 @@ def template(bc: BenchCluster, projects: int, per_project: bool) -> str:
     return key
 
 
-def floor(url: str, foreign_keys: bool = False) -> tuple[float, float, dict[str, int], dict[str, int]]:
-    """(promotion s, reversal s, audit rows of each) of the plain-SQL floor (``foreign_keys``:
-    with config's foreign keys on the copies)."""
+def floor(
+    url: str, foreign_keys: bool = False
+) -> tuple[float, float, dict[str, int], dict[str, int], float, float]:
+    """(promotion s, reversal s, audit rows of each, backend CPU s of each) of the plain-SQL
+    floor (``foreign_keys``: with config's foreign keys on the copies)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for stmt in SETUP:
             conn.execute(stmt)
@@ -273,24 +291,27 @@ def floor(url: str, foreign_keys: bool = False) -> tuple[float, float, dict[str,
                     definition = definition.replace(f"REFERENCES config.{t}(", f"REFERENCES {FLOOR}.{t}(")
                 conn.execute(f"ALTER TABLE {FLOOR}.{table.split('.')[-1]} ADD {definition}")
         conn.execute("CHECKPOINT")
-        with stopwatch() as tp:
+        with stopwatch() as tp, backend_cpu(conn) as cp:
             with conn.transaction():
                 for stmt in PROMOTE:
                     conn.execute(stmt)
         after = _audit(conn, f"{FLOOR}.audit_log", 0)
         top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {FLOOR}.audit_log").fetchone()[0]
         conn.execute("CHECKPOINT")
-        with stopwatch() as td:
+        with stopwatch() as td, backend_cpu(conn) as cd:
             with conn.transaction():
                 for stmt in DEMOTE:
                     conn.execute(stmt)
         back = _audit(conn, f"{FLOOR}.audit_log", top)
         conn.execute(f"DROP SCHEMA {FLOOR} CASCADE")
-    return tp(), td(), after, back
+    return tp(), td(), after, back, cp(), cd()
 
 
-def real(url: str) -> tuple[float, float, dict[str, int], dict[str, int], dict[str, Any]]:
-    """(promotion s, reversal s, audit rows of each, the promotion's counts) of the functions."""
+def real(
+    url: str,
+) -> tuple[float, float, dict[str, int], dict[str, int], dict[str, Any], float, float]:
+    """(promotion s, reversal s, audit rows of each, the promotion's counts, backend CPU s of
+    each) of the functions."""
     with psycopg.connect(url, autocommit=True) as conn:
         before = conn.execute(
             "SELECT (SELECT count(*) FROM config.orgs), (SELECT count(*) FROM config.org_memberships), "
@@ -298,12 +319,12 @@ def real(url: str) -> tuple[float, float, dict[str, int], dict[str, int], dict[s
         ).fetchone()
         start = _max_audit(conn)
         conn.execute("CHECKPOINT")
-        with stopwatch() as tp:
+        with stopwatch() as tp, backend_cpu(conn) as cp:
             counts = conn.execute("SELECT config.promote_customers(false)").fetchone()[0]
         after = _audit(conn, "config.audit_log", start)
         top = _max_audit(conn)
         conn.execute("CHECKPOINT")
-        with stopwatch() as td:
+        with stopwatch() as td, backend_cpu(conn) as cd:
             conn.execute("SELECT config.demote_orgs(false)")
         back = _audit(conn, "config.audit_log", top)
         restored = conn.execute(
@@ -312,7 +333,7 @@ def real(url: str) -> tuple[float, float, dict[str, int], dict[str, int], dict[s
         ).fetchone()
     if restored != before:
         raise AssertionError(f"the reversal did not restore the layout: {before} -> {restored}")
-    return tp(), td(), after, back, counts
+    return tp(), td(), after, back, counts, cp(), cd()
 
 
 def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
@@ -337,14 +358,21 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
             f"reversal floor with foreign keys, {mode} mode", "s", note="config's FKs"
         )
         figs[f"dkr_{mode}"] = Figure(f"demote / floor with foreign keys, {mode} mode", "x")
+        for k, step in (("p", "promote"), ("d", "demote")):
+            figs[f"{k}cr_{mode}"] = Figure(
+                f"{step} / floor, backend CPU, {mode} mode", "x", note="CPU seconds, within one run"
+            )
+            figs[f"{k}kcr_{mode}"] = Figure(
+                f"{step} / floor with foreign keys, backend CPU, {mode} mode", "x", note="CPU seconds"
+            )
     tpls = {"per-project": template(bc, projects, True), "single": template(bc, projects, False)}
     for i in range(runs):
         for mode in ("per-project", "single") if i % 2 == 0 else ("single", "per-project"):
             name = "bench_promotion"
             url = bc.create(name, template=tpls[mode])
-            fp, fd, fa, fb = floor(url)
-            kp, kd, ka, kb = floor(url, foreign_keys=True)
-            rp, rd, ra, rb, counts = real(url)
+            fp, fd, fa, fb, fcp, fcd = floor(url)
+            kp, kd, ka, kb, kcp, kcd = floor(url, foreign_keys=True)
+            rp, rd, ra, rb, counts, rcp, rcd = real(url)
             bc.drop(name)
             if not (fa, fb) == (ka, kb) == (ra, rb):
                 raise AssertionError(f"{mode}: floor and functions differ: audit {fa} {fb} vs {ra} {rb}")
@@ -358,10 +386,15 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
             figs[f"pkr_{mode}"].add(rp / kp)
             figs[f"dk_{mode}"].add(kd)
             figs[f"dkr_{mode}"].add(rd / kd)
+            for k, r, f, fk in (("p", rcp, fcp, kcp), ("d", rcd, fcd, kcd)):
+                figs[f"{k}cr_{mode}"].add(r / max(f, 0.01))
+                figs[f"{k}kcr_{mode}"].add(r / max(fk, 0.01))
             log(
                 f"promotion run {i + 1} {mode}: promote {rp:.2f}s floor {fp:.2f}s (x{rp / fp:.2f}) "
                 f"demote {rd:.2f}s floor {fd:.2f}s (x{rd / fd:.2f}) | with FKs: promote floor {kp:.2f}s "
-                f"(x{rp / kp:.2f}) demote floor {kd:.2f}s (x{rd / kd:.2f})"
+                f"(x{rp / kp:.2f}) demote floor {kd:.2f}s (x{rd / kd:.2f}) | backend CPU: promote "
+                f"{rcp:.2f}s floor {fcp:.2f}s with FKs {kcp:.2f}s, demote {rcd:.2f}s floor {fcd:.2f}s "
+                f"with FKs {kcd:.2f}s"
             )
             if i == 0:
                 notes.append(
@@ -371,7 +404,7 @@ def run(bc: BenchCluster, *, projects: int, runs: int) -> Section:
     order = [
         figs[f"{k}_{m}"]
         for m in ("per-project", "single")
-        for k in ("p", "pf", "pr", "pk", "pkr", "d", "df", "dr", "dk", "dkr")
+        for k in ("p", "pf", "pr", "pk", "pkr", "pcr", "pkcr", "d", "df", "dr", "dk", "dkr", "dcr", "dkcr")
     ]
     section = Section(
         f"6. Promotion of customers to orgs and its reversal ({projects:,} projects)",

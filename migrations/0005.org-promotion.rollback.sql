@@ -33,6 +33,12 @@ $$;
 
 \ir ../sql/udfs/check_user_memberships/0004.sql
 
+DROP TRIGGER org_memberships_checked_delete ON config.org_memberships;
+DROP TRIGGER org_memberships_checked ON config.org_memberships;
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR UPDATE OR DELETE ON config.org_memberships
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit: the member still has exactly one primary org, and a super admin one membership.';
+
 DROP FUNCTION config.demote_orgs(boolean);
 DROP FUNCTION config.demotion_report(integer);
 DROP FUNCTION config.demote_now();
@@ -45,11 +51,16 @@ DROP FUNCTION config.refuse_blocked(text, text, jsonb);
 DROP FUNCTION config.lock_for_promotion();
 DROP FUNCTION config.promotion_blockers();
 DROP FUNCTION config.promotion_map();
+DROP TRIGGER customers_promotion_kept_update ON config.customers;
+DROP TRIGGER customers_promotion_kept_delete ON config.customers;
+DROP TRIGGER orgs_promotion_kept_update ON config.orgs;
+DROP TRIGGER orgs_promotion_kept_delete ON config.orgs;
+DROP FUNCTION config.refuse_losing_promoted();
+DROP TRIGGER projects_org_is_customer_org_moves ON config.projects;
 DROP TRIGGER projects_org_is_customer_org ON config.projects;
 DROP FUNCTION config.refuse_project_outside_customer_org();
 DROP FUNCTION config.promotion_in_force();
 DROP TABLE config.promotion_memberships;
-DROP TABLE config.promotion_projects;
 DROP TABLE config.promoted_orgs;
 DROP TABLE config.org_promotions;
 

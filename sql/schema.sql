@@ -817,8 +817,10 @@ BEGIN
     CREATE TEMP TABLE demotion_orgs ON COMMIT DROP AS
     SELECT po.org_id, po.source_org FROM config.promoted_orgs po WHERE po.created;
 
-    WITH mv AS (SELECT * FROM config.demotion_moves())
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- the moves of config.demotion_moves, written as one join (joined back to the projects by
+    -- uuid, the planner reads every project even when a handful move)
+    UPDATE config.projects p SET org_id = po.source_org
+    FROM config.promoted_orgs po WHERE po.created AND p.org_id = po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- a membership in a deleted org becomes one in the org its projects return to, unless the
@@ -854,7 +856,6 @@ BEGIN
     DELETE FROM config.org_memberships m USING demotion_orgs d WHERE m.org_id = d.org_id;
     GET DIAGNOSTICS removed = ROW_COUNT;
 
-    DELETE FROM config.promotion_projects pp WHERE pp.promotion_id = promo;
     DELETE FROM config.promotion_memberships b WHERE b.promotion_id = promo;
     DELETE FROM config.promoted_orgs po WHERE po.promotion_id = promo;
     DELETE FROM config.orgs o USING demotion_orgs d WHERE o.uuid = d.org_id;
@@ -932,8 +933,10 @@ CREATE FUNCTION config.demotion_blockers() RETURNS TABLE(kind text, subject text
     FROM (SELECT d.org, d.name, count(*) AS n
           FROM (SELECT mv.to_org AS org, mv.project_name AS name FROM mv WHERE mv.to_org IS NOT NULL
                 UNION ALL
+                -- names are unique within an org: a clash needs a returning project, so only the
+                -- projects of its name in its org (an index probe each), not the whole org
                 SELECT p.org_id, p.name FROM config.projects p
-                WHERE p.org_id IN (SELECT mv.to_org FROM mv)) d
+                WHERE (p.org_id, p.name) IN (SELECT mv.to_org, mv.project_name FROM mv)) d
           GROUP BY d.org, d.name HAVING count(*) > 1) t
     JOIN config.orgs o ON o.uuid = t.org
     UNION ALL
@@ -960,10 +963,9 @@ COMMENT ON FUNCTION config.demotion_blockers() IS 'Release 6.4, while promoted: 
 CREATE FUNCTION config.demotion_moves() RETURNS TABLE(project_id uuid, project_name text, from_org uuid, to_org uuid)
     LANGUAGE sql STABLE
     AS $$
-    SELECT p.uuid, p.name, p.org_id, coalesce(pp.from_org, po.source_org)
+    SELECT p.uuid, p.name, p.org_id, po.source_org
     FROM config.promoted_orgs po
     JOIN config.projects p ON p.org_id = po.org_id
-    LEFT JOIN config.promotion_projects pp ON pp.project_id = p.uuid
     WHERE po.created
 $$;
 
@@ -971,7 +973,7 @@ $$;
 -- Name: FUNCTION demotion_moves(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.demotion_moves() IS 'Release 6.4, while promoted: the projects the reversal moves, from the org the promotion created to the org they came from (a project created after the promotion: the org its customer''s projects came from; NULL: none).';
+COMMENT ON FUNCTION config.demotion_moves() IS 'Release 6.4, while promoted: the projects the reversal moves, from the org the promotion created to the org its customer''s projects came from (promoted_orgs.source_org: where the promotion moved each from; a project created after the promotion goes there too; NULL: none).';
 
 --
 -- Name: demotion_report(integer); Type: FUNCTION; Schema: config; Owner: -
@@ -1470,20 +1472,22 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM stands) INTO made, mapped;
+    -- its size decides the plans below: a few rows (single mode) probe the projects of the
+    -- created orgs through their indexes, many (per-project) hash them; unanalysed, the planner
+    -- guesses and reads every project either way
+    ANALYZE config.promoted_orgs;
 
     -- the memberships as they were
     INSERT INTO config.promotion_memberships (user_id, org_id, promotion_id, role, is_primary)
     SELECT m.user_id, m.org_id, promo, m.role, m.is_primary FROM config.org_memberships m;
 
-    -- each project into the org its customer stands for
-    WITH mv AS (
-        INSERT INTO config.promotion_projects (project_id, promotion_id, from_org, to_org)
-        SELECT p.uuid, promo, p.org_id, po.org_id
-        FROM config.projects p JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
-        WHERE p.org_id <> po.org_id
-        RETURNING project_id, to_org
-    )
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- each project into the org its customer stands for: only created orgs receive any (the
+    -- blockers refuse a default customer holding another org's projects), every project of a
+    -- created org comes from its source_org (they refuse a customer spanning orgs), so the move
+    -- is its own record (config.demotion_moves)
+    UPDATE config.projects p SET org_id = po.org_id
+    FROM config.promoted_orgs po
+    WHERE po.created AND po.customer_id = p.customer_id AND p.org_id <> po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- role R in org X: role R in every new org that received X's projects (super admins see
@@ -1502,7 +1506,9 @@ BEGIN
     JOIN (SELECT DISTINCT ON (po.source_org) po.source_org, po.org_id
           FROM config.promoted_orgs po
           JOIN config.orgs o ON o.uuid = po.org_id
-          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x GROUP BY x.org_id) c ON c.org_id = po.org_id
+          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x
+                WHERE x.org_id IN (SELECT y.org_id FROM config.promoted_orgs y WHERE y.created)
+                GROUP BY x.org_id) c ON c.org_id = po.org_id
           WHERE po.created AND po.source_org IS NOT NULL
           ORDER BY po.source_org, c.n DESC, o.name) s
       ON s.source_org = b.org_id
@@ -1530,7 +1536,7 @@ $$;
 -- Name: FUNCTION promote_now(p_report boolean); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
+COMMENT ON FUNCTION config.promote_now(p_report boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the memberships'' before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
 
 --
 -- Name: promotion_blockers(); Type: FUNCTION; Schema: config; Owner: -
@@ -1576,6 +1582,11 @@ CREATE FUNCTION config.promotion_blockers() RETURNS TABLE(kind text, subject tex
            'rename all but one of them'
     FROM (SELECT m.org_name, x.name, count(*) AS n
           FROM config.projects x JOIN m ON m.customer_id = x.customer_id
+          -- names are unique within an org (projects_org_name_unique), so projects of one name
+          -- meet in an org only from a customer spanning orgs or from two customers landing in
+          -- one org: read those customers' projects only (an index probe each), not every project
+          WHERE m.source_orgs > 1
+             OR m.org_name IN (SELECT m2.org_name FROM m m2 GROUP BY m2.org_name HAVING count(*) > 1)
           GROUP BY m.org_name, x.name HAVING count(*) > 1) t
     ORDER BY 1, 2
 $_$;
@@ -1638,11 +1649,14 @@ CREATE FUNCTION config.promotion_report(p_limit integer DEFAULT 1000) RETURNS js
         JOIN config.customers c ON c.uuid = po.customer_id
         LEFT JOIN config.orgs s ON s.uuid = po.source_org
     ), moves AS (
+        -- every project of a created org came from its source org (right after the promotion,
+        -- as the dry run reads it; later, projects created since are listed too)
         SELECT p.name AS project, f.name AS from_org, t.name AS to_org
-        FROM config.promotion_projects pp
-        JOIN config.projects p ON p.uuid = pp.project_id
-        JOIN config.orgs f ON f.uuid = pp.from_org
-        JOIN config.orgs t ON t.uuid = pp.to_org
+        FROM config.promoted_orgs po
+        JOIN config.projects p ON p.org_id = po.org_id
+        JOIN config.orgs f ON f.uuid = po.source_org
+        JOIN config.orgs t ON t.uuid = po.org_id
+        WHERE po.created
     ), members AS (
         SELECT u.email, o.name AS org, m.role, m.is_primary,
                b.user_id IS NULL AS added, coalesce(b.is_primary, false) AS was_primary
@@ -1665,7 +1679,7 @@ $$;
 -- Name: FUNCTION promotion_report(p_limit integer); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to), memberships added or whose primary flag changed.';
+COMMENT ON FUNCTION config.promotion_report(p_limit integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to: every project of a created org, so right after it, as the dry run reads it, exactly the moves), memberships added or whose primary flag changed.';
 
 --
 -- Name: reconcile_customers(boolean, boolean, text, boolean, integer); Type: FUNCTION; Schema: config; Owner: -
@@ -2031,6 +2045,61 @@ $$;
 COMMENT ON FUNCTION config.refuse_deleting_held_customer() IS 'Release 6.4: BEFORE DELETE trigger on customers refusing to delete one that holds projects, saying how many (SQLSTATE 23514, constraint customers_keep_projects).';
 
 --
+-- Name: refuse_losing_promoted(); Type: FUNCTION; Schema: config; Owner: -
+--
+
+CREATE FUNCTION config.refuse_losing_promoted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'config', 'pg_temp'
+    AS $$
+DECLARE
+    lost text;
+BEGIN
+    IF config.promotion_in_force() IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'orgs' THEN
+        IF TG_OP = 'DELETE' THEN
+            SELECT string_agg(o.name, ', ' ORDER BY o.name) INTO lost FROM old_rows o
+            WHERE EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = o.uuid)
+               OR EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.source_org = o.uuid)
+               OR EXISTS (SELECT 1 FROM config.promotion_memberships b WHERE b.org_id = o.uuid);
+        ELSE
+            SELECT string_agg(o.name, ', ' ORDER BY o.name) INTO lost FROM old_rows o
+            WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.uuid = o.uuid)
+              AND (EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.org_id = o.uuid)
+                   OR EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.source_org = o.uuid)
+                   OR EXISTS (SELECT 1 FROM config.promotion_memberships b WHERE b.org_id = o.uuid));
+        END IF;
+        IF lost IS NOT NULL THEN
+            RAISE EXCEPTION 'org(s) % are part of the promotion in force (the org a customer stands for, the org its projects return to, or a membership the reversal restores): reverse it first with `hierarchy orgs demote`', lost
+                USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'orgs_promotion_kept';
+        END IF;
+    ELSE
+        IF TG_OP = 'DELETE' THEN
+            SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO lost FROM old_rows c
+            WHERE EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = c.uuid);
+        ELSE
+            SELECT string_agg(c.name, ', ' ORDER BY c.name) INTO lost FROM old_rows c
+            WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.uuid = c.uuid)
+              AND EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = c.uuid);
+        END IF;
+        IF lost IS NOT NULL THEN
+            RAISE EXCEPTION 'customer(s) % stand for orgs while the customers are promoted: reverse the promotion first with `hierarchy orgs demote`', lost
+                USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'customers_promotion_kept';
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION refuse_losing_promoted(); Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON FUNCTION config.refuse_losing_promoted() IS 'Release 6.4, while promoted: AFTER DELETE or UPDATE statement trigger on orgs and customers refusing to lose (delete, or change the uuid of) an org or customer the promotion in force names in config.promoted_orgs or config.promotion_memberships (SQLSTATE 23503, constraint orgs_promotion_kept or customers_promotion_kept). Nothing to check when not promoted.';
+
+--
 -- Name: refuse_project_outside_customer_org(); Type: FUNCTION; Schema: config; Owner: -
 --
 
@@ -2039,10 +2108,29 @@ CREATE FUNCTION config.refuse_project_outside_customer_org() RETURNS trigger
     SET search_path TO 'pg_catalog', 'config', 'pg_temp'
     AS $$
 DECLARE
-    stands uuid;
+    stands  uuid;
+    bad     record;
+    n       bigint;
 BEGIN
     IF config.promotion_in_force() IS NULL THEN
-        RETURN NEW;
+        RETURN CASE WHEN TG_LEVEL = 'ROW' THEN NEW END;
+    END IF;
+    IF TG_LEVEL = 'STATEMENT' THEN
+        SELECT x.name, x.customer_id, x.stands, count(*) OVER () AS n INTO bad
+        FROM (SELECT r.name, r.customer_id, po.org_id AS stands
+              FROM new_rows r LEFT JOIN config.promoted_orgs po ON po.customer_id = r.customer_id
+              WHERE po.org_id IS DISTINCT FROM r.org_id) x
+        ORDER BY x.name LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        n := bad.n;
+        RAISE EXCEPTION 'project % must be in the org its customer % stands for (%): the customers are promoted to orgs%',
+            bad.name, (SELECT c.name FROM config.customers c WHERE c.uuid = bad.customer_id),
+            coalesce((SELECT o.name FROM config.orgs o WHERE o.uuid = bad.stands), 'none: it was created after the promotion'),
+            CASE WHEN n > 1 THEN format(' (and %s more projects)', n - 1) ELSE '' END
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'projects_org_is_customer_org', COLUMN = 'customer_id',
+                  HINT = 'Name the customer the project''s org stands for (GET /config/v1/orgs/{org} shows it).';
     END IF;
     IF TG_OP = 'INSERT' AND NEW.customer_id IS NULL THEN
         -- the org is its customer: a project created in it without one (hdxcli sends only the
@@ -2068,7 +2156,7 @@ $$;
 -- Name: FUNCTION refuse_project_outside_customer_org(); Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON FUNCTION config.refuse_project_outside_customer_org() IS 'Release 6.4, while promoted: BEFORE INSERT OR UPDATE trigger refusing a project whose org is not the org its customer stands for (SQLSTATE 23514, constraint projects_org_is_customer_org); a project created without a customer in an org that stands for one gets it.';
+COMMENT ON FUNCTION config.refuse_project_outside_customer_org() IS 'Release 6.4, while promoted: refuses a project whose org is not the org its customer stands for (SQLSTATE 23514, constraint projects_org_is_customer_org): BEFORE INSERT row trigger (a project created without a customer in an org that stands for one gets it) and AFTER UPDATE statement trigger (one set-based check of the updated rows, naming the first).';
 
 --
 -- Name: refuse_unknown_role(text); Type: FUNCTION; Schema: config; Owner: -
@@ -3714,7 +3802,7 @@ CREATE TABLE config.promoted_orgs (
 -- Name: TABLE promoted_orgs; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.promoted_orgs IS 'Release 6.4, while promoted: the customer each org stands for (one each way). Its customer and org cannot be deleted while promoted; the reversal empties it.';
+COMMENT ON TABLE config.promoted_orgs IS 'Release 6.4, while promoted: the customer each org stands for (one each way), written by config.promote_now only. Its customer and orgs cannot be deleted while promoted (triggers customers_promotion_kept_*, orgs_promotion_kept_*; no foreign keys, bench/ANALYSIS.md); the reversal empties it.';
 
 --
 -- Name: COLUMN promoted_orgs.org_id; Type: COMMENT; Schema: config; Owner: -
@@ -3732,7 +3820,7 @@ COMMENT ON COLUMN config.promoted_orgs.customer_id IS 'The customer it stands fo
 -- Name: COLUMN promoted_orgs.promotion_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promoted_orgs.promotion_id IS 'The promotion that made the pair.';
+COMMENT ON COLUMN config.promoted_orgs.promotion_id IS 'The promotion that made the pair (the one in force: config.org_promotions.id).';
 
 --
 -- Name: COLUMN promoted_orgs.created; Type: COMMENT; Schema: config; Owner: -
@@ -3744,7 +3832,7 @@ COMMENT ON COLUMN config.promoted_orgs.created IS 'Whether the promotion created
 -- Name: COLUMN promoted_orgs.source_org; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promoted_orgs.source_org IS 'The org the customer''s projects were in before (the reversal returns the org''s projects there); NULL when the customer held none.';
+COMMENT ON COLUMN config.promoted_orgs.source_org IS 'The org the customer''s projects were in before (the promotion moved every one of them to org_id, the reversal returns the org''s projects there); NULL when the customer held none.';
 
 --
 -- Name: promotion_memberships; Type: TABLE; Schema: config; Owner: -
@@ -3762,13 +3850,13 @@ CREATE TABLE config.promotion_memberships (
 -- Name: TABLE promotion_memberships; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TABLE config.promotion_memberships IS 'Release 6.4, while promoted: every membership as it was before the promotion (before-images: the reversal restores each user''s primary org from it; it empties it).';
+COMMENT ON TABLE config.promotion_memberships IS 'Release 6.4, while promoted: every membership as it was before the promotion (before-images: the reversal restores each user''s primary org from it; it empties it). Its orgs cannot be deleted while promoted (triggers orgs_promotion_kept_*).';
 
 --
 -- Name: COLUMN promotion_memberships.user_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promotion_memberships.user_id IS 'The member.';
+COMMENT ON COLUMN config.promotion_memberships.user_id IS 'The member (deleting the user forgets it).';
 
 --
 -- Name: COLUMN promotion_memberships.org_id; Type: COMMENT; Schema: config; Owner: -
@@ -3780,7 +3868,7 @@ COMMENT ON COLUMN config.promotion_memberships.org_id IS 'The org it belonged to
 -- Name: COLUMN promotion_memberships.promotion_id; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON COLUMN config.promotion_memberships.promotion_id IS 'The promotion that recorded it.';
+COMMENT ON COLUMN config.promotion_memberships.promotion_id IS 'The promotion that recorded it (the one in force: config.org_promotions.id).';
 
 --
 -- Name: COLUMN promotion_memberships.role; Type: COMMENT; Schema: config; Owner: -
@@ -3793,47 +3881,6 @@ COMMENT ON COLUMN config.promotion_memberships.role IS 'Its role there.';
 --
 
 COMMENT ON COLUMN config.promotion_memberships.is_primary IS 'Whether it was the user''s primary org.';
-
---
--- Name: promotion_projects; Type: TABLE; Schema: config; Owner: -
---
-
-CREATE TABLE config.promotion_projects (
-    project_id uuid NOT NULL,
-    promotion_id bigint NOT NULL,
-    from_org uuid NOT NULL,
-    to_org uuid NOT NULL
-);
-
---
--- Name: TABLE promotion_projects; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON TABLE config.promotion_projects IS 'Release 6.4, while promoted: the projects the promotion moved, with the org each was in (before-images; the reversal empties it).';
-
---
--- Name: COLUMN promotion_projects.project_id; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.project_id IS 'The project moved (deleting it forgets the move).';
-
---
--- Name: COLUMN promotion_projects.promotion_id; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.promotion_id IS 'The promotion that moved it.';
-
---
--- Name: COLUMN promotion_projects.from_org; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.from_org IS 'Its org before the promotion (where the reversal returns it).';
-
---
--- Name: COLUMN promotion_projects.to_org; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON COLUMN config.promotion_projects.to_org IS 'The org the promotion moved it to.';
 
 --
 -- Name: role_permissions; Type: TABLE; Schema: config; Owner: -
@@ -4212,13 +4259,6 @@ ALTER TABLE ONLY config.promotion_memberships
     ADD CONSTRAINT promotion_memberships_pkey PRIMARY KEY (user_id, org_id);
 
 --
--- Name: promotion_projects promotion_projects_pkey; Type: CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_pkey PRIMARY KEY (project_id);
-
---
 -- Name: role_permissions role_permissions_pkey; Type: CONSTRAINT; Schema: config; Owner: -
 --
 
@@ -4355,7 +4395,7 @@ CREATE INDEX promoted_orgs_source_idx ON config.promoted_orgs USING btree (sourc
 -- Name: INDEX promoted_orgs_source_idx; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the foreign key check when an org is deleted).';
+COMMENT ON INDEX config.promoted_orgs_source_idx IS 'The orgs that received an org''s projects (and the check of orgs_promotion_kept_* when an org is deleted).';
 
 --
 -- Name: promotion_memberships_org_idx; Type: INDEX; Schema: config; Owner: -
@@ -4367,31 +4407,7 @@ CREATE INDEX promotion_memberships_org_idx ON config.promotion_memberships USING
 -- Name: INDEX promotion_memberships_org_idx; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The foreign key check when an org is deleted.';
-
---
--- Name: promotion_projects_from_idx; Type: INDEX; Schema: config; Owner: -
---
-
-CREATE INDEX promotion_projects_from_idx ON config.promotion_projects USING btree (from_org);
-
---
--- Name: INDEX promotion_projects_from_idx; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON INDEX config.promotion_projects_from_idx IS 'The foreign key check when an org is deleted.';
-
---
--- Name: promotion_projects_to_idx; Type: INDEX; Schema: config; Owner: -
---
-
-CREATE INDEX promotion_projects_to_idx ON config.promotion_projects USING btree (to_org);
-
---
--- Name: INDEX promotion_projects_to_idx; Type: COMMENT; Schema: config; Owner: -
---
-
-COMMENT ON INDEX config.promotion_projects_to_idx IS 'The foreign key check when an org is deleted.';
+COMMENT ON INDEX config.promotion_memberships_org_idx IS 'The check of orgs_promotion_kept_* when an org is deleted.';
 
 --
 -- Name: tokens_expires_idx; Type: INDEX; Schema: config; Owner: -
@@ -4534,6 +4550,34 @@ ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_keep_projects;
 COMMENT ON TRIGGER customers_keep_projects ON config.customers IS 'Release 6.4: a customer holding projects cannot be deleted (the message says how many).';
 
 --
+-- Name: customers customers_promotion_kept_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_promotion_kept_delete AFTER DELETE ON config.customers REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_promotion_kept_delete;
+
+--
+-- Name: TRIGGER customers_promotion_kept_delete ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_promotion_kept_delete ON config.customers IS 'Release 6.4, while promoted: a customer an org stands for cannot be deleted (SQLSTATE 23503; one check per statement, fires in replica mode too).';
+
+--
+-- Name: customers customers_promotion_kept_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER customers_promotion_kept_update AFTER UPDATE ON config.customers REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.customers ENABLE ALWAYS TRIGGER customers_promotion_kept_update;
+
+--
+-- Name: TRIGGER customers_promotion_kept_update ON customers; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER customers_promotion_kept_update ON config.customers IS 'Release 6.4, while promoted: nor can its uuid change (SQLSTATE 23503).';
+
+--
 -- Name: org_memberships org_memberships_audit_delete; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -4573,13 +4617,25 @@ COMMENT ON TRIGGER org_memberships_audit_update ON config.org_memberships IS 'au
 -- Name: org_memberships org_memberships_checked; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR DELETE OR UPDATE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
+CREATE CONSTRAINT TRIGGER org_memberships_checked AFTER INSERT OR UPDATE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION config.check_user_memberships();
 
 --
 -- Name: TRIGGER org_memberships_checked ON org_memberships; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit: the member still has exactly one primary org, and a super admin one membership.';
+COMMENT ON TRIGGER org_memberships_checked ON config.org_memberships IS 'At commit, for a membership added or changed: the member still has exactly one primary org, and a super admin one membership.';
+
+--
+-- Name: org_memberships org_memberships_checked_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE CONSTRAINT TRIGGER org_memberships_checked_delete AFTER DELETE ON config.org_memberships DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (old.is_primary) EXECUTE FUNCTION config.check_user_memberships();
+
+--
+-- Name: TRIGGER org_memberships_checked_delete ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_checked_delete ON config.org_memberships IS 'At commit, for a primary membership deleted: the member still has exactly one primary org (a non-primary one deleted cannot break either rule, so it is not queued).';
 
 --
 -- Name: org_memberships org_memberships_touch; Type: TRIGGER; Schema: config; Owner: -
@@ -4628,6 +4684,34 @@ CREATE TRIGGER orgs_audit_update AFTER UPDATE ON config.orgs REFERENCING OLD TAB
 --
 
 COMMENT ON TRIGGER orgs_audit_update ON config.orgs IS 'audit_log rows for changed orgs.';
+
+--
+-- Name: orgs orgs_promotion_kept_delete; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_promotion_kept_delete AFTER DELETE ON config.orgs REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.orgs ENABLE ALWAYS TRIGGER orgs_promotion_kept_delete;
+
+--
+-- Name: TRIGGER orgs_promotion_kept_delete ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_promotion_kept_delete ON config.orgs IS 'Release 6.4, while promoted: an org the promotion in force maps, returns projects to or recorded a membership in cannot be deleted (SQLSTATE 23503; one check per statement, fires in replica mode too).';
+
+--
+-- Name: orgs orgs_promotion_kept_update; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER orgs_promotion_kept_update AFTER UPDATE ON config.orgs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_losing_promoted();
+
+ALTER TABLE config.orgs ENABLE ALWAYS TRIGGER orgs_promotion_kept_update;
+
+--
+-- Name: TRIGGER orgs_promotion_kept_update ON orgs; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER orgs_promotion_kept_update ON config.orgs IS 'Release 6.4, while promoted: nor can its uuid change (SQLSTATE 23503).';
 
 --
 -- Name: orgs orgs_touch; Type: TRIGGER; Schema: config; Owner: -
@@ -4737,7 +4821,7 @@ COMMENT ON TRIGGER projects_defer_customer_check ON config.projects IS 'Rule 5: 
 -- Name: projects projects_org_is_customer_org; Type: TRIGGER; Schema: config; Owner: -
 --
 
-CREATE TRIGGER projects_org_is_customer_org BEFORE INSERT OR UPDATE OF org_id, customer_id ON config.projects FOR EACH ROW EXECUTE FUNCTION config.refuse_project_outside_customer_org();
+CREATE TRIGGER projects_org_is_customer_org BEFORE INSERT ON config.projects FOR EACH ROW EXECUTE FUNCTION config.refuse_project_outside_customer_org();
 
 ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org;
 
@@ -4745,7 +4829,21 @@ ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org;
 -- Name: TRIGGER projects_org_is_customer_org ON projects; Type: COMMENT; Schema: config; Owner: -
 --
 
-COMMENT ON TRIGGER projects_org_is_customer_org ON config.projects IS 'Release 6.4, while promoted: a project''s org is the org its customer stands for (fires in replica mode too).';
+COMMENT ON TRIGGER projects_org_is_customer_org ON config.projects IS 'Release 6.4, while promoted: a project created is in the org its customer stands for (fires in replica mode too).';
+
+--
+-- Name: projects projects_org_is_customer_org_moves; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER projects_org_is_customer_org_moves AFTER UPDATE ON config.projects REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION config.refuse_project_outside_customer_org();
+
+ALTER TABLE config.projects ENABLE ALWAYS TRIGGER projects_org_is_customer_org_moves;
+
+--
+-- Name: TRIGGER projects_org_is_customer_org_moves ON projects; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER projects_org_is_customer_org_moves ON config.projects IS 'Release 6.4, while promoted: so is every project an UPDATE writes, checked once per statement (a promotion moves 100,000 in one; fires in replica mode too).';
 
 --
 -- Name: projects projects_settle_delete; Type: TRIGGER; Schema: config; Owner: -
@@ -4957,81 +5055,11 @@ ALTER TABLE ONLY config.projects
     ADD CONSTRAINT projects_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
 
 --
--- Name: promoted_orgs promoted_orgs_customer_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES config.customers(uuid) ON DELETE RESTRICT;
-
---
--- Name: promoted_orgs promoted_orgs_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promoted_orgs promoted_orgs_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
--- Name: promoted_orgs promoted_orgs_source_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promoted_orgs
-    ADD CONSTRAINT promoted_orgs_source_org_fkey FOREIGN KEY (source_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_memberships promotion_memberships_org_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_memberships
-    ADD CONSTRAINT promotion_memberships_org_id_fkey FOREIGN KEY (org_id) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_memberships promotion_memberships_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_memberships
-    ADD CONSTRAINT promotion_memberships_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
 -- Name: promotion_memberships promotion_memberships_user_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
 --
 
 ALTER TABLE ONLY config.promotion_memberships
     ADD CONSTRAINT promotion_memberships_user_id_fkey FOREIGN KEY (user_id) REFERENCES config.users(uuid) ON DELETE CASCADE;
-
---
--- Name: promotion_projects promotion_projects_from_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_from_org_fkey FOREIGN KEY (from_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
-
---
--- Name: promotion_projects promotion_projects_project_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_project_id_fkey FOREIGN KEY (project_id) REFERENCES config.projects(uuid) ON DELETE CASCADE;
-
---
--- Name: promotion_projects promotion_projects_promotion_id_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_promotion_id_fkey FOREIGN KEY (promotion_id) REFERENCES config.org_promotions(id);
-
---
--- Name: promotion_projects promotion_projects_to_org_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -
---
-
-ALTER TABLE ONLY config.promotion_projects
-    ADD CONSTRAINT promotion_projects_to_org_fkey FOREIGN KEY (to_org) REFERENCES config.orgs(uuid) ON DELETE RESTRICT;
 
 --
 -- Name: role_permissions role_permissions_role_fkey; Type: FK CONSTRAINT; Schema: config; Owner: -

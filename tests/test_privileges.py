@@ -472,7 +472,7 @@ def test_each_user_sees_as_itself_exactly_what_it_saw_before_the_promotion(db_ur
     with superuser(db_url) as conn:
         conn.execute("SELECT config.promote_customers()")
         moved = conn.execute(
-            "SELECT count(*) AS n FROM config.promotion_projects"
+            "SELECT count(*) AS n FROM config.demotion_moves()"
         ).fetchone()["n"]
     assert moved > 0  # the projects did change org
     assert seen() == before, "a user sees other projects while promoted"

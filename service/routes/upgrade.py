@@ -37,6 +37,7 @@ RELEASE = query("health.release")
 CUSTOMER_FINAL = "projects_customer_final"
 CUSTOMER_KEEPS_PROJECTS = "customers_keep_projects"
 CUSTOMER_FK = "projects_customer_id_fkey"
+CUSTOMER_PROMOTED = "customers_promotion_kept"  # migrations/0005: while the customers are promoted
 REQUIRED = "This field is required."
 
 
@@ -80,6 +81,9 @@ def database_refusals(field: str = "customer", *, deleting: bool = False) -> Ite
             raise Conflict(
                 "This customer holds projects: a customer holding projects cannot be deleted."
             ) from None
+        # while promoted, an org stands for it (trigger customers_promotion_kept_delete)
+        if deleting and exc.diag.constraint_name == CUSTOMER_PROMOTED:
+            raise Conflict(exc.diag.message_primary or str(exc)) from None
         raise
 
 

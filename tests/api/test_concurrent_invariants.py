@@ -119,7 +119,7 @@ PROMOTED_RULES = {
 }
 RESTORED_RULES = {
     "records of a reversed promotion": """
-        SELECT (SELECT count(*) FROM config.promoted_orgs) + (SELECT count(*) FROM config.promotion_projects)
+        SELECT (SELECT count(*) FROM config.promoted_orgs)
              + (SELECT count(*) FROM config.promotion_memberships)""",
     "orgs the promotions created still there": """
         SELECT count(*) FROM config.orgs WHERE name NOT IN ('hydrolix', 'acme', 'globex')""",

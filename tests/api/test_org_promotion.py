@@ -173,3 +173,21 @@ def test_below_64_the_check_is_400(api):
     assert "needs release 6.4" in r.json()["non_field_errors"][0]
     assert api.post(PROMOTE, json={}).status_code == 400
     assert api.get(CHECK, role="operator").status_code == 403
+
+
+def test_a_customer_an_org_stands_for_cannot_be_deleted_while_promoted(promo):
+    """The bookkeeping has no foreign keys (bench/ANALYSIS.md): the statement trigger
+    customers_promotion_kept refuses, and the API answers 409 saying why, changing nothing."""
+    api = promo
+    admin = as_(api, "admin@x")
+    empty = str(api.sql("INSERT INTO config.customers (name) VALUES ('empty') RETURNING uuid")[0]["uuid"])
+    assert api.client.post(PROMOTE, headers=admin, json={}).status_code == 200
+    before = state(api)
+    r = api.client.delete(f"/config/v1/customers/{empty}/", headers=admin)
+    assert r.status_code == 409, r.text
+    assert "stand for orgs while the customers are promoted" in r.text
+    assert state(api) == before
+    assert api.client.post(DEMOTE, headers=admin).status_code == 200
+    r = api.client.delete(f"/config/v1/customers/{empty}/", headers=admin)
+    assert r.status_code == 204, r.text
+    assert api.sql("SELECT count(*) AS n FROM config.customers WHERE name = 'empty'")[0]["n"] == 0

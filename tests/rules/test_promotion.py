@@ -286,6 +286,15 @@ def test_while_promoted_a_project_stays_in_its_customers_org(per_project):
     assert caught.value.diag.constraint_name == "projects_org_is_customer_org"
     with pytest.raises(errors.CheckViolation):
         conn.execute("UPDATE config.projects SET org_id = %s WHERE name = 'web'", (acme,))
+    # an UPDATE is checked once per statement: the first project named, the others counted, in
+    # replica mode too, and nothing moved
+    for role in ("origin", "replica"):
+        conn.execute(f"SET session_replication_role = {role}")
+        with pytest.raises(errors.CheckViolation, match=r"project api .*\(and 1 more projects\)") as caught:
+            conn.execute("UPDATE config.projects SET org_id = %s WHERE name IN ('web', 'api')", (acme,))
+        assert caught.value.diag.constraint_name == "projects_org_is_customer_org"
+    conn.execute("SET session_replication_role = origin")
+    assert project_orgs(conn)["web"] == "web" and project_orgs(conn)["api"] == "bigco"
     # a customer made after the promotion stands for no org: none of its projects anywhere
     late = conn.execute("INSERT INTO config.customers (name) VALUES ('late') RETURNING uuid").fetchone()[0]
     with pytest.raises(errors.CheckViolation, match="none: it was created after the promotion"):
@@ -303,6 +312,50 @@ def test_while_promoted_a_project_stays_in_its_customers_org(per_project):
     # the promoted orgs and their customers cannot be deleted
     with pytest.raises(errors.ForeignKeyViolation):
         conn.execute("DELETE FROM config.orgs WHERE name = 'web'")
+
+
+def test_what_the_promotion_names_is_kept_while_promoted(per_project):
+    """The bookkeeping has no foreign keys (bench/ANALYSIS.md): the statement triggers
+    *_promotion_kept refuse to lose an org or customer it names, for any writer, replica mode
+    included, and only while promoted."""
+    conn = per_project
+    lonely = conn.execute("INSERT INTO config.orgs (name) VALUES ('lonely') RETURNING uuid").fetchone()[0]
+    solo = conn.execute("INSERT INTO config.customers (name) VALUES ('solo') RETURNING uuid").fetchone()[0]
+    conn.execute(
+        "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'solo', %s)", (lonely, solo)
+    )
+    conn.execute("INSERT INTO config.customers (name) VALUES ('empty')")
+    promote(conn)
+    before = layout(conn)
+    # lonely: no project, no member left; only the reversal needs it (where solo returns)
+    left = conn.execute("SELECT count(*) FROM config.projects WHERE org_id = %s", (lonely,)).fetchone()[0]
+    assert left == 0
+    refusals = [
+        ("DELETE FROM config.orgs WHERE name = 'lonely'", "orgs_promotion_kept"),
+        ("DELETE FROM config.orgs WHERE name = 'empty'", "orgs_promotion_kept"),  # the org it stands for
+        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name = 'lonely'", "orgs_promotion_kept"),
+        ("UPDATE config.orgs SET uuid = gen_random_uuid() WHERE name = 'empty'", "orgs_promotion_kept"),
+        ("DELETE FROM config.customers WHERE name = 'empty'", "customers_promotion_kept"),
+        (
+            "UPDATE config.customers SET uuid = gen_random_uuid() WHERE name = 'empty'",
+            "customers_promotion_kept",
+        ),
+    ]
+    for replica in (False, True):
+        conn.execute("SET session_replication_role = " + ("replica" if replica else "origin"))
+        for statement, constraint in refusals:
+            with pytest.raises(errors.ForeignKeyViolation) as caught:
+                conn.execute(statement)
+            assert caught.value.diag.constraint_name == constraint, statement
+    conn.execute("SET session_replication_role = origin")
+    # renames are not losses
+    conn.execute("UPDATE config.orgs SET name = 'lonely2' WHERE name = 'lonely'")
+    conn.execute("UPDATE config.orgs SET name = 'lonely' WHERE name = 'lonely2'")
+    assert layout(conn) == before
+    # the reversal returns solo to lonely; then nothing is named any more
+    demote(conn)
+    assert project_orgs(conn)["solo"] == "lonely"
+    assert conn.execute("DELETE FROM config.customers WHERE name = 'empty'").rowcount == 1
 
 
 def test_what_was_created_after_the_promotion_survives_the_reversal(per_project):
@@ -350,6 +403,27 @@ def test_reversal_blockers(per_project):
         demote(conn)
     assert layout(conn) == state and audit_mark(conn) == mark
     conn.execute("DELETE FROM config.projects WHERE name = 'web' AND org_id = %s", (ids["bigco"],))
+    demote(conn)
+
+
+def test_a_returning_project_meeting_one_that_stayed_blocks_the_reversal(single):
+    """The reversal's name check reads only the projects of a returning project's name in its
+    org: one that stayed there (or was created there since) is found."""
+    conn = single
+    promote(conn)
+    acme, default = conn.execute(
+        "SELECT o.uuid, c.uuid FROM config.orgs o JOIN config.customers c ON c.default_for_org = o.uuid "
+        "WHERE o.name = 'acme'"
+    ).fetchone()
+    assert project_orgs(conn)["api"] == "bigco"  # bigco's api returns to acme
+    conn.execute(
+        "INSERT INTO config.projects (org_id, name, customer_id) VALUES (%s, 'api', %s)", (acme, default)
+    )
+    state, mark = layout(conn), audit_mark(conn)
+    with Refused("HR071", match="1 blocker.*project_name_clash acme/api"):
+        demote(conn)
+    assert layout(conn) == state and audit_mark(conn) == mark
+    conn.execute("DELETE FROM config.projects WHERE name = 'api' AND org_id = %s", (acme,))
     demote(conn)
 
 

@@ -15,8 +15,10 @@ BEGIN
     CREATE TEMP TABLE demotion_orgs ON COMMIT DROP AS
     SELECT po.org_id, po.source_org FROM config.promoted_orgs po WHERE po.created;
 
-    WITH mv AS (SELECT * FROM config.demotion_moves())
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- the moves of config.demotion_moves, written as one join (joined back to the projects by
+    -- uuid, the planner reads every project even when a handful move)
+    UPDATE config.projects p SET org_id = po.source_org
+    FROM config.promoted_orgs po WHERE po.created AND p.org_id = po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- a membership in a deleted org becomes one in the org its projects return to, unless the
@@ -52,7 +54,6 @@ BEGIN
     DELETE FROM config.org_memberships m USING demotion_orgs d WHERE m.org_id = d.org_id;
     GET DIAGNOSTICS removed = ROW_COUNT;
 
-    DELETE FROM config.promotion_projects pp WHERE pp.promotion_id = promo;
     DELETE FROM config.promotion_memberships b WHERE b.promotion_id = promo;
     DELETE FROM config.promoted_orgs po WHERE po.promotion_id = promo;
     DELETE FROM config.orgs o USING demotion_orgs d WHERE o.uuid = d.org_id;

@@ -15,8 +15,10 @@ LANGUAGE sql STABLE AS $$
     FROM (SELECT d.org, d.name, count(*) AS n
           FROM (SELECT mv.to_org AS org, mv.project_name AS name FROM mv WHERE mv.to_org IS NOT NULL
                 UNION ALL
+                -- names are unique within an org: a clash needs a returning project, so only the
+                -- projects of its name in its org (an index probe each), not the whole org
                 SELECT p.org_id, p.name FROM config.projects p
-                WHERE p.org_id IN (SELECT mv.to_org FROM mv)) d
+                WHERE (p.org_id, p.name) IN (SELECT mv.to_org, mv.project_name FROM mv)) d
           GROUP BY d.org, d.name HAVING count(*) > 1) t
     JOIN config.orgs o ON o.uuid = t.org
     UNION ALL

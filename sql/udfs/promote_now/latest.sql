@@ -24,20 +24,22 @@ BEGIN
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM created), (SELECT count(*) FROM stands) INTO made, mapped;
+    -- its size decides the plans below: a few rows (single mode) probe the projects of the
+    -- created orgs through their indexes, many (per-project) hash them; unanalysed, the planner
+    -- guesses and reads every project either way
+    ANALYZE config.promoted_orgs;
 
     -- the memberships as they were
     INSERT INTO config.promotion_memberships (user_id, org_id, promotion_id, role, is_primary)
     SELECT m.user_id, m.org_id, promo, m.role, m.is_primary FROM config.org_memberships m;
 
-    -- each project into the org its customer stands for
-    WITH mv AS (
-        INSERT INTO config.promotion_projects (project_id, promotion_id, from_org, to_org)
-        SELECT p.uuid, promo, p.org_id, po.org_id
-        FROM config.projects p JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
-        WHERE p.org_id <> po.org_id
-        RETURNING project_id, to_org
-    )
-    UPDATE config.projects p SET org_id = mv.to_org FROM mv WHERE p.uuid = mv.project_id;
+    -- each project into the org its customer stands for: only created orgs receive any (the
+    -- blockers refuse a default customer holding another org's projects), every project of a
+    -- created org comes from its source_org (they refuse a customer spanning orgs), so the move
+    -- is its own record (config.demotion_moves)
+    UPDATE config.projects p SET org_id = po.org_id
+    FROM config.promoted_orgs po
+    WHERE po.created AND po.customer_id = p.customer_id AND p.org_id <> po.org_id;
     GET DIAGNOSTICS moved = ROW_COUNT;
 
     -- role R in org X: role R in every new org that received X's projects (super admins see
@@ -56,7 +58,9 @@ BEGIN
     JOIN (SELECT DISTINCT ON (po.source_org) po.source_org, po.org_id
           FROM config.promoted_orgs po
           JOIN config.orgs o ON o.uuid = po.org_id
-          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x GROUP BY x.org_id) c ON c.org_id = po.org_id
+          JOIN (SELECT x.org_id, count(*) AS n FROM config.projects x
+                WHERE x.org_id IN (SELECT y.org_id FROM config.promoted_orgs y WHERE y.created)
+                GROUP BY x.org_id) c ON c.org_id = po.org_id
           WHERE po.created AND po.source_org IS NOT NULL
           ORDER BY po.source_org, c.n DESC, o.name) s
       ON s.source_org = b.org_id
@@ -79,4 +83,4 @@ BEGIN
     RETURN counts;
 END
 $$;
-COMMENT ON FUNCTION config.promote_now(boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';
+COMMENT ON FUNCTION config.promote_now(boolean) IS 'Release 6.4: the promotion''s work, once locked and checked (call config.promote_customers): creates and maps the orgs, records the memberships'' before-images, moves the projects, adds the memberships and moves primaries; returns the counts (p_report: and what it did, config.promotion_report).';

@@ -37,6 +37,11 @@ LANGUAGE sql STABLE AS $$
            'rename all but one of them'
     FROM (SELECT m.org_name, x.name, count(*) AS n
           FROM config.projects x JOIN m ON m.customer_id = x.customer_id
+          -- names are unique within an org (projects_org_name_unique), so projects of one name
+          -- meet in an org only from a customer spanning orgs or from two customers landing in
+          -- one org: read those customers' projects only (an index probe each), not every project
+          WHERE m.source_orgs > 1
+             OR m.org_name IN (SELECT m2.org_name FROM m m2 GROUP BY m2.org_name HAVING count(*) > 1)
           GROUP BY m.org_name, x.name HAVING count(*) > 1) t
     ORDER BY 1, 2
 $$;

@@ -9,11 +9,14 @@ LANGUAGE sql STABLE AS $$
         JOIN config.customers c ON c.uuid = po.customer_id
         LEFT JOIN config.orgs s ON s.uuid = po.source_org
     ), moves AS (
+        -- every project of a created org came from its source org (right after the promotion,
+        -- as the dry run reads it; later, projects created since are listed too)
         SELECT p.name AS project, f.name AS from_org, t.name AS to_org
-        FROM config.promotion_projects pp
-        JOIN config.projects p ON p.uuid = pp.project_id
-        JOIN config.orgs f ON f.uuid = pp.from_org
-        JOIN config.orgs t ON t.uuid = pp.to_org
+        FROM config.promoted_orgs po
+        JOIN config.projects p ON p.org_id = po.org_id
+        JOIN config.orgs f ON f.uuid = po.source_org
+        JOIN config.orgs t ON t.uuid = po.org_id
+        WHERE po.created
     ), members AS (
         SELECT u.email, o.name AS org, m.role, m.is_primary,
                b.user_id IS NULL AS added, coalesce(b.is_primary, false) AS was_primary
@@ -31,4 +34,4 @@ LANGUAGE sql STABLE AS $$
         'memberships', coalesce((SELECT jsonb_agg(to_jsonb(r)) FROM (SELECT * FROM members ORDER BY lower(email), NOT is_primary, org LIMIT p_limit) r), '[]'),
         'memberships_total', (SELECT count(*) FROM members))
 $$;
-COMMENT ON FUNCTION config.promotion_report(integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to), memberships added or whose primary flag changed.';
+COMMENT ON FUNCTION config.promotion_report(integer) IS 'Release 6.4: what the promotion in force did, the first p_limit rows of each list with totals: orgs (created or mapped: name, customer, origin, from which org, projects), projects moved (from, to: every project of a created org, so right after it, as the dry run reads it, exactly the moves), memberships added or whose primary flag changed.';
