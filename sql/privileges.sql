@@ -434,11 +434,18 @@ COMMENT ON FUNCTION service_state.log_in(uuid, bytea, bytea, integer, text) IS
 -- trigger, run as the writer. Writes made inside a SECURITY DEFINER function (the membership
 -- functions, the mode switch, the promotion: each guards its own caller) run as the owner, and
 -- the owner, its members and superusers (a DBA, the CLI, a migration) pass.
+CREATE OR REPLACE FUNCTION service_state.writer_is_owner() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+        OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')
+$$;
+COMMENT ON FUNCTION service_state.writer_is_owner() IS
+    'Whether the role running the statement (current_user: the owner inside a SECURITY DEFINER function) is a superuser, the owner of schema config or a member of it: the writers the guard triggers let through.';
+
 CREATE OR REPLACE FUNCTION service_state.guard_write() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF NOT ((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
-            OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')) THEN
+    IF NOT service_state.writer_is_owner() THEN
         PERFORM service_state.require_request_permission(
             format('%s on %s.%s', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME), TG_ARGV[0]);
     END IF;
@@ -454,8 +461,7 @@ CREATE OR REPLACE FUNCTION service_state.tokens_revoke_only() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF (OLD.revoked IS NOT NULL OR NEW.revoked IS NULL)
-       AND NOT ((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
-                OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')) THEN
+       AND NOT service_state.writer_is_owner() THEN
         RAISE EXCEPTION 'a token can only be revoked, once: role % may not clear or change tokens.revoked', current_user
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -524,6 +530,7 @@ REVOKE ALL ON FUNCTION service_state.user_key(text, text, text),
     service_state.sign_in(uuid, text, uuid[], boolean, boolean) FROM PUBLIC, {app};
 GRANT EXECUTE ON FUNCTION service_state.user_for_token(text, uuid, boolean), service_state.login_challenge(text),
     service_state.log_in(uuid, bytea, bytea, integer, text), service_state.require_request_permission(text, text),
+    service_state.writer_is_owner(),
     service_state.request_verified(), service_state.request_user(), service_state.request_orgs(),
     service_state.request_sees_all(),
     service_state.user_in_orgs(uuid, uuid[]), service_state.orphan_count(),

@@ -2741,8 +2741,7 @@ CREATE FUNCTION service_state.guard_write() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 BEGIN
-    IF NOT ((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
-            OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')) THEN
+    IF NOT service_state.writer_is_owner() THEN
         PERFORM service_state.require_request_permission(
             format('%s on %s.%s', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME), TG_ARGV[0]);
     END IF;
@@ -3023,8 +3022,7 @@ CREATE FUNCTION service_state.tokens_revoke_only() RETURNS trigger
     AS $$
 BEGIN
     IF (OLD.revoked IS NOT NULL OR NEW.revoked IS NULL)
-       AND NOT ((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
-                OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')) THEN
+       AND NOT service_state.writer_is_owner() THEN
         RAISE EXCEPTION 'a token can only be revoked, once: role % may not clear or change tokens.revoked', current_user
             USING ERRCODE = 'insufficient_privilege';
     END IF;
@@ -3180,6 +3178,24 @@ $$;
 --
 
 COMMENT ON FUNCTION service_state.without_attempt(attempts timestamp with time zone[], attempt timestamp with time zone) IS 'attempts without one occurrence of attempt: an attempt taken back (a success, or a refusal by the other scope).';
+
+--
+-- Name: writer_is_owner(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.writer_is_owner() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+        OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')
+$$;
+
+--
+-- Name: FUNCTION writer_is_owner(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.writer_is_owner() IS 'Whether the role running the statement (current_user: the owner inside a SECURITY DEFINER function) is a superuser, the owner of schema config or a member of it: the writers the guard triggers let through.';
 
 --
 -- Name: audit_log; Type: TABLE; Schema: config; Owner: -
