@@ -180,6 +180,7 @@ def test_log_in_issues_a_token_only_for_the_proof_of_the_password(arranged) -> N
         assert _log_in(conn, user, wrong, "t1", KNOWN_HASH) == "wrong"
         assert _log_in(conn, user, b"", "t2") == "wrong"
         assert _log_in(conn, user, None, "t3") == "wrong"
+        assert _log_in(conn, None, wrong, "t4") == "wrong"  # the service's call for an unknown email
     assert snapshot(url) == before  # no token, no hash, no audit row
     token = secrets.token_urlsafe(16)
     with as_runtime(url) as conn:

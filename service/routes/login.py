@@ -122,10 +122,9 @@ async def login(
     # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction. The proof is
     # checked by the database (service_state.log_in): the runtime role never reads the hash.
     params, hash_len = (row["params"], row["hash_len"]) if row else (None, None)
+    # None: no such user, or no argon2 hash to prove. log_in still runs (and answers "wrong"):
+    # a failed login takes as long whether or not the user exists.
     proof = await asyncio.to_thread(users.password_proof, params, hash_len, data.password)
-    if proof is None:  # no such user, or no argon2 hash to prove
-        raise unauthorized("Invalid email or password.")  # the attempt stays counted
-    assert row is not None
     token = secrets.token_urlsafe(32)
     rehash = (
         await asyncio.to_thread(users.hash_password, data.password)
@@ -138,7 +137,7 @@ async def login(
         state = (
             await db.one(
                 SQL["log_in"],
-                user_id=row["uuid"],
+                user_id=row["uuid"] if row else None,
                 proof=proof,
                 token_hash=hash_token(token),
                 ttl=TOKEN_TTL_SECONDS,
@@ -152,7 +151,7 @@ async def login(
         signed = await auth.lookup(conn, token, local=True)
         await db.execute(SQL["prune_tokens"])
         await auth.login_succeeded(conn, attempt)
-        return state, signed, await db.all(USER_ORGS[database(request).memberships], user_id=row["uuid"])
+        return state, signed, await db.all(USER_ORGS[database(request).memberships], user_id=signed["uuid"])
 
     state, signed, orgs = await transaction(database(request), issue)
     if state == "wrong":
@@ -160,7 +159,7 @@ async def login(
     if state == "inactive":  # the right password
         await transaction(database(request), take_back, read_only=True)
         raise unauthorized(REFUSED["inactive"])
-    assert signed is not None
+    assert row is not None and signed is not None
     return LoginResponse(
         uuid=row["uuid"],
         email=row["email"],
