@@ -306,12 +306,19 @@ class Service:
                 self.proc.wait(10)
 
 
-def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, float, float]:
-    """(seconds, body MiB, peak VmHWM MiB) of one full plain customers list on a fresh service."""
+def _token(owner_url: str, user: dict[str, Any]) -> str:
+    """A bearer token of ``user``, made as the owner (the runtime role cannot insert tokens:
+    only a login, service_state.log_in, makes one)."""
     token = secrets.token_urlsafe(32)
-    with psycopg.connect(url, autocommit=True) as conn:
+    with psycopg.connect(owner_url, autocommit=True) as conn:
         params = {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
-        conn.execute(query("auth.create_token"), params)
+        conn.execute(query("cli.create_token"), params)
+    return token
+
+
+def _full_list(url: str, owner_url: str, user: dict[str, Any], expected: int) -> tuple[float, float, float]:
+    """(seconds, body MiB, peak VmHWM MiB) of one full plain customers list on a fresh service."""
+    token = _token(owner_url, user)
     svc = Service(url, 1)
     try:
         with MemorySampler(svc.pids, interval=0.05) as mem:
@@ -333,7 +340,9 @@ def _full_list(url: str, user: dict[str, Any], expected: int) -> tuple[float, fl
     return elapsed, len(body) / 2**20, max(mem.hwm_kb.values(), default=0) / 1024
 
 
-def round_trips(url: str, user: dict[str, Any], paths: dict[str, str], repeat: int = 10) -> dict[str, float]:
+def round_trips(
+    url: str, owner_url: str, user: dict[str, Any], paths: dict[str, str], repeat: int = 10
+) -> dict[str, float]:
     """Round trips to the database per request of each path, in steady state: the app in
     process (Litestar's TestClient), every ``AsyncConnection.wait`` that waits on the server (a
     request sent and its answer read: the pool's check, BEGIN, a statement, COMMIT) counted,
@@ -345,10 +354,7 @@ def round_trips(url: str, user: dict[str, Any], paths: dict[str, str], repeat: i
 
     from service.app import create_app
 
-    token = secrets.token_urlsafe(32)
-    with psycopg.connect(url, autocommit=True) as conn:
-        params = {"token_hash": hash_token(token), "user_id": user["uuid"], "ttl": 3600}
-        conn.execute(query("auth.create_token"), params)
+    token = _token(owner_url, user)
     counted = [0]
     original = psycopg.AsyncConnection.wait
 
@@ -437,7 +443,7 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
         with psycopg.connect(owner_url, autocommit=True) as conn:
             customers = conn.execute("SELECT count(*) FROM config.customers").fetchone()[0]
         for i in range(runs):
-            took, mib, peak = _full_list(url, user, customers)
+            took, mib, peak = _full_list(url, owner_url, user, customers)
             full_s.add(took)
             full_mib.add(mib)
             full_rss.add(peak)
@@ -502,7 +508,8 @@ def run(bc: BenchCluster, *, projects: int, runs: int, seconds: float) -> Sectio
             rss_master.add(master / 1024)
             rss_worker.add(max(workers, default=0) / 1024)
             rss_total.add(sum(hwm.values()) / 1024)
-        for k, n in round_trips(url, user, {k: path for k, (_label, path) in endpoints.items()}).items():
+        paths = {k: path for k, (_label, path) in endpoints.items()}
+        for k, n in round_trips(url, owner_url, user, paths).items():
             trips[k].add(n)
     finally:
         bc.drop(dbname)

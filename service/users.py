@@ -1,7 +1,10 @@
 """Users: password hashing, creation, and the administrator ensured at start.
 
 Passwords are hashed with argon2id (argon2-cffi's default parameters); the hash is a PHC
-string in ``config.users.password_hash``. ``ensure_admin`` is what ``hierarchy run`` calls:
+string in ``config.users.password_hash``, which the runtime role cannot read: a login proves
+the password with :func:`password_proof` (argon2's raw output under the parameters and salt
+``service_state.login_challenge`` gives), which ``service_state.log_in`` compares with the
+stored hash in the database (sql/privileges.sql). ``ensure_admin`` is what ``hierarchy run`` calls:
 it creates a ``super_admin`` in the first org when no active super_admin exists, with
 ``HIERARCHY_ADMIN_EMAIL`` / ``HIERARCHY_ADMIN_PASSWORD`` or a generated password that it
 returns so the caller can print it once.
@@ -9,13 +12,15 @@ returns so the caller can print it once.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from typing import Any
 
 import psycopg
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import ARGON2_VERSION, hash_secret_raw
 from psycopg.rows import dict_row
 
 from service.conninfo import for_primary
@@ -58,6 +63,39 @@ def needs_rehash(password_hash: str) -> bool:
         return HASHER.check_needs_rehash(password_hash)
     except InvalidHashError:
         return False
+
+
+def _challenge_hash(params: str, hash_len: int) -> str:
+    """A PHC string with the challenge's parameters and salt and a hash part of the right
+    length (zeros): what argon2-cffi's parameter functions take."""
+    return f"{params}${base64.b64encode(bytes(hash_len)).decode().rstrip('=')}"
+
+
+def password_proof(params: str | None, hash_len: int | None, password: str) -> bytes | None:
+    """argon2's raw output for ``password`` under the parameters and salt of a login challenge
+    (``service_state.login_challenge``: the PHC string without its hash part), which
+    ``service_state.log_in`` compares with the stored hash. None when there is no usable
+    challenge (unknown email, a stored hash that is no argon2 PHC string): the same work is
+    done against a random salt, so a failed login takes as long whether or not the user exists."""
+    try:
+        if not params or not hash_len:
+            raise InvalidHashError
+        found = extract_parameters(_challenge_hash(params, hash_len))
+        salt_text = params.rsplit("$", 1)[1]
+        salt = base64.b64decode(salt_text + "=" * (-len(salt_text) % 4))
+    except (InvalidHashError, ValueError):
+        found, salt = None, secrets.token_bytes(HASHER.salt_len)
+    used = found or HASHER  # no challenge: HASHER's own parameters
+    raw = hash_secret_raw(
+        password.encode(), salt, used.time_cost, used.memory_cost, used.parallelism, used.hash_len, used.type,
+        found.version if found else ARGON2_VERSION,
+    )
+    return raw if found else None
+
+
+def challenge_needs_rehash(params: str | None, hash_len: int | None) -> bool:
+    """Whether the hash behind a login challenge was made with other argon2 parameters."""
+    return bool(params and hash_len) and needs_rehash(_challenge_hash(params, hash_len))  # type: ignore[arg-type]
 
 
 def _params(email: str, password: str, org_id: Any, role: str) -> dict[str, Any]:

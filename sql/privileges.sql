@@ -182,8 +182,8 @@ BEGIN
         ('config.role_permissions', 'SELECT'),
         ('config.tunables', 'SELECT, UPDATE'),
         ('config.projects', 'SELECT, INSERT, UPDATE, DELETE'),
-        ('config.users', 'SELECT, INSERT, UPDATE, DELETE'),
-        ('config.tokens', 'SELECT, INSERT, UPDATE, DELETE'),
+        ('config.users', 'INSERT'),               -- SELECT of every column but password_hash, below; no UPDATE, DELETE
+        ('config.tokens', 'SELECT, DELETE'),      -- made by service_state.log_in (definer); UPDATE (revoked) below
         ('config.audit_log', 'SELECT'),           -- written by the audit triggers (definer); never UPDATE, DELETE
         ('config.job_runs', 'SELECT'),            -- written by config.reconcile_customers (definer)
         ('config.customers', 'SELECT, INSERT, UPDATE, DELETE'),
@@ -434,26 +434,147 @@ $$;
 COMMENT ON FUNCTION service_state.user_for_token(text, uuid, boolean) IS
     'The token lookup (sql/queries/auth.sql user_for_token): the user of bearer token p_token, why it is refused (state), its orgs, role and permissions, whether it may see org p_org; for a valid token it signs the session in (service_state.sign_in: for the transaction when p_local, else for the session, which the service signs out when the request ends). Memberships at 6.4, users.org_id/role before.';
 
-CREATE OR REPLACE FUNCTION service_state.user_for_login(p_email text)
-RETURNS TABLE (uuid uuid, email text, password_hash text, is_active boolean, role text)
+-- -- passwords and tokens: the runtime role never reads a password hash nor mints a token ------
+-- (issue 23) The service proves a password without the stored hash leaving the database:
+-- login_challenge gives it the argon2 parameters and salt (the PHC string without its final
+-- hash part), the service computes argon2's raw output from the password it was given, and
+-- log_in compares that with the stored hash part and only then inserts the token, in one
+-- statement. PostgreSQL cannot compute argon2, so a captured proof is as good as the password
+-- for log_in: it exists only in the service's memory, for one login.
+DROP FUNCTION IF EXISTS service_state.user_for_login(text);
+CREATE OR REPLACE FUNCTION service_state.login_challenge(p_email text)
+RETURNS TABLE (uuid uuid, email text, params text, hash_len integer)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 #variable_conflict use_column
 BEGIN
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        RETURN QUERY
-        SELECT u.uuid, u.email, u.password_hash, u.is_active, m.role
-        FROM config.users u
-        LEFT JOIN config.org_memberships m ON m.user_id = u.uuid AND m.is_primary
-        WHERE lower(u.email) = lower(p_email);
-    ELSE
-        RETURN QUERY EXECUTE
-            'SELECT u.uuid, u.email, u.password_hash, u.is_active, u.role FROM config.users u
-             WHERE lower(u.email) = lower($1)' USING p_email;
-    END IF;
+    RETURN QUERY
+    SELECT u.uuid, u.email,
+           -- an argon2 PHC string: everything but its final $<hash>; NULL for anything else
+           CASE WHEN u.password_hash ~ '^\$argon2(id|i|d)\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$'
+                THEN regexp_replace(u.password_hash, '\$[^$]*$', '') END,
+           (length(substring(u.password_hash from '\$([^$]*)$')) * 3 / 4)::integer
+    FROM config.users u
+    WHERE lower(u.email) = lower(p_email);
 END
 $$;
-COMMENT ON FUNCTION service_state.user_for_login(text) IS
-    'The login lookup (sql/queries/auth.sql user_for_login): the user of an email with its password hash and its primary role, before anyone is signed in.';
+COMMENT ON FUNCTION service_state.login_challenge(text) IS
+    'The login''s first step (sql/queries/auth.sql login_challenge): the user of an email and its argon2 parameters and salt (the PHC string without its hash part, NULL when the stored hash is no argon2 PHC string) with the length of the hash, from which the service computes the proof service_state.log_in checks. Never the hash itself.';
+
+CREATE OR REPLACE FUNCTION service_state.log_in(p_user uuid, p_proof bytea, p_token_hash bytea, p_ttl integer,
+                                                p_new_hash text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    u      record;
+    stored text;
+BEGIN
+    IF p_ttl IS NULL OR p_ttl NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'a token lives 1 to 86400 seconds, not %', p_ttl USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_new_hash IS NOT NULL AND p_new_hash !~ '^\$argon2id\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$' THEN
+        RAISE EXCEPTION 'a fresh password hash must be an argon2id PHC string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT x.uuid, x.email, x.is_active, x.password_hash INTO u FROM config.users x WHERE x.uuid = p_user;
+    stored := substring(u.password_hash from '\$([A-Za-z0-9+/]+)$');
+    -- sha256 of both sides: the comparison's time says nothing about the stored hash
+    IF stored IS NULL OR p_proof IS NULL
+       OR sha256(decode(stored || repeat('=', (4 - length(stored) % 4) % 4), 'base64')) <> sha256(p_proof) THEN
+        RETURN 'wrong';
+    END IF;
+    IF NOT u.is_active THEN
+        RETURN 'inactive';
+    END IF;
+    INSERT INTO config.tokens (token_hash, user_id, expires)
+    VALUES (p_token_hash, u.uuid, now() + make_interval(secs => p_ttl));
+    IF p_new_hash IS NOT NULL THEN  -- argon2's parameters changed since the hash was made
+        PERFORM set_config('hierarchy.actor', u.email, true), set_config('hierarchy.user_id', u.uuid::text, true);
+        UPDATE config.users SET password_hash = p_new_hash WHERE uuid = u.uuid;
+    END IF;
+    RETURN 'ok';
+END
+$$;
+COMMENT ON FUNCTION service_state.log_in(uuid, bytea, bytea, integer, text) IS
+    'The login''s second step (sql/queries/auth.sql log_in): when p_proof (argon2''s raw output for the password, computed by the service from service_state.login_challenge) matches user p_user''s stored hash, and the user is active, inserts the token p_token_hash valid for p_ttl seconds and, when given, stores p_new_hash (the same password under new argon2 parameters). Returns ok, wrong (nothing written) or inactive (the right password; nothing written). The only way the runtime role makes a token or changes a password hash.';
+
+-- What the runtime role writes directly to users, memberships and tunables needs the permission
+-- the API demands for it (users.write, tunables.write) of a signed request user: a statement
+-- trigger, run as the writer. Writes made inside a SECURITY DEFINER function (the membership
+-- functions, the mode switch, the promotion: each guards its own caller) run as the owner, and
+-- the owner, its members and superusers (a DBA, the CLI, a migration) pass.
+CREATE OR REPLACE FUNCTION service_state.writer_is_owner() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+        OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')
+$$;
+COMMENT ON FUNCTION service_state.writer_is_owner() IS
+    'Whether the role running the statement (current_user: the owner inside a SECURITY DEFINER function) is a superuser, the owner of schema config or a member of it: the writers the guard triggers let through.';
+
+CREATE OR REPLACE FUNCTION service_state.guard_write() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT service_state.writer_is_owner() THEN
+        PERFORM service_state.require_request_permission(
+            format('%s on %s.%s', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME), TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION service_state.guard_write() IS
+    'Statement trigger: a write by a role other than the owner (or a member, or a superuser) needs a signed request user holding permission TG_ARGV[0] (service_state.require_request_permission, SQLSTATE 42501).';
+
+-- A token's only change by the runtime role is logout's: revoked set once (the column privilege
+-- keeps it off every other column, so expires is never extended).
+CREATE OR REPLACE FUNCTION service_state.tokens_revoke_only() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF (OLD.revoked IS NOT NULL OR NEW.revoked IS NULL)
+       AND NOT service_state.writer_is_owner() THEN
+        RAISE EXCEPTION 'a token can only be revoked, once: role % may not clear or change tokens.revoked', current_user
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION service_state.tokens_revoke_only() IS
+    'Row trigger on config.tokens: a role other than the owner (or a member, or a superuser) may only set revoked where it is NULL (logout), never clear or change it (SQLSTATE 42501).';
+
+CREATE OR REPLACE TRIGGER tokens_revoke_only BEFORE UPDATE ON config.tokens
+    FOR EACH ROW EXECUTE FUNCTION service_state.tokens_revoke_only();
+COMMENT ON TRIGGER tokens_revoke_only ON config.tokens IS
+    'Logout only sets revoked (service_state.tokens_revoke_only; sql/privileges.sql).';
+CREATE OR REPLACE TRIGGER users_guard_write BEFORE INSERT OR UPDATE OR DELETE ON config.users
+    FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('users.write');
+COMMENT ON TRIGGER users_guard_write ON config.users IS
+    'The runtime role writes users only for a signed request user with users.write (service_state.guard_write; sql/privileges.sql).';
+CREATE OR REPLACE TRIGGER tunables_guard_write BEFORE INSERT OR UPDATE OR DELETE ON config.tunables
+    FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('tunables.write');
+COMMENT ON TRIGGER tunables_guard_write ON config.tunables IS
+    'The runtime role writes tunables only for a signed request user with tunables.write (service_state.guard_write; sql/privileges.sql).';
+DO $guards$
+BEGIN
+    IF to_regclass('config.org_memberships') IS NOT NULL THEN
+        CREATE OR REPLACE TRIGGER org_memberships_guard_write BEFORE INSERT OR UPDATE OR DELETE ON config.org_memberships
+            FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('users.write');
+        COMMENT ON TRIGGER org_memberships_guard_write ON config.org_memberships IS
+            'The runtime role writes memberships only for a signed request user with users.write (service_state.guard_write; sql/privileges.sql).';
+    END IF;
+END
+$guards$;
+
+-- Column privileges: every column of users but password_hash is readable (the API lists and
+-- shows users); tokens: logout sets revoked, nothing else changes.
+DO $columns$
+DECLARE
+    cols text;
+BEGIN
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+    FROM pg_attribute a
+    WHERE a.attrelid = 'config.users'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attname <> 'password_hash';
+    EXECUTE format('GRANT SELECT (%s) ON config.users TO %I', cols, {app_name});
+END
+$columns$;
+GRANT UPDATE (revoked) ON config.tokens TO {app};
 
 -- For the audit log's policy, which exists at every release (6.0 has no customers): a plain SQL
 -- function (its body is checked when called, at 6.1 and later) run as the caller, so the
@@ -474,7 +595,9 @@ COMMENT ON FUNCTION service_state.orphan_count() IS
 
 REVOKE ALL ON FUNCTION service_state.user_key(text, text, text),
     service_state.sign_in(uuid, text, uuid[], boolean, boolean) FROM PUBLIC, {app};
-GRANT EXECUTE ON FUNCTION service_state.user_for_token(text, uuid, boolean), service_state.user_for_login(text),
+GRANT EXECUTE ON FUNCTION service_state.user_for_token(text, uuid, boolean), service_state.login_challenge(text),
+    service_state.log_in(uuid, bytea, bytea, integer, text), service_state.require_request_permission(text, text),
+    service_state.writer_is_owner(),
     service_state.request_verified(), service_state.request_user(), service_state.request_orgs(),
     service_state.request_sees_all(),
     service_state.user_in_orgs(uuid, uuid[]), service_state.orphan_count(),

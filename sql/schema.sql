@@ -2881,6 +2881,100 @@ $$;
 COMMENT ON FUNCTION service_state.customer_has_visible_project(p_customer uuid) IS 'Whether customer p_customer holds a project the caller sees (row-level security on projects applies): the audit log policy''s rows about customers.';
 
 --
+-- Name: guard_write(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.guard_write() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT service_state.writer_is_owner() THEN
+        PERFORM service_state.require_request_permission(
+            format('%s on %s.%s', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME), TG_ARGV[0]);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+--
+-- Name: FUNCTION guard_write(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.guard_write() IS 'Statement trigger: a write by a role other than the owner (or a member, or a superuser) needs a signed request user holding permission TG_ARGV[0] (service_state.require_request_permission, SQLSTATE 42501).';
+
+--
+-- Name: log_in(uuid, bytea, bytea, integer, text); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.log_in(p_user uuid, p_proof bytea, p_token_hash bytea, p_ttl integer, p_new_hash text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+DECLARE
+    u      record;
+    stored text;
+BEGIN
+    IF p_ttl IS NULL OR p_ttl NOT BETWEEN 1 AND 86400 THEN
+        RAISE EXCEPTION 'a token lives 1 to 86400 seconds, not %', p_ttl USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_new_hash IS NOT NULL AND p_new_hash !~ '^\$argon2id\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$' THEN
+        RAISE EXCEPTION 'a fresh password hash must be an argon2id PHC string' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT x.uuid, x.email, x.is_active, x.password_hash INTO u FROM config.users x WHERE x.uuid = p_user;
+    stored := substring(u.password_hash from '\$([A-Za-z0-9+/]+)$');
+    -- sha256 of both sides: the comparison's time says nothing about the stored hash
+    IF stored IS NULL OR p_proof IS NULL
+       OR sha256(decode(stored || repeat('=', (4 - length(stored) % 4) % 4), 'base64')) <> sha256(p_proof) THEN
+        RETURN 'wrong';
+    END IF;
+    IF NOT u.is_active THEN
+        RETURN 'inactive';
+    END IF;
+    INSERT INTO config.tokens (token_hash, user_id, expires)
+    VALUES (p_token_hash, u.uuid, now() + make_interval(secs => p_ttl));
+    IF p_new_hash IS NOT NULL THEN  -- argon2's parameters changed since the hash was made
+        PERFORM set_config('hierarchy.actor', u.email, true), set_config('hierarchy.user_id', u.uuid::text, true);
+        UPDATE config.users SET password_hash = p_new_hash WHERE uuid = u.uuid;
+    END IF;
+    RETURN 'ok';
+END
+$_$;
+
+--
+-- Name: FUNCTION log_in(p_user uuid, p_proof bytea, p_token_hash bytea, p_ttl integer, p_new_hash text); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.log_in(p_user uuid, p_proof bytea, p_token_hash bytea, p_ttl integer, p_new_hash text) IS 'The login''s second step (sql/queries/auth.sql log_in): when p_proof (argon2''s raw output for the password, computed by the service from service_state.login_challenge) matches user p_user''s stored hash, and the user is active, inserts the token p_token_hash valid for p_ttl seconds and, when given, stores p_new_hash (the same password under new argon2 parameters). Returns ok, wrong (nothing written) or inactive (the right password; nothing written). The only way the runtime role makes a token or changes a password hash.';
+
+--
+-- Name: login_challenge(text); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.login_challenge(p_email text) RETURNS TABLE(uuid uuid, email text, params text, hash_len integer)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    SELECT u.uuid, u.email,
+           -- an argon2 PHC string: everything but its final $<hash>; NULL for anything else
+           CASE WHEN u.password_hash ~ '^\$argon2(id|i|d)\$v=[0-9]+\$m=[0-9]+,t=[0-9]+,p=[0-9]+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$'
+                THEN regexp_replace(u.password_hash, '\$[^$]*$', '') END,
+           (length(substring(u.password_hash from '\$([^$]*)$')) * 3 / 4)::integer
+    FROM config.users u
+    WHERE lower(u.email) = lower(p_email);
+END
+$_$;
+
+--
+-- Name: FUNCTION login_challenge(p_email text); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.login_challenge(p_email text) IS 'The login''s first step (sql/queries/auth.sql login_challenge): the user of an email and its argon2 parameters and salt (the PHC string without its hash part, NULL when the stored hash is no argon2 PHC string) with the length of the hash, from which the service computes the proof service_state.log_in checks. Never the hash itself.';
+
+--
 -- Name: orphan_count(); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
@@ -3067,34 +3161,28 @@ $$;
 COMMENT ON FUNCTION service_state.sign_in(p_user uuid, p_actor text, p_orgs uuid[], p_all boolean, p_local boolean) IS 'Sets who acts (hierarchy.actor, hierarchy.user_id), the orgs it sees (hierarchy.user_orgs, hierarchy.user_sees_all) and signs them (hierarchy.user_key), for the transaction (p_local) or the session; NULL signs out. Called by the token lookup only: the runtime role cannot call it.';
 
 --
--- Name: user_for_login(text); Type: FUNCTION; Schema: service_state; Owner: -
+-- Name: tokens_revoke_only(); Type: FUNCTION; Schema: service_state; Owner: -
 --
 
-CREATE FUNCTION service_state.user_for_login(p_email text) RETURNS TABLE(uuid uuid, email text, password_hash text, is_active boolean, role text)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+CREATE FUNCTION service_state.tokens_revoke_only() RETURNS trigger
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-#variable_conflict use_column
+    AS $$
 BEGIN
-    IF to_regclass('config.org_memberships') IS NOT NULL THEN
-        RETURN QUERY
-        SELECT u.uuid, u.email, u.password_hash, u.is_active, m.role
-        FROM config.users u
-        LEFT JOIN config.org_memberships m ON m.user_id = u.uuid AND m.is_primary
-        WHERE lower(u.email) = lower(p_email);
-    ELSE
-        RETURN QUERY EXECUTE
-            'SELECT u.uuid, u.email, u.password_hash, u.is_active, u.role FROM config.users u
-             WHERE lower(u.email) = lower($1)' USING p_email;
+    IF (OLD.revoked IS NOT NULL OR NEW.revoked IS NULL)
+       AND NOT service_state.writer_is_owner() THEN
+        RAISE EXCEPTION 'a token can only be revoked, once: role % may not clear or change tokens.revoked', current_user
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
+    RETURN NEW;
 END
-$_$;
+$$;
 
 --
--- Name: FUNCTION user_for_login(p_email text); Type: COMMENT; Schema: service_state; Owner: -
+-- Name: FUNCTION tokens_revoke_only(); Type: COMMENT; Schema: service_state; Owner: -
 --
 
-COMMENT ON FUNCTION service_state.user_for_login(p_email text) IS 'The login lookup (sql/queries/auth.sql user_for_login): the user of an email with its password hash and its primary role, before anyone is signed in.';
+COMMENT ON FUNCTION service_state.tokens_revoke_only() IS 'Row trigger on config.tokens: a role other than the owner (or a member, or a superuser) may only set revoked where it is NULL (logout), never clear or change it (SQLSTATE 42501).';
 
 --
 -- Name: user_for_token(text, uuid, boolean); Type: FUNCTION; Schema: service_state; Owner: -
@@ -3238,6 +3326,24 @@ $$;
 --
 
 COMMENT ON FUNCTION service_state.without_attempt(attempts timestamp with time zone[], attempt timestamp with time zone) IS 'attempts without one occurrence of attempt: an attempt taken back (a success, or a refusal by the other scope).';
+
+--
+-- Name: writer_is_owner(); Type: FUNCTION; Schema: service_state; Owner: -
+--
+
+CREATE FUNCTION service_state.writer_is_owner() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
+        OR pg_has_role(current_user, (SELECT n.nspowner FROM pg_namespace n WHERE n.nspname = 'config'), 'MEMBER')
+$$;
+
+--
+-- Name: FUNCTION writer_is_owner(); Type: COMMENT; Schema: service_state; Owner: -
+--
+
+COMMENT ON FUNCTION service_state.writer_is_owner() IS 'Whether the role running the statement (current_user: the owner inside a SECURITY DEFINER function) is a superuser, the owner of schema config or a member of it: the writers the guard triggers let through.';
 
 --
 -- Name: audit_log; Type: TABLE; Schema: config; Owner: -
@@ -4638,6 +4744,18 @@ CREATE CONSTRAINT TRIGGER org_memberships_checked_delete AFTER DELETE ON config.
 COMMENT ON TRIGGER org_memberships_checked_delete ON config.org_memberships IS 'At commit, for a primary membership deleted: the member still has exactly one primary org (a non-primary one deleted cannot break either rule, so it is not queued).';
 
 --
+-- Name: org_memberships org_memberships_guard_write; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER org_memberships_guard_write BEFORE INSERT OR DELETE OR UPDATE ON config.org_memberships FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('users.write');
+
+--
+-- Name: TRIGGER org_memberships_guard_write ON org_memberships; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER org_memberships_guard_write ON config.org_memberships IS 'The runtime role writes memberships only for a signed request user with users.write (service_state.guard_write; sql/privileges.sql).';
+
+--
 -- Name: org_memberships org_memberships_touch; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -4908,6 +5026,18 @@ ALTER TABLE config.projects DISABLE TRIGGER projects_track_orphans;
 COMMENT ON TRIGGER projects_track_orphans ON config.projects IS 'Rule 6: records when a project lost its customer.';
 
 --
+-- Name: tokens tokens_revoke_only; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER tokens_revoke_only BEFORE UPDATE ON config.tokens FOR EACH ROW EXECUTE FUNCTION service_state.tokens_revoke_only();
+
+--
+-- Name: TRIGGER tokens_revoke_only ON tokens; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER tokens_revoke_only ON config.tokens IS 'Logout only sets revoked (service_state.tokens_revoke_only; sql/privileges.sql).';
+
+--
 -- Name: tunables tunables_audit; Type: TRIGGER; Schema: config; Owner: -
 --
 
@@ -4918,6 +5048,18 @@ CREATE TRIGGER tunables_audit AFTER UPDATE ON config.tunables FOR EACH ROW EXECU
 --
 
 COMMENT ON TRIGGER tunables_audit ON config.tunables IS 'Writes tunable value changes to audit_log.';
+
+--
+-- Name: tunables tunables_guard_write; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER tunables_guard_write BEFORE INSERT OR DELETE OR UPDATE ON config.tunables FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('tunables.write');
+
+--
+-- Name: TRIGGER tunables_guard_write ON tunables; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER tunables_guard_write ON config.tunables IS 'The runtime role writes tunables only for a signed request user with tunables.write (service_state.guard_write; sql/privileges.sql).';
 
 --
 -- Name: tunables tunables_mode_changed; Type: TRIGGER; Schema: config; Owner: -
@@ -4980,6 +5122,18 @@ CREATE TRIGGER users_audit_update AFTER UPDATE ON config.users REFERENCING OLD T
 --
 
 COMMENT ON TRIGGER users_audit_update ON config.users IS 'audit_log rows for changed users (never the password hash).';
+
+--
+-- Name: users users_guard_write; Type: TRIGGER; Schema: config; Owner: -
+--
+
+CREATE TRIGGER users_guard_write BEFORE INSERT OR DELETE OR UPDATE ON config.users FOR EACH STATEMENT EXECUTE FUNCTION service_state.guard_write('users.write');
+
+--
+-- Name: TRIGGER users_guard_write ON users; Type: COMMENT; Schema: config; Owner: -
+--
+
+COMMENT ON TRIGGER users_guard_write ON config.users IS 'The runtime role writes users only for a signed request user with users.write (service_state.guard_write; sql/privileges.sql).';
 
 --
 -- Name: users users_have_primary_org; Type: TRIGGER; Schema: config; Owner: -

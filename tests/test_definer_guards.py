@@ -44,7 +44,10 @@ GUARDED = {
 # Deliberately open to the runtime role, and why.
 OPEN = {
     "service_state.user_for_token": "the token lookup: runs before anyone is signed in, and signs in",
-    "service_state.user_for_login": "the login: reads the password hash before anyone is signed in",
+    "service_state.login_challenge": "the login's first step: argon2 parameters and salt, never the hash",
+    "service_state.log_in": "the login's second step: a token only for the proof of the password",
+    "service_state.require_request_permission": "the guard itself (of service_state.guard_write's "
+    "statement triggers, run as the writer): it raises or returns",
     "service_state.request_verified": "checks the signature of the caller's own settings",
     "service_state.user_in_orgs": "the audit log's policy (a yes/no about uuids the caller names)",
     "service_state.orphan_count": "the one cross-org number /health and /metrics publish",

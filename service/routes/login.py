@@ -22,11 +22,8 @@ from service.names import PASSWORD_LENGTH
 from service.queries import Db, by_form, query
 from service.request import database, run
 
-SQL = {
-    name: query(f"auth.{name}")
-    for name in ("update_password_hash", "create_token", "revoke_token", "prune_tokens")
-}
-USER_FOR_LOGIN = query("auth.user_for_login")
+SQL = {name: query(f"auth.{name}") for name in ("log_in", "revoke_token", "prune_tokens")}
+LOGIN_CHALLENGE = query("auth.login_challenge")
 USER_ORGS = by_form("auth.user_orgs")  # primary first: hdxcli works in orgs[0]
 
 
@@ -107,7 +104,7 @@ async def login(
         attempt = await auth.attempt_login(conn, email, address)
         if attempt.retry_after is not None:
             return attempt, None
-        return attempt, await Db(conn).one(USER_FOR_LOGIN, email=email)
+        return attempt, await Db(conn).one(LOGIN_CHALLENGE, email=email)
 
     attempt, row = await transaction(database(request), find, read_only=True)
 
@@ -122,41 +119,52 @@ async def login(
             detail=f"Too many failed logins; retry in {attempt.retry_after} s.",
             headers={"Retry-After": str(attempt.retry_after)},
         )
-    # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction
-    ok = await asyncio.to_thread(users.verify_password, row["password_hash"] if row else None, data.password)
-    if not ok:
-        raise unauthorized("Invalid email or password.")  # the attempt stays counted
-    assert row is not None
-    if not row["is_active"]:  # the right password
-        await transaction(database(request), take_back, read_only=True)
-        raise unauthorized(REFUSED["inactive"])
+    # argon2 costs ~50 ms of CPU: off the event loop, and outside any transaction. The proof is
+    # checked by the database (service_state.log_in): the runtime role never reads the hash.
+    params, hash_len = (row["params"], row["hash_len"]) if row else (None, None)
+    # None: no such user, or no argon2 hash to prove. log_in still runs (and answers "wrong"):
+    # a failed login takes as long whether or not the user exists.
+    proof = await asyncio.to_thread(users.password_proof, params, hash_len, data.password)
     token = secrets.token_urlsafe(32)
     rehash = (
         await asyncio.to_thread(users.hash_password, data.password)
-        if users.needs_rehash(row["password_hash"])
+        if users.challenge_needs_rehash(params, hash_len)
         else None
     )
 
-    async def issue(conn: Any) -> dict[str, Any] | None:
+    async def issue(conn: Any) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]]]:
         db = Db(conn)
-        await db.execute(
-            SQL["create_token"], token_hash=hash_token(token), user_id=row["uuid"], ttl=TOKEN_TTL_SECONDS
-        )
+        state = (
+            await db.one(
+                SQL["log_in"],
+                user_id=row["uuid"] if row else None,
+                proof=proof,
+                token_hash=hash_token(token),
+                ttl=TOKEN_TTL_SECONDS,
+                new_hash=rehash,
+            )
+        )["state"]  # type: ignore[index]
+        if state != "ok":  # nothing was written
+            return state, None, []
         # sign the transaction in with the new token: the user's own rows (its memberships)
         # are visible from here on (row-level security, sql/privileges.sql)
-        await auth.lookup(conn, token, local=True)
-        if rehash:
-            await db.execute(SQL["update_password_hash"], password_hash=rehash, user_id=row["uuid"])
+        signed = await auth.lookup(conn, token, local=True)
         await db.execute(SQL["prune_tokens"])
         await auth.login_succeeded(conn, attempt)
-        return await db.all(USER_ORGS[database(request).memberships], user_id=row["uuid"])
+        return state, signed, await db.all(USER_ORGS[database(request).memberships], user_id=signed["uuid"])
 
-    orgs = await transaction(database(request), issue)
+    state, signed, orgs = await transaction(database(request), issue)
+    if state == "wrong":
+        raise unauthorized("Invalid email or password.")  # the attempt stays counted
+    if state == "inactive":  # the right password
+        await transaction(database(request), take_back, read_only=True)
+        raise unauthorized(REFUSED["inactive"])
+    assert row is not None and signed is not None
     return LoginResponse(
         uuid=row["uuid"],
         email=row["email"],
         orgs=[OrgRef(**org) for org in orgs],
-        roles=[row["role"]],
+        roles=[signed["role"]],
         auth_token=AuthToken(access_token=token, token_type="Bearer", expires_in=TOKEN_TTL_SECONDS),
     )
 

@@ -1,15 +1,20 @@
 -- Logins and bearer tokens. Only the SHA-256 of a token is stored.
 
--- name: user_for_login
--- The user of an email, its password hash and its primary org's role, before anyone is signed
--- in: service_state.user_for_login (sql/privileges.sql, SECURITY DEFINER: row-level security
--- hides memberships from the runtime role until the request has a user), in either form.
-SELECT l.uuid, l.email, l.password_hash, l.is_active, l.role
-FROM service_state.user_for_login(%(email)s::text) l;
+-- name: login_challenge
+-- The user of an email and its password's argon2 parameters and salt (never the hash), before
+-- anyone is signed in: service_state.login_challenge (sql/privileges.sql, SECURITY DEFINER: the
+-- runtime role may not read users.password_hash), in either form.
+SELECT l.uuid, l.email, l.params, l.hash_len
+FROM service_state.login_challenge(%(email)s::text) l;
 
--- name: update_password_hash
--- argon2 parameters changed since the hash was made: store a fresh hash.
-UPDATE config.users SET password_hash = %(password_hash)s::text WHERE uuid = %(user_id)s::uuid;
+-- name: log_in
+-- The proof of the password (argon2's raw output, computed from login_challenge's parameters)
+-- checked against the stored hash, and only then the token inserted and, when argon2's
+-- parameters changed, the fresh hash stored: service_state.log_in (SECURITY DEFINER; the
+-- runtime role can neither insert tokens nor write password hashes). `state`: ok, wrong or
+-- inactive.
+SELECT service_state.log_in(%(user_id)s::uuid, %(proof)s::bytea, %(token_hash)s::bytea, %(ttl)s::integer,
+                            %(new_hash)s::text) AS state;
 
 -- name: user_orgs
 -- The orgs of a user as login and users/current list them: the primary org first (hdxcli
@@ -25,10 +30,6 @@ SELECT o.uuid, o.name
 FROM config.users u
 JOIN config.orgs o ON o.uuid = u.org_id
 WHERE u.uuid = %(user_id)s::uuid;
-
--- name: create_token
-INSERT INTO config.tokens (token_hash, user_id, expires)
-VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => %(ttl)s::integer));
 
 -- name: user_for_token
 -- The token lookup: service_state.user_for_token (sql/privileges.sql), SECURITY DEFINER, which

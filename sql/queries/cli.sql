@@ -49,3 +49,10 @@ SELECT config.per_project_mode() AS per_project;
 
 -- name: user_by_email
 SELECT u.uuid, u.email FROM config.users u WHERE lower(u.email) = lower(%(email)s::text);
+
+-- name: create_token
+-- A bearer token made by the owner for a user without a login (the benchmarks: bench/api.py).
+-- The runtime role cannot run it (no INSERT on tokens): the service makes tokens only through
+-- service_state.log_in, for the proof of the password.
+INSERT INTO config.tokens (token_hash, user_id, expires)
+VALUES (%(token_hash)s::bytea, %(user_id)s::uuid, now() + make_interval(secs => %(ttl)s::integer));

@@ -4,8 +4,9 @@ import hashlib
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
 
-from service import auth
+from service import auth, users
 from tests.api.conftest import PASSWORD
 
 
@@ -236,3 +237,24 @@ def test_current_user(api, path):
     api.client.post("/config/v1/logout", headers={"Authorization": f"Bearer {token}"})
     r = api.client.get(path, headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_a_hash_made_with_other_argon2_parameters_is_replaced_at_login(api):
+    """The service checks the password through the database (service_state.log_in) and, when
+    argon2's parameters changed since the hash was made, the same call stores a fresh hash."""
+    email = api.make_user("read_only")
+    old = PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1).hash(PASSWORD)
+    api.sql("UPDATE config.users SET password_hash = %s WHERE email = %s", (old, email))
+    r = api.client.post("/config/v1/login", json={"email": email, "password": "wrong password"})
+    assert r.status_code == 401  # a wrong password changes nothing
+    assert (
+        api.one("SELECT password_hash FROM config.users WHERE email = %s", (email,))["password_hash"] == old
+    )
+    token = api.login(email)
+    fresh = api.one("SELECT password_hash FROM config.users WHERE email = %s", (email,))["password_hash"]
+    assert fresh != old and not users.needs_rehash(fresh) and users.verify_password(fresh, PASSWORD)
+    assert (
+        api.client.get("/config/v1/users/current", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    api.login(email)  # and the fresh hash logs in
