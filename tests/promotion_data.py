@@ -88,3 +88,80 @@ def project_orgs(conn) -> dict[str, str]:
             "SELECT p.name, o.name FROM config.projects p JOIN config.orgs o ON o.uuid = p.org_id"
         ).fetchall()
     )
+
+
+# -- the promotion racing writers: what both race tests check (tests/api/test_concurrent_invariants.py
+# and, through a failover, tests/cluster/test_promotion_failover.py) ------------------------------
+# the promotion's own refusals a racing step may meet: blocked (HR070/HR071), or the other
+# direction's state (HR072/HR073) when two steps race
+PROMOTION_REFUSALS = ("HR070", "HR071", "HR072", "HR073")
+# New projects join any customer of the org, per-project ones included (a joiner holds the
+# customer's row while it settles it: config.lock_customers). Renames and deletes touch only the
+# workload's projects: a customer whose projects from before the promotion were all deleted
+# leaves the new ones no org to return to (the reversal refused, HR071 no_org_to_return_to),
+# which the promoter does not resolve (it only renames name clashes away). The
+# deadlock of a joiner with the deletion of a per-project customer's own project (issue 21) is
+# replayed step by step in tests/rules/test_two_sessions.py.
+SAME_ORG_PROJECT = "SELECT org_id, customer_id FROM config.projects ORDER BY random() LIMIT 1"
+
+# Each statement counts the rows that break one rule of the promoted (or restored) layout.
+PROMOTED_RULES = {
+    "projects outside their customer's org": """
+        SELECT count(*) FROM config.projects p
+        JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
+        WHERE po.org_id <> p.org_id""",
+    "projects of a customer standing for no org": """
+        SELECT count(*) FROM config.projects p
+        WHERE NOT EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = p.customer_id)""",
+}
+RESTORED_RULES = {
+    "records of a reversed promotion": """
+        SELECT (SELECT count(*) FROM config.promoted_orgs)
+             + (SELECT count(*) FROM config.promotion_memberships)""",
+    "orgs the promotions created still there": """
+        SELECT count(*) FROM config.orgs WHERE name NOT IN ('hydrolix', 'acme', 'globex')""",
+    "customers whose projects span orgs (what blocks the next promotion)": """
+        SELECT count(*) FROM config.promotion_blockers()""",
+}
+EVERY_LAYOUT = {
+    "users without exactly one primary org": """
+        SELECT count(*) FROM config.users u
+        WHERE (SELECT count(*) FROM config.org_memberships m
+               WHERE m.user_id = u.uuid AND m.is_primary) <> 1""",
+}
+
+
+def rename_clashes(conn):
+    """What an operator does when the reversal is blocked by projects of one name returning to
+    one org: rename those that would return (a unique suffix each)."""
+    conn.execute(
+        "UPDATE config.projects SET name = name || '-' || left(uuid::text, 8) WHERE uuid IN ("
+        " SELECT d.project_id FROM config.demotion_moves() d JOIN config.orgs o ON o.uuid = d.to_org"
+        " WHERE format('%s/%s', o.name, d.project_name) IN"
+        " (SELECT b.subject FROM config.demotion_blockers() b WHERE b.kind = 'project_name_clash'))"
+    )
+
+
+def final_demote(conn):
+    for _ in range(5):
+        try:
+            conn.execute("SELECT config.demote_orgs()")
+            return
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "HR071", exc
+            rename_clashes(conn)
+    raise AssertionError("the reversal stayed blocked")
+
+
+def count_broken(conn, rules: dict[str, str]) -> dict[str, int]:
+    """Each rule's count of rows breaking it (all 0 when the layout holds)."""
+    return {rule: conn.execute(query).fetchone()[0] for rule, query in rules.items()}
+
+
+def assert_layout(conn, seed) -> bool:
+    """The promoted layout when a promotion is in force, else the restored one, never half; the
+    memberships rules either way. Returns whether a promotion is in force."""
+    promoted = conn.execute("SELECT config.promotion_in_force() IS NOT NULL").fetchone()[0]
+    rules = {**(PROMOTED_RULES if promoted else RESTORED_RULES), **EVERY_LAYOUT}
+    assert count_broken(conn, rules) == dict.fromkeys(rules, 0), f"seed {seed}: promoted={promoted}"
+    return promoted

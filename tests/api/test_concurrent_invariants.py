@@ -35,6 +35,13 @@ from tests.concurrent_workload import (
     deadlocks,
     lost_acks,
 )
+from tests.promotion_data import (
+    PROMOTION_REFUSALS,
+    SAME_ORG_PROJECT,
+    assert_layout,
+    final_demote,
+    rename_clashes,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -95,54 +102,6 @@ def test_lost_acks_names_each_write_the_audit_log_lacks(api):
 # -- the promotion of customers to orgs racing creates, moves and membership changes (6.4) -------
 PROMOTION_SEEDS = [SEED, SEED + 1]  # one of each mode (build(per_project=seed % 2 == 1))
 PROMOTION_DURATION = max(DURATION / 2, 3.0)
-# the promotion's own refusals a racing step may meet: blocked (HR070/HR071), or the other
-# direction's state (HR072/HR073) when two steps race
-PROMOTION_REFUSALS = ("HR070", "HR071", "HR072", "HR073")
-# New projects join any customer of the org, per-project ones included (a joiner holds the
-# customer's row while it settles it: config.lock_customers). Renames and deletes touch only the
-# workload's projects: a customer whose projects from before the promotion were all deleted
-# leaves the new ones no org to return to (the reversal refused, HR071 no_org_to_return_to),
-# which the promoter does not resolve (it only renames name clashes away). The
-# deadlock of a joiner with the deletion of a per-project customer's own project (issue 21) is
-# replayed step by step in tests/rules/test_two_sessions.py.
-SAME_ORG_PROJECT = "SELECT org_id, customer_id FROM config.projects ORDER BY random() LIMIT 1"
-
-# Each statement counts the rows that break one rule of the promoted (or restored) layout.
-PROMOTED_RULES = {
-    "projects outside their customer's org": """
-        SELECT count(*) FROM config.projects p
-        JOIN config.promoted_orgs po ON po.customer_id = p.customer_id
-        WHERE po.org_id <> p.org_id""",
-    "projects of a customer standing for no org": """
-        SELECT count(*) FROM config.projects p
-        WHERE NOT EXISTS (SELECT 1 FROM config.promoted_orgs po WHERE po.customer_id = p.customer_id)""",
-}
-RESTORED_RULES = {
-    "records of a reversed promotion": """
-        SELECT (SELECT count(*) FROM config.promoted_orgs)
-             + (SELECT count(*) FROM config.promotion_memberships)""",
-    "orgs the promotions created still there": """
-        SELECT count(*) FROM config.orgs WHERE name NOT IN ('hydrolix', 'acme', 'globex')""",
-    "customers whose projects span orgs (what blocks the next promotion)": """
-        SELECT count(*) FROM config.promotion_blockers()""",
-}
-EVERY_LAYOUT = {
-    "users without exactly one primary org": """
-        SELECT count(*) FROM config.users u
-        WHERE (SELECT count(*) FROM config.org_memberships m
-               WHERE m.user_id = u.uuid AND m.is_primary) <> 1""",
-}
-
-
-def _rename_clashes(conn):
-    """What an operator does when the reversal is blocked by projects of one name returning to
-    one org: rename those that would return (a unique suffix each)."""
-    conn.execute(
-        "UPDATE config.projects SET name = name || '-' || left(uuid::text, 8) WHERE uuid IN ("
-        " SELECT d.project_id FROM config.demotion_moves() d JOIN config.orgs o ON o.uuid = d.to_org"
-        " WHERE format('%s/%s', o.name, d.project_name) IN"
-        " (SELECT b.subject FROM config.demotion_blockers() b WHERE b.kind = 'project_name_clash'))"
-    )
 
 
 def _promoter(url, seed, stop, failures, steps):
@@ -166,7 +125,7 @@ def _promoter(url, seed, stop, failures, steps):
                 if exc.sqlstate not in PROMOTION_REFUSALS:
                     failures.append(f"{step}: {exc.sqlstate} {exc}")
                 elif exc.sqlstate == "HR071":  # a project created since clashes: rename it away
-                    _rename_clashes(conn)
+                    rename_clashes(conn)
             time.sleep(rng.uniform(0.05, 0.3))
 
 
@@ -272,26 +231,11 @@ def test_promotion_and_reversal_race_writers(db_url, monkeypatch, seed):
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert count(conn, "SELECT count(*) FROM config.projects WHERE name ~ '^[na][0-9]'") > 0  # it ran
-        if conn.execute("SELECT config.promotion_in_force() IS NOT NULL").fetchone()[0]:
-            broken = {rule: count(conn, query) for rule, query in {**PROMOTED_RULES, **EVERY_LAYOUT}.items()}
-            assert broken == dict.fromkeys({**PROMOTED_RULES, **EVERY_LAYOUT}, 0), f"seed {seed}: promoted"
-            _promoter_final_demote(conn)
-        broken = {rule: count(conn, query) for rule, query in {**RESTORED_RULES, **EVERY_LAYOUT}.items()}
-        assert broken == dict.fromkeys({**RESTORED_RULES, **EVERY_LAYOUT}, 0), f"seed {seed}: restored"
+        if assert_layout(conn, seed):  # promoted: the reversal restores the layout before it
+            final_demote(conn)
+            assert not assert_layout(conn, seed)
         # and the restored layout promotes again, in the promoted layout
         conn.execute("SELECT config.promote_customers()")
-        broken = {rule: count(conn, query) for rule, query in PROMOTED_RULES.items()}
-        assert broken == dict.fromkeys(PROMOTED_RULES, 0), f"seed {seed}: promoted again"
+        assert assert_layout(conn, seed), f"seed {seed}: promoted again"
     time.sleep(1.1)  # backends report their statistics at most once a second
     assert deadlocks(db_url) == deadlocks_before, f"seed {seed}: deadlocks detected in the database"
-
-
-def _promoter_final_demote(conn):
-    for _ in range(5):
-        try:
-            conn.execute("SELECT config.demote_orgs()")
-            return
-        except psycopg.Error as exc:
-            assert exc.sqlstate == "HR071", exc
-            _rename_clashes(conn)
-    raise AssertionError("the reversal stayed blocked")
