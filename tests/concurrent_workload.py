@@ -122,6 +122,23 @@ class Tally:
         with self._lock:
             self.reconnects += 1
 
+    def failover_figures(self, seed: int, acked_before: int, lost: list, killed: list, times: dict) -> dict:
+        """The measurements both failover tests print (terminal summary), in one order: ``times``
+        holds the monotonic moments ``killed_at``, ``promoted_at`` and ``first_ack``."""
+        statuses = Counter(self.statuses)
+        return {
+            "seed": seed,
+            "writes acknowledged (before the kill)": f"{len(self.acks)} ({acked_before})",
+            "acknowledged writes lost": len(lost),
+            "API answers by status": dict(sorted(statuses.items())),
+            "5xx other than 503": sum(n for s, n in statuses.items() if s >= 500 and s != 503),
+            "503 answers (failover, with Retry-After)": len(self.unavailable),
+            "workers' own database connections lost and reopened": self.reconnects,
+            "killed processes (Patroni, postmaster and children)": len(killed),
+            "kill -> standby promoted (s)": times["promoted_at"] - times["killed_at"],
+            "kill -> first acknowledged write on the new leader (s)": times["first_ack"] - times["killed_at"],
+        }
+
     def first_ack_after(self, moment: float) -> float | None:
         """When the first write sent after ``moment`` was acknowledged (None: none yet). A
         write sent earlier may have committed earlier, its answer read later."""

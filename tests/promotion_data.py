@@ -165,3 +165,27 @@ def assert_layout(conn, seed) -> bool:
     rules = {**(PROMOTED_RULES if promoted else RESTORED_RULES), **EVERY_LAYOUT}
     assert count_broken(conn, rules) == dict.fromkeys(rules, 0), f"seed {seed}: promoted={promoted}"
     return promoted
+
+
+MEMBERSHIP_CHANGES = {
+    "join": "add_membership(u.uuid, o.uuid, 'read_only')",
+    "leave": "remove_membership(u.uuid, o.uuid)",
+    "primary": "set_primary_org(u.uuid, o.uuid)",
+}
+
+
+def change_membership(conn, op: str, keep: tuple[str, ...] = ("admin@x",)) -> None:
+    """A racing writer's membership change (op: join, leave or primary) of a random user (but the
+    users of ``keep``, whose memberships the test relies on) in a random org."""
+    conn.execute(
+        f"SELECT config.{MEMBERSHIP_CHANGES[op]} FROM "
+        "(SELECT uuid FROM config.users WHERE email <> ALL (%s::text[]) ORDER BY random() LIMIT 1) u, "
+        "(SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1) o",
+        (list(keep),),
+    )
+
+
+def add_operator(conn, rng) -> None:
+    """A racing writer's new user: an operator of a random org."""
+    org = conn.execute("SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1").fetchone()[0]
+    users.create_user(conn, f"w{rng.randrange(10**9)}@x", "s3cret-pass", org, "operator")

@@ -25,7 +25,6 @@ import uuid
 import psycopg
 import pytest
 
-from service import users
 from tests.concurrent_workload import (
     EXPECTED_SQL,
     SEED,
@@ -36,9 +35,12 @@ from tests.concurrent_workload import (
     lost_acks,
 )
 from tests.promotion_data import (
+    MEMBERSHIP_CHANGES,
     PROMOTION_REFUSALS,
     SAME_ORG_PROJECT,
+    add_operator,
     assert_layout,
+    change_membership,
     final_demote,
     rename_clashes,
 )
@@ -155,21 +157,10 @@ def _promotion_writer(url, seed, stop, failures):
                         "DELETE FROM config.projects WHERE uuid = (SELECT uuid FROM config.projects "
                         "WHERE name ~ '^[na][0-9]' ORDER BY random() LIMIT 1)"
                     )
-                elif op in ("join", "leave", "primary"):
-                    func = {
-                        "join": "add_membership(u.uuid, o.uuid, 'read_only')",
-                        "leave": "remove_membership(u.uuid, o.uuid)",
-                        "primary": "set_primary_org(u.uuid, o.uuid)",
-                    }[op]
-                    conn.execute(
-                        f"SELECT config.{func} FROM "
-                        "(SELECT uuid FROM config.users WHERE email <> 'admin@x' "
-                        "ORDER BY random() LIMIT 1) u, "
-                        "(SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1) o"
-                    )
+                elif op in MEMBERSHIP_CHANGES:
+                    change_membership(conn, op)
                 elif op == "user":
-                    org = conn.execute("SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1").fetchone()[0]
-                    users.create_user(conn, f"w{rng.randrange(10**9)}@x", "s3cret-pass", org, "operator")
+                    add_operator(conn, rng)
             except EXPECTED_SQL:
                 pass
             except psycopg.Error as exc:

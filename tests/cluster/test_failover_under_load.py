@@ -117,19 +117,14 @@ def test_every_rule_holds_through_a_failover_under_load(patroni_cluster, tmp_pat
         with psycopg.connect(new.url(), autocommit=True) as conn:
             runs_since_promotion = dict(conn.execute(JOB_RUNS_SINCE, (promoted_wall,)).fetchall())
             lost = lost_acks(conn, tally.acks)
-            figures = {
-                "seed": SEED,
-                "writes acknowledged (before the kill)": f"{len(tally.acks)} ({acked_before})",
-                "acknowledged writes lost": len(lost),
-                "API answers by status": dict(sorted(statuses.items())),
-                "5xx other than 503": sum(n for s, n in statuses.items() if s >= 500 and s != 503),
-                "503 answers (failover, with Retry-After)": len(tally.unavailable),
-                "workers' own database connections lost and reopened": tally.reconnects,
-                "killed processes (Patroni, postmaster and children)": len(killed),
-                "kill -> standby promoted (s)": promoted_at - killed_at,
-                "kill -> first acknowledged write on the new leader (s)": first_ack - killed_at,
-                "job runs on the new leader since the promotion": runs_since_promotion,
-            }
+            figures = tally.failover_figures(
+                SEED,
+                acked_before,
+                lost,
+                killed,
+                {"killed_at": killed_at, "promoted_at": promoted_at, "first_ack": first_ack},
+            )
+            figures["job runs on the new leader since the promotion"] = runs_since_promotion
             for name, value in figures.items():
                 record(record_property, name, value)
 

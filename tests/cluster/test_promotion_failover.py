@@ -42,7 +42,6 @@ import httpx
 import psycopg
 import pytest
 
-from service import users
 from service.db_errors import failover_error
 from service.migrations import migrate
 from tests.cluster.conftest import HierarchyRun, record, wait_until
@@ -51,8 +50,10 @@ from tests.promotion_data import (
     PASSWORD,
     PROMOTION_REFUSALS,
     SAME_ORG_PROJECT,
+    add_operator,
     assert_layout,
     build,
+    change_membership,
     final_demote,
     rename_clashes,
 )
@@ -216,19 +217,9 @@ class Race:
             ).fetchall():
                 ack("projects", uuid, "delete")
         elif op == "user":
-            org = conn.execute("SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1").fetchone()[0]
-            users.create_user(conn, f"w{rng.randrange(10**9)}@x", "s3cret-pass", org, "operator")
+            add_operator(conn, rng)
         else:
-            func = {
-                "join": "add_membership(u.uuid, o.uuid, 'read_only')",
-                "leave": "remove_membership(u.uuid, o.uuid)",
-                "primary": "set_primary_org(u.uuid, o.uuid)",
-            }[op]
-            conn.execute(
-                f"SELECT config.{func} FROM "
-                "(SELECT uuid FROM config.users WHERE email NOT IN ('admin@x', 'service-admin@example.com') "
-                "ORDER BY random() LIMIT 1) u, (SELECT uuid FROM config.orgs ORDER BY random() LIMIT 1) o"
-            )
+            change_membership(conn, op, keep=("admin@x", "service-admin@example.com"))
 
     # -- the API writers -------------------------------------------------------------------------
     def _api_writer(self, rng: random.Random) -> None:
@@ -339,18 +330,15 @@ def test_promotion_and_reversal_through_a_failover_under_load(patroni_cluster, t
         with psycopg.connect(new.url(), autocommit=True) as conn:
             lost = lost_acks(conn, tally.acks)
             committed = conn.execute(COMMITTED_STEPS).fetchone()[0]
-            figures = {
-                "seed": SEED,
+            figures = tally.failover_figures(
+                SEED,
+                acked_before,
+                lost,
+                killed,
+                {"killed_at": killed_at, "promoted_at": promoted_at, "first_ack": first_ack},
+            )
+            figures |= {
                 "mode (per-project)": per_project,
-                "writes acknowledged (before the kill)": f"{len(tally.acks)} ({acked_before})",
-                "acknowledged writes lost": len(lost),
-                "API answers by status": dict(sorted(statuses.items())),
-                "5xx other than 503": sum(n for s, n in statuses.items() if s >= 500 and s != 503),
-                "503 answers (failover, with Retry-After)": len(tally.unavailable),
-                "workers' own database connections lost and reopened": tally.reconnects,
-                "killed processes (Patroni, postmaster and children)": len(killed),
-                "kill -> standby promoted (s)": promoted_at - killed_at,
-                "kill -> first acknowledged write on the new leader (s)": first_ack - killed_at,
                 "promotion steps acknowledged (before the kill)": f"{acked_steps} ({steps_before})",
                 "step in flight at the kill (held on a lock): its answer": (
                     f"{in_flight.name}: {in_flight.outcome} ({hold})" if in_flight else f"none ({hold})"
