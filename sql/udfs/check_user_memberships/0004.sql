@@ -1,4 +1,5 @@
--- The version of migrations/0004.org-memberships.sql, taken back in by 0005's rollback.
+-- The version of release 6.4's first step: taken in by migrations/0004.org-memberships.sql, and
+-- back in by 0005's rollback.
 CREATE OR REPLACE FUNCTION config.check_user_memberships() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
