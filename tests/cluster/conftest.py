@@ -294,6 +294,16 @@ class PatroniCluster:
                 return node
         return None
 
+    def new_leader(self, old: Node, timeout: float = 45.0) -> Node:
+        """Wait for a node other than ``old`` to lead (the standby's promotion after a kill) and
+        return it. The default covers the TTL (10 s), loop_wait and slack on a busy machine."""
+        return wait_until(
+            lambda: (lambda n: n if n is not None and n is not old else None)(self.leader()),
+            timeout,
+            "the standby to be promoted",
+            interval=0.05,
+        )
+
     def kill_postgres(self, node: Node) -> list[int]:
         """SIGKILL the node's postmaster and every child of it (its Patroni stays up)."""
         pid = node.postmaster_pid()

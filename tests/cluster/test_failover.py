@@ -126,12 +126,7 @@ def test_kill_the_primary_under_load(patroni_cluster, tmp_path, record_property)
         victims = cluster.kill_postgres(old)
         # from the last SIGKILL on, only the new primary can acknowledge a write
         killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
-        new = wait_until(
-            lambda: (lambda n: n if n is not None and n is not old else None)(cluster.leader()),
-            30,
-            "the standby to be promoted",
-            interval=0.05,
-        )
+        new = cluster.new_leader(old, 30)
         promoted_after = time.monotonic() - killed_at
         first_ack = wait_until(
             lambda: min(filter(None, (w.first_ack_after(killed_at) for w in writers)), default=None),
