@@ -33,7 +33,9 @@ import pytest
 
 from tests.cluster.conftest import HierarchyRun, record, wait_until
 
-pytestmark = pytest.mark.slow
+# `make soak` (CI runs it after `make test`): most of its minute is pg_cron's tick (pg_cron 1.4
+# schedules by the minute), awaited to see the job run on the new primary
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 KILL_BEFORE_TICK = 12.0  # seconds: the promotion (~3 s here) must be over before the minute ticks
 WRITE_BEFORE_KILL = 2.0  # seconds of acknowledged writes before the kill
